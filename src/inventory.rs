@@ -1,0 +1,103 @@
+//! The inventory: everything the tree holds, as the reader found it, before
+//! any interpretation. Built by [`crate::tree`], read by everything else.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use crate::digest::{Digest, LinkError};
+use crate::layout;
+use crate::problem::Problem;
+
+/// A link file's content, parsed strictly.
+pub type Link = Result<Digest, LinkError>;
+
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// The storage root (the directory holding `docker/`).
+    pub root: PathBuf,
+    /// Blobs whose `data` file exists where the registry looks for it.
+    pub blobs: HashMap<Digest, Blob>,
+    /// Sorted by name.
+    pub repositories: Vec<Repository>,
+    /// `scheduler-state.json` beside `docker/`, when present (proxy caches).
+    pub scheduler_state: Option<Vec<u8>>,
+    /// What the reader itself found wrong (symlinks, odd entries, I/O errors).
+    pub problems: Vec<Problem>,
+    /// Files seen, for statistics.
+    pub files: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blob {
+    pub size: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Repository {
+    pub name: String,
+    /// The `_layers` directory exists: the 2.8 catalog lists the repository.
+    pub has_layers_dir: bool,
+    /// The `_manifests` directory exists: the v3 catalog lists it.
+    pub has_manifests_dir: bool,
+    pub has_uploads_dir: bool,
+    /// `_layers/<alg>/<hex>/link`, keyed by the digest in the path.
+    pub layer_links: BTreeMap<Digest, Link>,
+    /// `_manifests/revisions/<alg>/<hex>/link`, keyed by the digest in the path.
+    pub revisions: BTreeMap<Digest, Link>,
+    /// Old schema1 signature links: (revision, signature).
+    pub signature_links: Vec<(Digest, Digest)>,
+    pub tags: BTreeMap<String, Tag>,
+    pub uploads: BTreeMap<String, Upload>,
+}
+
+#[derive(Debug, Default)]
+pub struct Tag {
+    /// `current/link`; None when the file is absent.
+    pub current: Option<Link>,
+    /// `index/<alg>/<hex>/link`: every manifest the tag has pointed at.
+    pub index: BTreeMap<Digest, Link>,
+}
+
+#[derive(Debug, Default)]
+pub struct Upload {
+    /// Raw text of `startedat` (None when the file is absent or unreadable).
+    pub started_at: Option<String>,
+    /// Size of `data`, when present.
+    pub data_size: Option<u64>,
+    /// `hashstates/<alg>/<offset>` files, as `<alg>/<offset>`.
+    pub hashstates: Vec<String>,
+}
+
+impl Inventory {
+    pub fn repository(&self, name: &str) -> Option<&Repository> {
+        self.repositories
+            .binary_search_by(|r| r.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.repositories[i])
+    }
+
+    pub fn blob_size(&self, d: &Digest) -> Option<u64> {
+        self.blobs.get(d).map(|b| b.size)
+    }
+
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blobs.contains_key(d)
+    }
+
+    pub fn tag_count(&self) -> usize {
+        self.repositories.iter().map(|r| r.tags.len()).sum()
+    }
+}
+
+impl Repository {
+    pub fn new(name: String) -> Repository {
+        Repository {
+            name,
+            ..Default::default()
+        }
+    }
+
+    pub fn name_is_valid(&self) -> bool {
+        layout::repository_name_is_valid(&self.name)
+    }
+}

@@ -1,0 +1,18 @@
+//! regaudit: audit the on-disk storage of a Docker Distribution registry
+//! without running one.
+
+pub mod audit;
+pub mod checks;
+pub mod cli;
+pub mod contents;
+pub mod digest;
+pub mod exit_codes;
+pub mod gojson;
+pub mod inventory;
+pub mod layout;
+pub mod manifest;
+pub mod model;
+pub mod problem;
+pub mod report;
+pub mod resolve;
+pub mod tree;

@@ -1,0 +1,471 @@
+//! Manifests and image configs, decoded from their stored bytes by the
+//! registry's own rules (distribution-facts §2): the kind comes from
+//! `schemaVersion` and `mediaType` in the body, never from outside.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::gojson::{self, Obj};
+
+pub mod media {
+    pub const SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
+    pub const SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+    pub const SCHEMA2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    pub const DOCKER_FOREIGN_LAYER: &str =
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+    pub const OCI_NONDISTRIBUTABLE_PREFIX: &str =
+        "application/vnd.oci.image.layer.nondistributable.";
+}
+
+/// Largest manifest or config we read; the registry refuses manifests over
+/// 4 MiB on push, so anything larger is not something it wrote.
+pub const MANIFEST_READ_LIMIT: usize = 4 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ManifestKind {
+    Schema1,
+    Schema2,
+    DockerList,
+    OciManifest,
+    OciIndex,
+}
+
+impl ManifestKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ManifestKind::Schema1 => "schema1",
+            ManifestKind::Schema2 => "schema2",
+            ManifestKind::DockerList => "docker-list",
+            ManifestKind::OciManifest => "oci-manifest",
+            ManifestKind::OciIndex => "oci-index",
+        }
+    }
+
+    pub fn is_index(self) -> bool {
+        matches!(self, ManifestKind::DockerList | ManifestKind::OciIndex)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub variant: String,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if !self.variant.is_empty() {
+            write!(f, "/{}", self.variant)?;
+        }
+        Ok(())
+    }
+}
+
+/// A reference from a manifest to a blob or another manifest. The digest is
+/// kept as written: Go does not validate it on decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest_text: String,
+    pub digest: Option<Digest>,
+    pub size: i64,
+    pub urls: Vec<String>,
+    pub platform: Option<Platform>,
+}
+
+impl Descriptor {
+    fn decode(o: Option<Obj>) -> gojson::Result<Descriptor> {
+        let Some(o) = o else {
+            return Ok(Descriptor::from_digest_text(String::new()));
+        };
+        let digest_text = o.string_or_empty("digest")?;
+        let platform = match o.object("platform")? {
+            Some(p) => {
+                // Decoded for type errors only; these fields are not reported.
+                p.string("os.version")?;
+                p.strings("os.features")?;
+                p.strings("features")?;
+                Some(Platform {
+                    architecture: p.string_or_empty("architecture")?,
+                    os: p.string_or_empty("os")?,
+                    variant: p.string_or_empty("variant")?,
+                })
+            }
+            None => None,
+        };
+        o.string_map("annotations")?;
+        Ok(Descriptor {
+            media_type: o.string_or_empty("mediaType")?,
+            digest: Digest::parse(&digest_text).ok(),
+            digest_text,
+            size: o.int("size")?.unwrap_or(0),
+            urls: o.strings("urls")?,
+            platform,
+        })
+    }
+
+    fn from_digest_text(digest_text: String) -> Descriptor {
+        Descriptor {
+            media_type: String::new(),
+            digest: Digest::parse(&digest_text).ok(),
+            digest_text,
+            size: 0,
+            urls: Vec::new(),
+            platform: None,
+        }
+    }
+
+    /// Foreign (non-distributable) layers live elsewhere; a client fetches
+    /// them from their `urls`, not from the registry.
+    pub fn is_foreign(&self) -> bool {
+        self.media_type == media::DOCKER_FOREIGN_LAYER
+            || self
+                .media_type
+                .starts_with(media::OCI_NONDISTRIBUTABLE_PREFIX)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    pub kind: ManifestKind,
+    /// The body's `mediaType` field ("" when absent).
+    pub media_type: String,
+    pub config: Option<Descriptor>,
+    /// Layers; for schema1 the `fsLayers` blobSums, top layer first.
+    pub layers: Vec<Descriptor>,
+    /// Children of a list or index.
+    pub manifests: Vec<Descriptor>,
+    pub subject: Option<Descriptor>,
+    pub artifact_type: String,
+    /// Schema1 only: the architecture it names, and whether signatures were stored.
+    pub schema1_architecture: String,
+    pub schema1_signed: bool,
+}
+
+impl Manifest {
+    /// Every blob or manifest this one references, in document order.
+    pub fn references(&self) -> impl Iterator<Item = &Descriptor> {
+        self.config
+            .iter()
+            .chain(&self.layers)
+            .chain(&self.manifests)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("larger than the {} MiB manifest limit", MANIFEST_READ_LIMIT >> 20)]
+    TooLarge,
+    #[error("cannot be read: {0}")]
+    Unreadable(String),
+    #[error("does not decode: {0}")]
+    Malformed(String),
+    #[error("unrecognized schemaVersion {0}")]
+    UnknownSchemaVersion(i64),
+    #[error("unrecognized mediaType {0:?}")]
+    UnknownMediaType(String),
+}
+
+impl ManifestError {
+    /// Unknown kinds are a separate problem from broken JSON.
+    pub fn is_unknown_kind(&self) -> bool {
+        matches!(
+            self,
+            ManifestError::UnknownSchemaVersion(_) | ManifestError::UnknownMediaType(_)
+        )
+    }
+}
+
+impl From<String> for ManifestError {
+    fn from(s: String) -> Self {
+        ManifestError::Malformed(s)
+    }
+}
+
+/// Decodes stored manifest bytes as registry 2.8 does on GET.
+pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+    if bytes.len() > MANIFEST_READ_LIMIT {
+        return Err(ManifestError::TooLarge);
+    }
+    let value = gojson::parse(bytes)?;
+    // First pass: only `schemaVersion` and `mediaType` (manifest.Versioned).
+    let top = gojson::object(&value, "manifest")?;
+    let (version, media_type) = match top {
+        Some(o) => (
+            o.int("schemaVersion")?.unwrap_or(0),
+            o.string_or_empty("mediaType")?,
+        ),
+        None => (0, String::new()),
+    };
+    let top = top.ok_or_else(|| ManifestError::UnknownSchemaVersion(0))?;
+    match version {
+        1 => parse_schema1(bytes, top),
+        2 => {
+            let kind = match media_type.as_str() {
+                media::SCHEMA2 => ManifestKind::Schema2,
+                media::OCI_MANIFEST => ManifestKind::OciManifest,
+                media::DOCKER_LIST => ManifestKind::DockerList,
+                media::OCI_INDEX => ManifestKind::OciIndex,
+                // No mediaType: an index if `manifests` decodes to a non-nil
+                // slice (`[]` counts, `null` does not), else an OCI manifest.
+                "" if top.array("manifests")?.is_some() => ManifestKind::OciIndex,
+                "" => ManifestKind::OciManifest,
+                other => return Err(ManifestError::UnknownMediaType(other.to_string())),
+            };
+            parse_schema2_family(kind, media_type, top)
+        }
+        v => Err(ManifestError::UnknownSchemaVersion(v)),
+    }
+}
+
+fn parse_schema2_family(
+    kind: ManifestKind,
+    media_type: String,
+    o: Obj,
+) -> Result<Manifest, ManifestError> {
+    let (config, layers, manifests) = if kind.is_index() {
+        let children = o
+            .objects("manifests")?
+            .into_iter()
+            .map(Descriptor::decode)
+            .collect::<Result<_, _>>()?;
+        (None, Vec::new(), children)
+    } else {
+        let config = Descriptor::decode(o.object("config")?)?;
+        let layers = o
+            .objects("layers")?
+            .into_iter()
+            .map(Descriptor::decode)
+            .collect::<Result<_, _>>()?;
+        (Some(config), layers, Vec::new())
+    };
+    o.string_map("annotations")?;
+    // `subject` and `artifactType` are OCI 1.1; 2.8 ignores them when serving
+    // but they tell us what an artifact is attached to.
+    let subject = o
+        .object("subject")
+        .ok()
+        .flatten()
+        .and_then(|s| Descriptor::decode(Some(s)).ok());
+    let artifact_type = o
+        .string("artifactType")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_string();
+    Ok(Manifest {
+        kind,
+        media_type,
+        config,
+        layers,
+        manifests,
+        subject,
+        artifact_type,
+        schema1_architecture: String::new(),
+        schema1_signed: false,
+    })
+}
+
+/// Schema1 goes through libtrust before decoding: the body must be a JSON
+/// object whose last non-space byte is `}` and which has no trailing comma.
+fn parse_schema1(bytes: &[u8], o: Obj) -> Result<Manifest, ManifestError> {
+    let not_space = |b: &u8| !matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let close = bytes.iter().rposition(not_space);
+    let before = close.and_then(|c| bytes[..c].iter().rposition(not_space));
+    match (close, before) {
+        (Some(c), Some(b)) if bytes[c] == b'}' && bytes[b] != b',' => {}
+        _ => {
+            return Err(ManifestError::Malformed(
+                "not a JSON object libtrust can sign".into(),
+            ))
+        }
+    }
+    o.string("name")?;
+    o.string("tag")?;
+    for h in o.objects("history")? {
+        if let Some(h) = h {
+            h.string("v1Compatibility")?;
+        }
+    }
+    let layers = o
+        .objects("fsLayers")?
+        .into_iter()
+        .map(|l| {
+            Ok(Descriptor::from_digest_text(
+                l.map(|l| l.string_or_empty("blobSum"))
+                    .transpose()?
+                    .unwrap_or_default(),
+            ))
+        })
+        .collect::<gojson::Result<Vec<_>>>()?;
+    Ok(Manifest {
+        kind: ManifestKind::Schema1,
+        media_type: o.string_or_empty("mediaType")?,
+        config: None,
+        layers,
+        manifests: Vec::new(),
+        subject: None,
+        artifact_type: String::new(),
+        schema1_architecture: o.string_or_empty("architecture")?,
+        schema1_signed: o.has_key("signatures"),
+    })
+}
+
+/// An image config (Docker or OCI), reduced to what we report and what the
+/// schema1 conversion needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImageConfig {
+    pub platform: Platform,
+    pub created: Option<String>,
+    pub history: Vec<HistoryEntry>,
+    pub labels: BTreeMap<String, String>,
+    pub diff_ids: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub created: Option<String>,
+    pub created_by: String,
+    pub empty_layer: bool,
+}
+
+impl ImageConfig {
+    pub fn has_empty_layer(&self) -> bool {
+        self.history.iter().any(|h| h.empty_layer)
+    }
+}
+
+pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
+    if bytes.len() > MANIFEST_READ_LIMIT {
+        return Err(format!(
+            "larger than the {} MiB limit",
+            MANIFEST_READ_LIMIT >> 20
+        ));
+    }
+    let value = gojson::parse(bytes)?;
+    let o = gojson::object(&value, "config")?.ok_or("config is null")?;
+    let history = o
+        .objects("history")?
+        .into_iter()
+        .map(|h| {
+            let Some(h) = h else {
+                return Ok(HistoryEntry::default());
+            };
+            Ok(HistoryEntry {
+                created: h.string("created")?.map(str::to_string),
+                created_by: h.string_or_empty("created_by")?,
+                empty_layer: h.bool("empty_layer")?,
+            })
+        })
+        .collect::<gojson::Result<_>>()?;
+    let labels = match o.object("config")? {
+        Some(c) => c.string_map("Labels")?,
+        None => BTreeMap::new(),
+    };
+    let diff_ids = match o.object("rootfs")? {
+        Some(r) => r.strings("diff_ids")?,
+        None => Vec::new(),
+    };
+    Ok(ImageConfig {
+        platform: Platform {
+            architecture: o.string_or_empty("architecture")?,
+            os: o.string_or_empty("os")?,
+            variant: o.string_or_empty("variant")?,
+        },
+        created: o.string("created")?.map(str::to_string),
+        history,
+        labels,
+        diff_ids,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4";
+
+    fn kind(body: &str) -> Result<ManifestKind, ManifestError> {
+        parse_manifest(body.as_bytes()).map(|m| m.kind)
+    }
+
+    #[test]
+    fn kinds_follow_the_registry() {
+        let s2 = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"digest":"{D}","size":1}},"layers":[]}}"#,
+            media::SCHEMA2
+        );
+        assert_eq!(kind(&s2), Ok(ManifestKind::Schema2));
+        assert_eq!(
+            kind(r#"{"schemaVersion":2,"manifests":[]}"#),
+            Ok(ManifestKind::OciIndex)
+        );
+        assert_eq!(
+            kind(r#"{"schemaVersion":2,"manifests":null,"config":{}}"#),
+            Ok(ManifestKind::OciManifest)
+        );
+        assert_eq!(
+            kind(r#"{"schemaVersion":2,"config":{},"layers":[]}"#),
+            Ok(ManifestKind::OciManifest)
+        );
+        assert_eq!(
+            kind(r#"{"schemaVersion":1,"fsLayers":[]}"#),
+            Ok(ManifestKind::Schema1)
+        );
+        assert_eq!(
+            kind(r#"{"schemaVersion":3}"#),
+            Err(ManifestError::UnknownSchemaVersion(3))
+        );
+        assert_eq!(kind(r#"{}"#), Err(ManifestError::UnknownSchemaVersion(0)));
+        assert_eq!(
+            kind(r#"{"schemaVersion":2,"mediaType":"x/y"}"#),
+            Err(ManifestError::UnknownMediaType("x/y".into()))
+        );
+        assert!(matches!(
+            kind(r#"{"schemaVersion":"2"}"#),
+            Err(ManifestError::Malformed(_))
+        ));
+        assert!(matches!(
+            kind(r#"{"schemaVersion":2,"#),
+            Err(ManifestError::Malformed(_))
+        ));
+        assert!(matches!(
+            kind(r#"{"schemaVersion":1,"fsLayers":[],}"#),
+            Err(ManifestError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn descriptors_keep_invalid_digests() {
+        let m = parse_manifest(br#"{"schemaVersion":2,"config":{"digest":"nope"},"layers":[{"digest":"sha256:x","size":3}]}"#).unwrap();
+        assert_eq!(m.config.as_ref().unwrap().digest, None);
+        assert_eq!(m.layers[0].digest_text, "sha256:x");
+        assert_eq!(m.layers[0].size, 3);
+    }
+
+    #[test]
+    fn config_fields() {
+        let c = parse_config(
+            br#"{"architecture":"arm64","os":"linux","variant":"v8","created":"2024-01-01T00:00:00Z",
+                "config":{"Labels":{"a":"b"}},"rootfs":{"type":"layers","diff_ids":["sha256:1"]},
+                "history":[{"created_by":"x","empty_layer":true},{}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.platform.to_string(), "linux/arm64/v8");
+        assert!(c.has_empty_layer());
+        assert_eq!(c.labels["a"], "b");
+        assert_eq!(c.diff_ids, vec!["sha256:1"]);
+        assert!(parse_config(br#"{"history":[{"empty_layer":"yes"}]}"#).is_err());
+    }
+}

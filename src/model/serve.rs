@@ -1,0 +1,196 @@
+//! What a registry serving this tree unchanged answers to a client that
+//! accepts all four modern manifest types (schema2, Docker list, OCI manifest,
+//! OCI index). Rules: distribution-facts §2.
+
+use serde::Serialize;
+
+use super::Target;
+use crate::contents::Contents;
+use crate::digest::Digest;
+use crate::inventory::{Inventory, Link, Repository};
+use crate::layout;
+use crate::manifest::{Manifest, ManifestError, ManifestKind};
+
+/// The outcome of one GET, with the reason when it is not 200.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "reason", rename_all = "kebab-case")]
+pub enum Fetch {
+    Ok,
+    /// 404 (or 400 for a name the router refuses).
+    NotFound(String),
+    /// 500: the registry fails on what it reads.
+    ServerError(String),
+}
+
+impl Fetch {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Fetch::Ok)
+    }
+
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Fetch::Ok => 200,
+            Fetch::NotFound(_) => 404,
+            Fetch::ServerError(_) => 500,
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Fetch::Ok => None,
+            Fetch::NotFound(r) | Fetch::ServerError(r) => Some(r),
+        }
+    }
+}
+
+/// Which link let the registry find a manifest or blob in a repository.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkedBy {
+    Revision,
+    Layers,
+}
+
+pub struct Server<'a> {
+    pub inv: &'a Inventory,
+    pub contents: &'a Contents,
+    pub target: Target,
+}
+
+/// Follows the first link that exists, like the registry's linked blob
+/// statter: a missing link tries the next one, an invalid one is an error.
+fn follow<'l>(
+    candidates: &[(LinkedBy, Option<&'l Link>, String)],
+) -> Result<(LinkedBy, &'l Digest), Fetch> {
+    for (by, link, path) in candidates {
+        match link {
+            None => continue,
+            Some(Ok(d)) => return Ok((*by, d)),
+            Some(Err(e)) => return Err(Fetch::ServerError(format!("link {path} {e}"))),
+        }
+    }
+    Err(Fetch::NotFound("not linked in the repository".into()))
+}
+
+impl<'a> Server<'a> {
+    pub fn new(inv: &'a Inventory, contents: &'a Contents, target: Target) -> Server<'a> {
+        Server {
+            inv,
+            contents,
+            target,
+        }
+    }
+
+    fn routable(&self, repo: &Repository) -> Result<(), Fetch> {
+        if repo.name_is_valid() {
+            Ok(())
+        } else {
+            Err(Fetch::NotFound(format!(
+                "the API refuses the repository name {:?}",
+                repo.name
+            )))
+        }
+    }
+
+    /// Resolves a manifest digest in a repository to the digest whose data
+    /// the registry reads, and the link it went through.
+    pub fn locate_manifest(
+        &self,
+        repo: &Repository,
+        d: &Digest,
+    ) -> Result<(LinkedBy, Digest), Fetch> {
+        self.routable(repo)?;
+        let mut candidates = vec![(
+            LinkedBy::Revision,
+            repo.revisions.get(d),
+            layout::revision_link(&repo.name, d),
+        )];
+        // 2.1 wrote manifests into _layers; 2.x still looks there. v3 does not.
+        if self.target == Target::V2_8 {
+            candidates.push((
+                LinkedBy::Layers,
+                repo.layer_links.get(d),
+                layout::layer_link(&repo.name, d),
+            ));
+        }
+        let (by, target) = follow(&candidates).map_err(|f| match f {
+            Fetch::NotFound(_) => {
+                Fetch::NotFound(format!("manifest {d} is not linked in {}", repo.name))
+            }
+            other => other,
+        })?;
+        if !self.inv.has_blob(target) {
+            return Err(Fetch::NotFound(format!(
+                "manifest {target} has no blob data"
+            )));
+        }
+        Ok((by, target.clone()))
+    }
+
+    /// GET /v2/<repo>/manifests/<digest>.
+    pub fn manifest(&self, repo: &Repository, d: &Digest) -> (Fetch, Option<&'a Manifest>) {
+        let target = match self.locate_manifest(repo, d) {
+            Ok((_, t)) => t,
+            Err(f) => return (f, None),
+        };
+        match self.contents.manifest(&target) {
+            Some(Ok(m)) => (self.accepts(m), Some(m)),
+            Some(Err(e)) => (Fetch::ServerError(manifest_error_reason(&target, e)), None),
+            None => (
+                Fetch::ServerError(format!("manifest {target} was not loaded")),
+                None,
+            ),
+        }
+    }
+
+    /// What the target does with a decoded manifest for a modern client.
+    fn accepts(&self, m: &Manifest) -> Fetch {
+        match (self.target, m.kind) {
+            (Target::V3, ManifestKind::Schema1) => {
+                Fetch::ServerError("registry 3 cannot serve schema1 manifests".into())
+            }
+            _ => Fetch::Ok,
+        }
+    }
+
+    /// GET /v2/<repo>/manifests/<tag>: the digest the tag resolves to.
+    pub fn tag(&self, repo: &Repository, tag: &str) -> Result<Digest, Fetch> {
+        self.routable(repo)?;
+        if !layout::tag_name_is_valid(tag) {
+            return Err(Fetch::NotFound(format!(
+                "the API refuses the tag name {tag:?}"
+            )));
+        }
+        match repo.tags.get(tag).and_then(|t| t.current.as_ref()) {
+            None => Err(Fetch::NotFound(format!("tag {tag} has no current link"))),
+            Some(Err(e)) => Err(Fetch::ServerError(format!(
+                "link {} {e}",
+                layout::tag_current_link(&repo.name, tag)
+            ))),
+            Some(Ok(d)) => Ok(d.clone()),
+        }
+    }
+
+    /// GET /v2/<repo>/blobs/<digest>: needs the repository's `_layers` link
+    /// and the global data. Content is not re-hashed when serving.
+    pub fn blob(&self, repo: &Repository, d: &Digest) -> Fetch {
+        if let Err(f) = self.routable(repo) {
+            return f;
+        }
+        let path = layout::layer_link(&repo.name, d);
+        match follow(&[(LinkedBy::Layers, repo.layer_links.get(d), path)]) {
+            Err(Fetch::NotFound(_)) => {
+                Fetch::NotFound(format!("blob {d} is not linked in {}", repo.name))
+            }
+            Err(f) => f,
+            Ok((_, target)) if !self.inv.has_blob(target) => {
+                Fetch::NotFound(format!("blob {target} has no data"))
+            }
+            Ok(_) => Fetch::Ok,
+        }
+    }
+}
+
+pub fn manifest_error_reason(d: &Digest, e: &ManifestError) -> String {
+    format!("manifest {d} {e}")
+}

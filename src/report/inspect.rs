@@ -1,0 +1,296 @@
+//! `regaudit inspect`: one reference's whole tree with every node's state.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD, DIM, GOOD, WARN};
+use super::{problems, Report, SCHEMA_VERSION};
+use crate::audit::Audit;
+use crate::digest::Digest;
+use crate::layout;
+use crate::model::serve::LinkedBy;
+use crate::model::Target;
+use crate::problem::Problem;
+use crate::resolve::{Node, Resolver, Role};
+
+/// `repo:tag` or `repo@digest`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reference {
+    Tag { repository: String, tag: String },
+    Digest { repository: String, digest: Digest },
+}
+
+impl Reference {
+    pub fn parse(s: &str) -> Result<Reference, String> {
+        if let Some((repo, digest)) = s.rsplit_once('@') {
+            let digest = Digest::parse(digest).map_err(|e| format!("{s:?}: bad digest: {e}"))?;
+            return Ok(Reference::Digest {
+                repository: repo.to_string(),
+                digest,
+            });
+        }
+        // A ':' in the last path component separates the tag (a port may
+        // contain one earlier: host:5000/app:tag).
+        match s.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') && !repo.is_empty() && !tag.is_empty() => {
+                Ok(Reference::Tag {
+                    repository: repo.to_string(),
+                    tag: tag.to_string(),
+                })
+            }
+            _ => Err(format!(
+                "{s:?} is not a reference: use REPOSITORY:TAG or REPOSITORY@DIGEST"
+            )),
+        }
+    }
+
+    pub fn repository(&self) -> &str {
+        match self {
+            Reference::Tag { repository, .. } | Reference::Digest { repository, .. } => repository,
+        }
+    }
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reference::Tag { repository, tag } => write!(f, "{repository}:{tag}"),
+            Reference::Digest { repository, digest } => write!(f, "{repository}@{digest}"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct InspectReport {
+    pub schema_version: u32,
+    pub target: Target,
+    pub root: String,
+    pub reference: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    pub served: bool,
+    pub intact: Option<bool>,
+    pub not_served: Vec<String>,
+    /// For a tag: the manifests it pointed at before.
+    pub history: Vec<String>,
+    pub tree: Option<Node>,
+    /// Problems in this repository or in the blobs of this tree.
+    pub problems: Vec<Problem>,
+}
+
+pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, String> {
+    let repo = audit
+        .inventory
+        .repository(reference.repository())
+        .ok_or_else(|| format!("no repository {:?} in this tree", reference.repository()))?;
+    let server = audit.server();
+    let resolver = Resolver::new(&server);
+    let (tag, digest, tree, history, not_served) = match reference {
+        Reference::Tag { tag, .. } => {
+            if !repo.tags.contains_key(tag) {
+                return Err(format!("no tag {tag:?} in repository {:?}", repo.name));
+            }
+            let t = resolver.tag(repo, tag);
+            (Some(tag.clone()), t.digest, t.tree, t.history, t.not_served)
+        }
+        Reference::Digest { digest, .. } => {
+            let tree = resolver.manifest(repo, digest);
+            let failures = tree.failures();
+            (
+                None,
+                Some(digest.to_string()),
+                Some(tree),
+                Vec::new(),
+                failures,
+            )
+        }
+    };
+    let repo_prefix = format!("{}/", layout::repo_dir(&repo.name));
+    let blob_paths: Vec<String> = tree
+        .iter()
+        .flat_map(|t| t.walk())
+        .filter_map(|n| n.parsed_digest.as_ref().map(layout::blob_dir))
+        .collect();
+    let problems = audit
+        .problems
+        .iter()
+        .filter(|p| {
+            p.path.starts_with(&repo_prefix)
+                || blob_paths.iter().any(|b| p.path.starts_with(b.as_str()))
+        })
+        .cloned()
+        .collect();
+    Ok(InspectReport {
+        schema_version: SCHEMA_VERSION,
+        target: audit.target,
+        root: audit.root.path().display().to_string(),
+        reference: reference.to_string(),
+        repository: repo.name.clone(),
+        tag,
+        digest,
+        served: tree.as_ref().is_some_and(Node::served),
+        intact: None,
+        not_served,
+        history,
+        tree,
+        problems,
+    })
+}
+
+impl InspectReport {
+    pub fn has_findings(&self) -> bool {
+        !self.served || self.problems.iter().any(Problem::is_finding)
+    }
+}
+
+fn state_cells(n: &Node) -> Vec<Cell> {
+    let flag = |ok: bool, yes: &str, no: &str| {
+        if ok {
+            Cell::styled(yes.to_string(), GOOD)
+        } else {
+            Cell::styled(no.to_string(), BAD)
+        }
+    };
+    let linked = match n.linked {
+        Some(LinkedBy::Revision) => Cell::styled("revision", GOOD),
+        Some(LinkedBy::Layers) if matches!(n.role, Role::Manifest | Role::Child) => {
+            Cell::styled("_layers", WARN)
+        }
+        Some(LinkedBy::Layers) => Cell::styled("linked", GOOD),
+        None => Cell::styled("not linked", BAD),
+    };
+    let parses = match n.parses {
+        Some(ok) => flag(ok, "parses", "unparseable"),
+        None => Cell::new(""),
+    };
+    let status = n.fetch.http_status();
+    let fetch = if n.foreign {
+        Cell::styled("foreign", DIM)
+    } else {
+        Cell::styled(status.to_string(), if status == 200 { GOOD } else { BAD })
+    };
+    vec![flag(n.present, "present", "missing"), linked, parses, fetch]
+}
+
+fn push_rows(table: &mut Table, n: &Node, prefix: &str, last: bool, root: bool) {
+    let branch = if root {
+        String::new()
+    } else if last {
+        format!("{prefix}└─ ")
+    } else {
+        format!("{prefix}├─ ")
+    };
+    let role = match n.role {
+        Role::Manifest => "manifest",
+        Role::Child => "child",
+        Role::Config => "config",
+        Role::Layer => "layer",
+    };
+    let what = n
+        .kind
+        .map(|k| k.name().to_string())
+        .or_else(|| n.platform.as_ref().map(|p| p.to_string()))
+        .unwrap_or_default();
+    let what = match (&n.platform, n.role) {
+        (Some(p), Role::Child) => format!("{what} {p}"),
+        _ => what,
+    };
+    let size = n
+        .size
+        .or(n.declared_size.map(|s| s.max(0) as u64))
+        .map(human_size)
+        .unwrap_or_default();
+    let mut row = vec![
+        Cell::new(format!("{branch}{role}")),
+        Cell::new(super::tags::short(&n.digest)),
+        Cell::new(what),
+        Cell::new(size),
+    ];
+    row.extend(state_cells(n));
+    table.push(row);
+    if let Some(cut) = n.cut {
+        let child_prefix = if root {
+            String::new()
+        } else {
+            format!("{prefix}{}", if last { "   " } else { "│  " })
+        };
+        table.push(vec![Cell::styled(
+            format!("{child_prefix}└─ {}", cut.describe(&n.digest)),
+            BAD,
+        )]);
+    }
+    let child_prefix = if root {
+        String::new()
+    } else {
+        format!("{prefix}{}", if last { "   " } else { "│  " })
+    };
+    for (i, c) in n.children.iter().enumerate() {
+        push_rows(table, c, &child_prefix, i + 1 == n.children.len(), false);
+    }
+}
+
+impl Report for InspectReport {
+    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let (served, style) = yes_no(self.served);
+        writeln!(
+            out,
+            "{}{}{}  →  {}  served by registry {}: {}{served}{}",
+            BOLD.render(),
+            self.reference,
+            BOLD.render_reset(),
+            self.digest.as_deref().unwrap_or("-"),
+            self.target,
+            style.render(),
+            style.render_reset()
+        )?;
+        if let Some(tree) = &self.tree {
+            let mut table = Table::new(vec![
+                "NODE", "DIGEST", "KIND", "SIZE", "DATA", "LINK", "CONTENT", "GET",
+            ])
+            .right_align(&[3]);
+            push_rows(&mut table, tree, "", true, true);
+            writeln!(out)?;
+            table.write(out)?;
+        }
+        if !self.not_served.is_empty() {
+            writeln!(out, "\nNot served because:")?;
+            for r in &self.not_served {
+                writeln!(out, "  {r}")?;
+            }
+        }
+        if !self.history.is_empty() {
+            writeln!(out, "\nEarlier manifests of this tag:")?;
+            for h in &self.history {
+                writeln!(out, "  {h}")?;
+            }
+        }
+        writeln!(out)?;
+        problems::write(&self.problems, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_references() {
+        assert_eq!(
+            Reference::parse("host:5000/app:v1"),
+            Ok(Reference::Tag {
+                repository: "host:5000/app".into(),
+                tag: "v1".into()
+            })
+        );
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert!(matches!(
+            Reference::parse(&format!("app@{d}")),
+            Ok(Reference::Digest { .. })
+        ));
+        assert!(Reference::parse("app").is_err());
+        assert!(Reference::parse("host:5000/app").is_err());
+        assert!(Reference::parse("app@sha256:zz").is_err());
+    }
+}

@@ -1,0 +1,166 @@
+//! Text building blocks: aligned tables, human sizes, styles.
+
+use std::io::{self, Write};
+
+use anstyle::{AnsiColor, Style};
+
+pub const BOLD: Style = Style::new().bold();
+pub const GOOD: Style = AnsiColor::Green.on_default();
+pub const BAD: Style = AnsiColor::Red.on_default().bold();
+pub const WARN: Style = AnsiColor::Yellow.on_default();
+pub const DIM: Style = Style::new().dimmed();
+pub const PLAIN: Style = Style::new();
+
+/// `1023 B`, `1.2 KiB`, `3.4 MiB`...
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+pub fn yes_no(b: bool) -> (&'static str, Style) {
+    if b {
+        ("yes", GOOD)
+    } else {
+        ("no", BAD)
+    }
+}
+
+/// One styled cell.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub text: String,
+    pub style: Style,
+}
+
+impl Cell {
+    pub fn new(text: impl Into<String>) -> Cell {
+        Cell {
+            text: text.into(),
+            style: PLAIN,
+        }
+    }
+
+    pub fn styled(text: impl Into<String>, style: Style) -> Cell {
+        Cell {
+            text: text.into(),
+            style,
+        }
+    }
+}
+
+impl From<String> for Cell {
+    fn from(s: String) -> Cell {
+        Cell::new(s)
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Cell {
+        Cell::new(s)
+    }
+}
+
+/// A table whose columns are padded to their widest cell. Columns listed in
+/// `right` are right-aligned (sizes, counts).
+pub struct Table {
+    pub headers: Vec<&'static str>,
+    pub right: Vec<usize>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl Table {
+    pub fn new(headers: Vec<&'static str>) -> Table {
+        Table {
+            headers,
+            right: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn right_align(mut self, columns: &[usize]) -> Table {
+        self.right = columns.to_vec();
+        self
+    }
+
+    pub fn push(&mut self, row: Vec<Cell>) {
+        self.rows.push(row);
+    }
+
+    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        let columns = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(columns) {
+                widths[i] = widths[i].max(cell.text.chars().count());
+            }
+        }
+        let header: Vec<Cell> = self
+            .headers
+            .iter()
+            .map(|h| Cell::styled(*h, BOLD))
+            .collect();
+        for row in std::iter::once(&header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate().take(columns) {
+                let pad = widths[i] - cell.text.chars().count();
+                let last = i + 1 == columns.min(row.len());
+                let styled = format!(
+                    "{}{}{}",
+                    cell.style.render(),
+                    cell.text,
+                    cell.style.render_reset()
+                );
+                if self.right.contains(&i) {
+                    line.push_str(&" ".repeat(pad));
+                    line.push_str(&styled);
+                } else {
+                    line.push_str(&styled);
+                    if !last {
+                        line.push_str(&" ".repeat(pad));
+                    }
+                }
+                if !last {
+                    line.push_str("  ");
+                }
+            }
+            writeln!(out, "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(5 << 30), "5.0 GiB");
+    }
+
+    #[test]
+    fn columns_align() {
+        let mut t = Table::new(vec!["A", "SIZE"]).right_align(&[1]);
+        t.push(vec!["long-name".into(), "1 B".into()]);
+        t.push(vec!["x".into(), "10 KiB".into()]);
+        let mut out = Vec::new();
+        t.write(&mut out).unwrap();
+        let text = anstream::adapter::strip_str(std::str::from_utf8(&out).unwrap()).to_string();
+        assert_eq!(
+            text,
+            "A            SIZE\nlong-name     1 B\nx          10 KiB\n"
+        );
+    }
+}

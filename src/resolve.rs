@@ -1,0 +1,419 @@
+//! Resolution: tag → manifest → children (lists and indexes, recursively,
+//! cycle-safe) → config → layers, with every node's state and what the
+//! target registry would answer when a client fetches it.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::inventory::Repository;
+use crate::manifest::{Descriptor, ManifestError, ManifestKind, Platform};
+use crate::model::serve::{Fetch, LinkedBy, Server};
+
+/// Indexes nested deeper than this are reported instead of followed, which
+/// bounds memory and stack on hostile trees.
+pub const MAX_DEPTH: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Manifest,
+    Child,
+    Config,
+    Layer,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Node {
+    pub role: Role,
+    /// As written in the referencing manifest (it may be invalid).
+    pub digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ManifestKind>,
+    /// Size of the stored data.
+    pub size: Option<u64>,
+    /// Size the referencing descriptor declares.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared_size: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// The blob's data exists.
+    pub present: bool,
+    /// The link through which this repository reaches it; null when none.
+    pub linked: Option<LinkedBy>,
+    /// Manifests and configs: whether the content decodes (null for layers).
+    pub parses: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What the target registry answers to a GET of this node.
+    pub fetch: Fetch,
+    /// Foreign layers are fetched from their URLs, not from the registry.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub foreign: bool,
+    /// Set when this manifest's references were not followed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut: Option<Cut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Node>,
+    #[serde(skip)]
+    pub parsed_digest: Option<Digest>,
+    #[serde(skip)]
+    pub manifest_error: Option<ManifestError>,
+}
+
+/// Why a manifest's references were not followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cut {
+    /// It refers back to itself through its children.
+    Cycle,
+    /// It is nested more than [`MAX_DEPTH`] indexes deep.
+    TooDeep,
+}
+
+impl Cut {
+    pub fn describe(self, d: &str) -> String {
+        match self {
+            Cut::Cycle => format!("manifest {d} refers back to itself through its children"),
+            Cut::TooDeep => format!("manifest {d} is nested more than {MAX_DEPTH} indexes deep"),
+        }
+    }
+}
+
+impl Node {
+    fn new(role: Role, digest_text: String, parsed: Option<Digest>) -> Node {
+        Node {
+            role,
+            digest: digest_text,
+            media_type: None,
+            kind: None,
+            size: None,
+            declared_size: None,
+            platform: None,
+            present: false,
+            linked: None,
+            parses: None,
+            error: None,
+            fetch: Fetch::Ok,
+            foreign: false,
+            cut: None,
+            subject: None,
+            artifact_type: None,
+            children: Vec::new(),
+            parsed_digest: parsed,
+            manifest_error: None,
+        }
+    }
+
+    /// Every node of the tree, this one first.
+    pub fn walk(&self) -> Vec<&Node> {
+        let mut out = vec![self];
+        for c in &self.children {
+            out.extend(c.walk());
+        }
+        out
+    }
+
+    /// Whether a client can fetch every node that the registry must serve.
+    pub fn served(&self) -> bool {
+        self.walk()
+            .iter()
+            .all(|n| n.foreign || (n.fetch.is_ok() && n.cut.is_none()))
+    }
+
+    /// Sentences saying why the tree is not served.
+    pub fn failures(&self) -> Vec<String> {
+        self.walk()
+            .iter()
+            .filter(|n| !n.foreign)
+            .filter_map(|n| match (&n.cut, n.fetch.reason()) {
+                (Some(cut), _) => Some(cut.describe(&n.digest)),
+                (None, Some(reason)) => Some(format!(
+                    "{} GET {}: {}",
+                    role_name(n.role),
+                    n.fetch.http_status(),
+                    reason
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Bytes of every distinct node (stored size, else declared size).
+    pub fn total_size(&self) -> u64 {
+        let mut seen = HashSet::new();
+        self.walk()
+            .iter()
+            .filter(|n| seen.insert(&n.digest))
+            .map(|n| {
+                n.size
+                    .unwrap_or_else(|| n.declared_size.unwrap_or(0).max(0) as u64)
+            })
+            .sum()
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Manifest => "manifest",
+        Role::Child => "child manifest",
+        Role::Config => "config",
+        Role::Layer => "layer",
+    }
+}
+
+pub struct Resolver<'a> {
+    pub server: &'a Server<'a>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(server: &'a Server<'a>) -> Resolver<'a> {
+        Resolver { server }
+    }
+
+    /// Resolves a manifest by digest in a repository, with everything below it.
+    pub fn manifest(&self, repo: &Repository, d: &Digest) -> Node {
+        let mut stack = Vec::new();
+        self.manifest_node(
+            repo,
+            Role::Manifest,
+            None,
+            d.to_string(),
+            Some(d.clone()),
+            &mut stack,
+        )
+    }
+
+    fn manifest_node(
+        &self,
+        repo: &Repository,
+        role: Role,
+        desc: Option<&Descriptor>,
+        digest_text: String,
+        digest: Option<Digest>,
+        stack: &mut Vec<Digest>,
+    ) -> Node {
+        let mut node = Node::new(role, digest_text, digest.clone());
+        if let Some(desc) = desc {
+            node.media_type = Some(desc.media_type.clone());
+            node.declared_size = Some(desc.size);
+            node.platform = desc.platform.clone();
+        }
+        let Some(d) = digest else {
+            node.fetch = Fetch::NotFound(format!("{:?} is not a valid digest", node.digest));
+            return node;
+        };
+        self.fill_presence(&mut node, &d);
+        node.linked = match (repo.revisions.get(&d), repo.layer_links.get(&d)) {
+            (Some(Ok(_)), _) => Some(LinkedBy::Revision),
+            (_, Some(Ok(_))) => Some(LinkedBy::Layers),
+            _ => None,
+        };
+        let (fetch, _) = self.server.manifest(repo, &d);
+        node.fetch = fetch;
+        let Some(parsed) = self.server.contents.manifest(&d) else {
+            return node;
+        };
+        let m = match parsed {
+            Ok(m) => m,
+            Err(e) => {
+                node.parses = Some(false);
+                node.error = Some(e.to_string());
+                node.manifest_error = Some(e.clone());
+                return node;
+            }
+        };
+        node.parses = Some(true);
+        node.kind = Some(m.kind);
+        node.subject = m.subject.as_ref().map(|s| s.digest_text.clone());
+        node.artifact_type = Some(m.artifact_type.clone()).filter(|a| !a.is_empty());
+        if stack.contains(&d) {
+            node.cut = Some(Cut::Cycle);
+            return node;
+        }
+        if stack.len() >= MAX_DEPTH {
+            node.cut = Some(Cut::TooDeep);
+            return node;
+        }
+        stack.push(d.clone());
+        for child in &m.manifests {
+            let c = self.manifest_node(
+                repo,
+                Role::Child,
+                Some(child),
+                child.digest_text.clone(),
+                child.digest.clone(),
+                stack,
+            );
+            node.children.push(c);
+        }
+        if let Some(config) = &m.config {
+            node.children
+                .push(self.blob_node(repo, Role::Config, config));
+        }
+        for layer in &m.layers {
+            node.children.push(self.blob_node(repo, Role::Layer, layer));
+        }
+        stack.pop();
+        node
+    }
+
+    fn fill_presence(&self, node: &mut Node, d: &Digest) {
+        node.size = self.server.inv.blob_size(d);
+        node.present = node.size.is_some();
+    }
+
+    fn blob_node(&self, repo: &Repository, role: Role, desc: &Descriptor) -> Node {
+        let mut node = Node::new(role, desc.digest_text.clone(), desc.digest.clone());
+        node.media_type = Some(desc.media_type.clone());
+        node.declared_size = Some(desc.size);
+        node.foreign = role == Role::Layer && desc.is_foreign();
+        let Some(d) = desc.digest.clone() else {
+            node.fetch = Fetch::NotFound(format!("{:?} is not a valid digest", desc.digest_text));
+            return node;
+        };
+        self.fill_presence(&mut node, &d);
+        node.linked = matches!(repo.layer_links.get(&d), Some(Ok(_))).then_some(LinkedBy::Layers);
+        node.fetch = self.server.blob(repo, &d);
+        if role == Role::Config {
+            match self.server.contents.config(&d) {
+                Some(Ok(c)) => {
+                    node.parses = Some(true);
+                    node.platform = Some(c.platform.clone());
+                }
+                Some(Err(e)) => {
+                    node.parses = Some(false);
+                    node.error = Some(e.clone());
+                }
+                None => {}
+            }
+        }
+        node
+    }
+}
+
+/// A tag, resolved.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedTag {
+    pub repository: String,
+    pub tag: String,
+    /// The digest `current/link` names; null when absent or invalid.
+    pub digest: Option<String>,
+    pub kind: Option<ManifestKind>,
+    pub platforms: Vec<String>,
+    pub created: Option<String>,
+    /// Bytes of the manifest, its children, configs and layers (distinct).
+    pub size: u64,
+    pub served: bool,
+    /// Whether every blob hashes to its digest; null until verified.
+    pub intact: Option<bool>,
+    /// Why `served` is false.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_served: Vec<String>,
+    /// Earlier manifests of this tag (its index), excluding the current one.
+    pub history: Vec<String>,
+    #[serde(skip)]
+    pub tree: Option<Node>,
+}
+
+impl Resolver<'_> {
+    pub fn tag(&self, repo: &Repository, tag: &str) -> ResolvedTag {
+        let entry = repo.tags.get(tag);
+        let current = entry.and_then(|t| t.current.clone()).and_then(Result::ok);
+        let history = entry
+            .map(|t| {
+                t.index
+                    .keys()
+                    .filter(|d| Some(*d) != current.as_ref())
+                    .map(|d| d.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut out = ResolvedTag {
+            repository: repo.name.clone(),
+            tag: tag.to_string(),
+            digest: current.as_ref().map(|d| d.to_string()),
+            kind: None,
+            platforms: Vec::new(),
+            created: None,
+            size: 0,
+            served: false,
+            intact: None,
+            not_served: Vec::new(),
+            history,
+            tree: None,
+        };
+        let d = match self.server.tag(repo, tag) {
+            Ok(d) => d,
+            Err(f) => {
+                out.not_served.push(format!(
+                    "tag GET {}: {}",
+                    f.http_status(),
+                    f.reason().unwrap_or_default()
+                ));
+                return out;
+            }
+        };
+        let tree = self.manifest(repo, &d);
+        out.kind = tree.kind;
+        out.platforms = self.platforms(&tree);
+        out.created = self.created(&tree);
+        out.size = tree.total_size();
+        out.served = tree.served();
+        out.not_served = tree.failures();
+        out.tree = Some(tree);
+        out
+    }
+
+    fn platforms(&self, tree: &Node) -> Vec<String> {
+        if tree.kind.is_some_and(ManifestKind::is_index) {
+            return tree
+                .children
+                .iter()
+                .filter_map(|c| c.platform.as_ref().map(Platform::to_string))
+                .collect();
+        }
+        let from_config = tree
+            .children
+            .iter()
+            .find(|c| c.role == Role::Config)
+            .and_then(|c| c.platform.as_ref());
+        match (from_config, tree.kind, tree.parsed_digest.as_ref()) {
+            (Some(p), _, _) => vec![p.to_string()],
+            (None, Some(ManifestKind::Schema1), Some(d)) => {
+                match self.server.contents.manifest(d) {
+                    Some(Ok(m)) if !m.schema1_architecture.is_empty() => {
+                        vec![format!("?/{}", m.schema1_architecture)]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The image's creation time; for an index, the newest of its images.
+    fn created(&self, tree: &Node) -> Option<String> {
+        tree.walk()
+            .iter()
+            .filter(|n| n.role == Role::Config)
+            .filter_map(|n| n.parsed_digest.as_ref())
+            .filter_map(|d| {
+                self.server
+                    .contents
+                    .config(d)?
+                    .as_ref()
+                    .ok()?
+                    .created
+                    .clone()
+            })
+            .max()
+    }
+}

@@ -1,0 +1,549 @@
+//! The tree reader: the only code that touches the filesystem.
+//!
+//! Everything is opened read-only, without following symlinks, with
+//! `O_NOATIME` where the kernel allows it (so access times stay as found),
+//! and with `O_NONBLOCK` so a FIFO planted in the tree cannot hang us.
+//! One parallel pass (rayon, per repository and per blob shard) lists the
+//! tree, reads every link file and `startedat`, and builds the
+//! [`Inventory`]. Blob contents are read later, on demand.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use rustix::fs::{FileType, Mode, OFlags};
+
+use crate::digest::{parse_link, Digest, LINK_READ_LIMIT};
+use crate::inventory::{Blob, Inventory, Repository};
+use crate::layout::{self, BlobPath, RepoPath};
+use crate::problem::{normalize, Code, Problem};
+
+/// Longest `startedat` we read; a valid one is 20 bytes.
+const STARTEDAT_READ_LIMIT: usize = 256;
+/// Largest `scheduler-state.json` we read.
+pub const SCHEDULER_STATE_READ_LIMIT: usize = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    #[error("{0}: {1}")]
+    Io(PathBuf, io::Error),
+    #[error(
+        "{0} is not a registry storage tree: no docker/registry/v2 directory in it or above it \
+         (give the storage root that holds docker/, or docker/registry/v2 itself)"
+    )]
+    NotARegistry(PathBuf),
+}
+
+/// A located storage root: the directory that holds `docker/registry/v2`.
+#[derive(Clone, Debug)]
+pub struct StorageRoot {
+    path: PathBuf,
+}
+
+impl StorageRoot {
+    /// Accepts the storage root, `docker/registry/v2`, or anything between.
+    pub fn locate(arg: &Path) -> Result<StorageRoot, LocateError> {
+        let abs = std::fs::canonicalize(arg).map_err(|e| LocateError::Io(arg.to_path_buf(), e))?;
+        if !abs.is_dir() {
+            return Err(LocateError::NotARegistry(arg.to_path_buf()));
+        }
+        // The argument may name the root itself or one of the three levels below it.
+        let suffixes: [&[&str]; 4] = [
+            &[],
+            &["docker"],
+            &["docker", "registry"],
+            &["docker", "registry", "v2"],
+        ];
+        for suffix in suffixes {
+            let ends_with = abs
+                .iter()
+                .rev()
+                .take(suffix.len())
+                .eq(suffix.iter().rev().map(OsStr::new));
+            if !ends_with {
+                continue;
+            }
+            let mut root = abs.clone();
+            for _ in suffix {
+                root.pop();
+            }
+            if root.join(layout::V2).is_dir() {
+                return Ok(StorageRoot { path: root });
+            }
+        }
+        Err(LocateError::NotARegistry(arg.to_path_buf()))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads up to `limit` + 1 bytes of a blob's data, so callers can tell
+    /// "exactly at the limit" from "over it".
+    pub fn read_blob(&self, d: &Digest, limit: usize) -> io::Result<Vec<u8>> {
+        read_capped(&self.path.join(layout::blob_data(d)), limit)
+    }
+
+    /// One pass over the whole tree.
+    pub fn scan(&self) -> Inventory {
+        let walker = Walker {
+            root: &self.path,
+            problems: Mutex::default(),
+            files: AtomicU64::new(0),
+        };
+        let v2 = self.path.join(layout::V2);
+        let mut blobs_dir = None;
+        let mut repos_dir = None;
+        for entry in walker.list(&v2) {
+            match (entry.name.as_bytes(), entry.kind) {
+                (b"blobs", Kind::Dir) => blobs_dir = Some(v2.join("blobs")),
+                (b"repositories", Kind::Dir) => repos_dir = Some(v2.join("repositories")),
+                _ => walker.unexpected(
+                    &v2.join(&entry.name),
+                    entry.kind,
+                    "not part of the registry layout",
+                ),
+            }
+        }
+        let (blobs, repositories) = rayon::join(
+            || blobs_dir.map(|d| walker.walk_blobs(&d)).unwrap_or_default(),
+            || {
+                repos_dir
+                    .map(|d| walker.walk_repositories(&d, String::new()))
+                    .unwrap_or_default()
+            },
+        );
+        let mut repositories = repositories;
+        repositories.sort_by(|a, b| a.name.cmp(&b.name));
+        let scheduler_state = match read_capped(
+            &self.path.join("scheduler-state.json"),
+            SCHEDULER_STATE_READ_LIMIT,
+        ) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                walker.problem(
+                    Code::Unreadable,
+                    &self.path.join("scheduler-state.json"),
+                    format!("cannot be read: {e}"),
+                );
+                None
+            }
+        };
+        let mut problems = walker
+            .problems
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        normalize(&mut problems);
+        Inventory {
+            root: self.path.clone(),
+            blobs,
+            repositories,
+            scheduler_state,
+            problems,
+            files: walker.files.into_inner(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Dir,
+    File,
+    Symlink,
+    Other,
+}
+
+struct Entry {
+    name: std::ffi::OsString,
+    kind: Kind,
+}
+
+/// Set once the kernel refuses `O_NOATIME` (we do not own the files and
+/// lack CAP_FOWNER); from then on we open without it.
+static NOATIME_REFUSED: AtomicBool = AtomicBool::new(false);
+
+fn open(path: &Path, extra: OFlags) -> io::Result<rustix::fd::OwnedFd> {
+    let base = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | extra;
+    if !NOATIME_REFUSED.load(Ordering::Relaxed) {
+        match rustix::fs::open(path, base | OFlags::NOATIME, Mode::empty()) {
+            Err(rustix::io::Errno::PERM) => NOATIME_REFUSED.store(true, Ordering::Relaxed),
+            other => return other.map_err(io::Error::from),
+        }
+    }
+    rustix::fs::open(path, base, Mode::empty()).map_err(io::Error::from)
+}
+
+/// Reads at most `limit` + 1 bytes of a regular file, never following a symlink.
+pub fn read_capped(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
+    let file = std::fs::File::from(open(path, OFlags::empty())?);
+    let mut buf = Vec::new();
+    file.take(limit as u64 + 1).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+fn list_dir(path: &Path) -> io::Result<Vec<Entry>> {
+    let fd = open(path, OFlags::DIRECTORY)?;
+    let mut out = Vec::new();
+    for entry in rustix::fs::Dir::new(fd)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let name = OsStr::from_bytes(name).to_os_string();
+        let kind = match entry.file_type() {
+            FileType::Directory => Kind::Dir,
+            FileType::RegularFile => Kind::File,
+            FileType::Symlink => Kind::Symlink,
+            // Some filesystems do not fill d_type; ask lstat.
+            FileType::Unknown => match std::fs::symlink_metadata(path.join(&name)) {
+                Ok(m) if m.is_dir() => Kind::Dir,
+                Ok(m) if m.is_file() => Kind::File,
+                Ok(m) if m.file_type().is_symlink() => Kind::Symlink,
+                _ => Kind::Other,
+            },
+            _ => Kind::Other,
+        };
+        out.push(Entry { name, kind });
+    }
+    Ok(out)
+}
+
+fn file_size(path: &Path) -> io::Result<u64> {
+    Ok(std::fs::symlink_metadata(path)?.len())
+}
+
+struct Walker<'a> {
+    root: &'a Path,
+    problems: Mutex<Vec<Problem>>,
+    files: AtomicU64,
+}
+
+impl Walker<'_> {
+    fn rel(&self, path: &Path) -> String {
+        path.strip_prefix(self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn problem(&self, code: Code, path: &Path, message: String) {
+        let p = Problem::new(code, self.rel(path), message);
+        self.problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(p);
+    }
+
+    fn unexpected(&self, path: &Path, kind: Kind, why: &str) {
+        let (code, msg) = match kind {
+            Kind::Symlink => (
+                Code::Symlink,
+                "is a symbolic link; regaudit does not follow it".to_string(),
+            ),
+            Kind::Other => (
+                Code::NotRegularFile,
+                "is a device, FIFO or socket, which has no place in a registry tree".to_string(),
+            ),
+            _ if why.starts_with("a file where") || why.starts_with("a directory where") => {
+                (Code::WrongFileType, format!("is {why}"))
+            }
+            Kind::Dir => (Code::UnexpectedEntry, format!("directory is {why}")),
+            Kind::File => (Code::UnexpectedEntry, format!("file is {why}")),
+        };
+        self.problem(code, path, msg);
+    }
+
+    /// Lists a directory, reporting (not failing on) errors.
+    fn list(&self, path: &Path) -> Vec<Entry> {
+        match list_dir(path) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.problem(
+                    Code::Unreadable,
+                    path,
+                    format!("directory cannot be listed: {e}"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// Lists a directory, keeping only entries that can be walked: names that
+    /// are UTF-8, and directories or regular files. Others are reported.
+    fn children(&self, path: &Path) -> Vec<(String, Kind)> {
+        let mut out = Vec::new();
+        for entry in self.list(path) {
+            let full = path.join(&entry.name);
+            let Some(name) = entry.name.to_str() else {
+                self.problem(
+                    Code::NonUtf8Name,
+                    &full,
+                    "name is not UTF-8, so the registry cannot address it".into(),
+                );
+                continue;
+            };
+            match entry.kind {
+                Kind::Dir | Kind::File => out.push((name.to_string(), entry.kind)),
+                kind => self.unexpected(&full, kind, ""),
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Walks everything below `dir`, calling `visit` for every file and
+    /// directory with its components relative to `base`; a directory is
+    /// descended only when `visit` returns true.
+    fn walk_subtree(
+        &self,
+        dir: &Path,
+        parts: &mut Vec<String>,
+        visit: &mut dyn FnMut(&Path, &[&str], bool) -> bool,
+    ) {
+        for (name, kind) in self.children(dir) {
+            let path = dir.join(&name);
+            parts.push(name);
+            let view: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let is_dir = kind == Kind::Dir;
+            if !is_dir {
+                self.files.fetch_add(1, Ordering::Relaxed);
+            }
+            if visit(&path, &view, is_dir) && is_dir {
+                self.walk_subtree(&path, parts, visit);
+            }
+            parts.pop();
+        }
+    }
+
+    fn walk_blobs(&self, blobs_dir: &Path) -> HashMap<Digest, Blob> {
+        // Shards (`<alg>/<hh>`) are the unit of parallel work.
+        let mut shards = Vec::new();
+        for (alg, kind) in self.children(blobs_dir) {
+            let path = blobs_dir.join(&alg);
+            match layout::classify_blob_path(&[&alg], kind == Kind::Dir) {
+                BlobPath::Dir => {
+                    for (hh, kind) in self.children(&path) {
+                        match layout::classify_blob_path(&[&alg, &hh], kind == Kind::Dir) {
+                            BlobPath::Dir => shards.push((alg.clone(), hh)),
+                            BlobPath::Unexpected(why) => {
+                                self.unexpected(&path.join(&hh), kind, why)
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                BlobPath::Unexpected(why) => self.unexpected(&path, kind, why),
+                _ => {}
+            }
+        }
+        shards
+            .par_iter()
+            .map(|(alg, hh)| {
+                let mut found = HashMap::new();
+                let mut blob_dirs = Vec::new();
+                let mut parts = vec![alg.clone(), hh.clone()];
+                let dir = blobs_dir.join(alg).join(hh);
+                self.walk_subtree(&dir, &mut parts, &mut |path, parts, is_dir| {
+                    match layout::classify_blob_path(parts, is_dir) {
+                        BlobPath::BlobDir { digest, misplaced: true } => {
+                            let msg = format!("blob {digest} sits in the wrong shard directory; the registry never looks here");
+                            self.problem(Code::BlobMisplaced, path, msg);
+                            false
+                        }
+                        BlobPath::BlobDir { digest, misplaced: false } => {
+                            blob_dirs.push((digest, path.to_path_buf()));
+                            true
+                        }
+                        BlobPath::Data { digest, .. } => {
+                            match file_size(path) {
+                                Ok(size) => {
+                                    found.insert(digest, Blob { size });
+                                }
+                                Err(e) => self.problem(Code::Unreadable, path, format!("cannot be examined: {e}")),
+                            }
+                            false
+                        }
+                        BlobPath::Dir => true,
+                        BlobPath::Unexpected(why) => {
+                            self.unexpected(path, if is_dir { Kind::Dir } else { Kind::File }, why);
+                            false
+                        }
+                    }
+                });
+                for (digest, path) in blob_dirs {
+                    if !found.contains_key(&digest) {
+                        self.problem(Code::BlobWithoutData, &path, format!("blob {digest} has a directory but no data file"));
+                    }
+                }
+                found
+            })
+            .reduce(HashMap::new, |mut a, b| {
+                a.extend(b);
+                a
+            })
+    }
+
+    /// Finds repositories below `dir` (whose name so far is `name`). A
+    /// directory is a repository when it has `_`-prefixed children; the
+    /// other children are further name components (nested repositories).
+    fn walk_repositories(&self, dir: &Path, name: String) -> Vec<Repository> {
+        let children = self.children(dir);
+        let (data, nested): (Vec<_>, Vec<_>) =
+            children.into_iter().partition(|(n, _)| n.starts_with('_'));
+        let mut found: Vec<Repository> = nested
+            .par_iter()
+            .flat_map(|(child, kind)| {
+                let path = dir.join(child);
+                if *kind != Kind::Dir {
+                    self.unexpected(&path, *kind, "not part of the registry layout");
+                    return Vec::new();
+                }
+                let child_name = if name.is_empty() {
+                    child.clone()
+                } else {
+                    format!("{name}/{child}")
+                };
+                self.walk_repositories(&path, child_name)
+            })
+            .collect();
+        if !data.is_empty() {
+            if name.is_empty() {
+                for (n, kind) in &data {
+                    self.unexpected(&dir.join(n), *kind, "not part of the registry layout");
+                }
+            } else {
+                found.push(self.read_repository(dir, name, &data));
+            }
+        }
+        found
+    }
+
+    fn read_repository(&self, dir: &Path, name: String, data: &[(String, Kind)]) -> Repository {
+        let mut repo = Repository::new(name);
+        for (top, kind) in data {
+            let path = dir.join(top);
+            let is_dir = *kind == Kind::Dir;
+            if !is_dir {
+                self.files.fetch_add(1, Ordering::Relaxed);
+            }
+            match layout::classify_repo_path(&[top], is_dir) {
+                RepoPath::Dir => {}
+                RepoPath::Unexpected(why) => {
+                    self.unexpected(&path, *kind, why);
+                    continue;
+                }
+                _ => unreachable!("a single component is a directory or unexpected"),
+            }
+            match top.as_str() {
+                "_layers" => repo.has_layers_dir = true,
+                "_manifests" => repo.has_manifests_dir = true,
+                _ => repo.has_uploads_dir = true,
+            }
+            let mut parts = vec![top.clone()];
+            self.walk_subtree(&path, &mut parts, &mut |path, parts, is_dir| {
+                self.record(&mut repo, path, parts, is_dir)
+            });
+        }
+        repo
+    }
+
+    fn read_link(&self, path: &Path) -> Option<crate::inventory::Link> {
+        match read_capped(path, LINK_READ_LIMIT) {
+            Ok(bytes) => Some(parse_link(&bytes)),
+            Err(e) => {
+                self.problem(Code::Unreadable, path, format!("link cannot be read: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Records one entry of a repository; returns whether to descend.
+    fn record(&self, repo: &mut Repository, path: &Path, parts: &[&str], is_dir: bool) -> bool {
+        match layout::classify_repo_path(parts, is_dir) {
+            RepoPath::Dir => true,
+            RepoPath::Unexpected(why) => {
+                self.unexpected(path, if is_dir { Kind::Dir } else { Kind::File }, why);
+                false
+            }
+            RepoPath::LayerLink(d) => {
+                if let Some(link) = self.read_link(path) {
+                    repo.layer_links.insert(d, link);
+                }
+                false
+            }
+            RepoPath::RevisionLink(d) => {
+                if let Some(link) = self.read_link(path) {
+                    repo.revisions.insert(d, link);
+                }
+                false
+            }
+            RepoPath::SignatureLink {
+                revision,
+                signature,
+            } => {
+                repo.signature_links.push((revision, signature));
+                false
+            }
+            RepoPath::TagDir(tag) => {
+                repo.tags.entry(tag.to_string()).or_default();
+                true
+            }
+            RepoPath::TagCurrentLink(tag) => {
+                let link = self.read_link(path);
+                repo.tags.entry(tag.to_string()).or_default().current = link;
+                false
+            }
+            RepoPath::TagIndexLink(tag, d) => {
+                if let Some(link) = self.read_link(path) {
+                    repo.tags
+                        .entry(tag.to_string())
+                        .or_default()
+                        .index
+                        .insert(d, link);
+                }
+                false
+            }
+            RepoPath::UploadDir(uuid) => {
+                repo.uploads.entry(uuid.to_string()).or_default();
+                true
+            }
+            RepoPath::UploadData(uuid) => {
+                match file_size(path) {
+                    Ok(size) => {
+                        repo.uploads.entry(uuid.to_string()).or_default().data_size = Some(size)
+                    }
+                    Err(e) => {
+                        self.problem(Code::Unreadable, path, format!("cannot be examined: {e}"))
+                    }
+                }
+                false
+            }
+            RepoPath::UploadStartedAt(uuid) => {
+                match read_capped(path, STARTEDAT_READ_LIMIT) {
+                    Ok(bytes) => {
+                        repo.uploads.entry(uuid.to_string()).or_default().started_at =
+                            Some(String::from_utf8_lossy(&bytes).into_owned())
+                    }
+                    Err(e) => self.problem(Code::Unreadable, path, format!("cannot be read: {e}")),
+                }
+                false
+            }
+            RepoPath::UploadHashState(uuid) => {
+                let rel = parts[parts.len() - 2..].join("/");
+                repo.uploads
+                    .entry(uuid.to_string())
+                    .or_default()
+                    .hashstates
+                    .push(rel);
+                false
+            }
+        }
+    }
+}
