@@ -25,13 +25,7 @@ impl Audit {
         let inventory = root.scan();
         let contents = Contents::load(&root, &inventory);
         let problems = checks::check(&inventory, &contents, target);
-        Ok(Audit {
-            root,
-            target,
-            inventory,
-            contents,
-            problems,
-        })
+        Ok(Audit { root, target, inventory, contents, problems })
     }
 
     pub fn server(&self) -> Server<'_> {

@@ -47,9 +47,7 @@ pub fn check(inv: &Inventory, contents: &Contents, target: Target) -> Vec<Proble
 
 /// Parses `startedat` as the registry does (Go's time.RFC3339), to Unix seconds.
 pub fn parse_started_at(text: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.timestamp())
+    chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp())
 }
 
 fn check_repository(out: &mut Vec<Problem>, repo: &Repository, target: Target) {
@@ -76,11 +74,7 @@ fn check_repository(out: &mut Vec<Problem>, repo: &Repository, target: Target) {
 
 fn link_problem(out: &mut Vec<Problem>, path: String, link: &Link) -> bool {
     if let Err(e) = link {
-        out.push(Problem::new(
-            Code::LinkInvalid,
-            path,
-            format!("link file {e}"),
-        ));
+        out.push(Problem::new(Code::LinkInvalid, path, format!("link file {e}")));
         return true;
     }
     false
@@ -144,17 +138,11 @@ fn check_tags(out: &mut Vec<Problem>, server: &Server, repo: &Repository) {
     for (name, tag) in &repo.tags {
         let dir = layout::tag_dir(&repo.name, name);
         if !layout::tag_name_is_valid(name) {
-            out.push(Problem::new(
-                Code::TagNameInvalid,
-                &dir,
-                format!("tag name {name:?} is refused by the API"),
-            ));
+            out.push(Problem::new(Code::TagNameInvalid, &dir, format!("tag name {name:?} is refused by the API")));
         }
         for (d, link) in &tag.index {
             let path = layout::tag_index_link(&repo.name, name, d);
-            if !link_problem(out, path.clone(), link)
-                && !server.inv.has_blob(link.as_ref().expect("checked"))
-            {
+            if !link_problem(out, path.clone(), link) && !server.inv.has_blob(link.as_ref().expect("checked")) {
                 out.push(Problem::new(
                     Code::TagHistoryDangling,
                     path,
@@ -178,9 +166,7 @@ fn check_tags(out: &mut Vec<Problem>, server: &Server, repo: &Repository) {
                     out.push(Problem::new(
                         Code::TagDangling,
                         current,
-                        format!(
-                            "tag {name} points at {d}, which the registry cannot find: {reason}"
-                        ),
+                        format!("tag {name} points at {d}, which the registry cannot find: {reason}"),
                     ));
                 }
             }
@@ -197,10 +183,7 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
         out.push(Problem::new(
             Code::ReferenceInvalidDigest,
             layout::repo_dir(name),
-            format!(
-                "a manifest in {name} references {:?}, which is not a valid digest",
-                node.digest
-            ),
+            format!("a manifest in {name} references {:?}, which is not a valid digest", node.digest),
         ));
         return;
     };
@@ -214,8 +197,7 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
                     &data,
                     format!("child manifest {d} of an index in {name} has no data"),
                 ));
-            } else if node.role == Role::Child && !node.fetch.is_ok() && node.parses != Some(false)
-            {
+            } else if node.role == Role::Child && !node.fetch.is_ok() && node.parses != Some(false) {
                 let reason = node.fetch.reason().unwrap_or_default();
                 out.push(Problem::new(
                     Code::ChildNotLinked,
@@ -229,9 +211,7 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
                         Code::ManifestUnknownType
                     }
                     ManifestError::Unreadable(_) => Code::Unreadable,
-                    ManifestError::TooLarge | ManifestError::Malformed(_) => {
-                        Code::ManifestUnparseable
-                    }
+                    ManifestError::TooLarge | ManifestError::Malformed(_) => Code::ManifestUnparseable,
                 };
                 out.push(Problem::new(code, &data, format!("manifest {d} {e}")));
             }
@@ -263,11 +243,7 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
                 ));
             }
             if let (Some(false), Some(e)) = (node.parses, &node.error) {
-                out.push(Problem::new(
-                    Code::ConfigUnparseable,
-                    &data,
-                    format!("config {d} {e}"),
-                ));
+                out.push(Problem::new(Code::ConfigUnparseable, &data, format!("config {d} {e}")));
             }
         }
     }

@@ -71,17 +71,10 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                exit_codes::ERROR
-            } else {
-                exit_codes::CLEAN
-            };
+            return if e.use_stderr() { exit_codes::ERROR } else { exit_codes::CLEAN };
         }
     };
-    let config = Config {
-        format: args.format,
-        target: args.target,
-    };
+    let config = Config { format: args.format, target: args.target };
     let mut out = anstream::stdout().lock();
     match execute(&config, args.command, &mut out) {
         Ok(found) => {
@@ -103,10 +96,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             let audit = Audit::run(&root, config.target)?;
             let unknown = tags::unknown_repositories(&audit, &repositories);
             if !unknown.is_empty() {
-                return Err(Failure(format!(
-                    "no repository {} in this tree",
-                    unknown.join(", ")
-                )));
+                return Err(Failure(format!("no repository {} in this tree", unknown.join(", "))));
             }
             let report = tags::build(&audit, &repositories);
             report::emit(&report, config.format, out)?;

@@ -8,9 +8,7 @@ use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::inventory::Inventory;
-use crate::manifest::{
-    parse_config, parse_manifest, ImageConfig, Manifest, ManifestError, MANIFEST_READ_LIMIT,
-};
+use crate::manifest::{parse_config, parse_manifest, ImageConfig, Manifest, ManifestError, MANIFEST_READ_LIMIT};
 use crate::tree::StorageRoot;
 
 #[derive(Debug, Default)]
@@ -36,10 +34,8 @@ impl Contents {
         }
         // Indexes name further manifests; follow them until nothing is new.
         while !wanted.is_empty() {
-            let batch: Vec<Digest> = wanted
-                .drain()
-                .filter(|d| inv.has_blob(d) && !contents.manifests.contains_key(d))
-                .collect();
+            let batch: Vec<Digest> =
+                wanted.drain().filter(|d| inv.has_blob(d) && !contents.manifests.contains_key(d)).collect();
             let loaded: Vec<(Digest, Result<Manifest, ManifestError>)> = batch
                 .into_par_iter()
                 .map(|d| {

@@ -58,11 +58,7 @@ pub enum DigestError {
     #[error("unsupported algorithm {0:?}")]
     UnsupportedAlgorithm(String),
     #[error("{alg} needs {expected} hex characters, found {found}")]
-    WrongLength {
-        alg: &'static str,
-        expected: usize,
-        found: usize,
-    },
+    WrongLength { alg: &'static str, expected: usize, found: usize },
     #[error("hex part is not lowercase hexadecimal")]
     NotLowercaseHex,
 }
@@ -72,16 +68,9 @@ impl Digest {
     pub fn from_parts(alg: Algorithm, hex_part: &str) -> Result<Digest, DigestError> {
         let expected = alg.size() * 2;
         if hex_part.len() != expected {
-            return Err(DigestError::WrongLength {
-                alg: alg.name(),
-                expected,
-                found: hex_part.len(),
-            });
+            return Err(DigestError::WrongLength { alg: alg.name(), expected, found: hex_part.len() });
         }
-        if !hex_part
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if !hex_part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(DigestError::NotLowercaseHex);
         }
         let mut buf = [0u8; 64];
@@ -94,20 +83,15 @@ impl Digest {
     pub fn from_raw(alg: Algorithm, raw: &[u8]) -> Digest {
         match alg {
             Algorithm::Sha256 => Digest::Sha256(raw.try_into().expect("sha256 is 32 bytes")),
-            Algorithm::Sha384 => {
-                Digest::Sha384(Box::new(raw.try_into().expect("sha384 is 48 bytes")))
-            }
-            Algorithm::Sha512 => {
-                Digest::Sha512(Box::new(raw.try_into().expect("sha512 is 64 bytes")))
-            }
+            Algorithm::Sha384 => Digest::Sha384(Box::new(raw.try_into().expect("sha384 is 48 bytes"))),
+            Algorithm::Sha512 => Digest::Sha512(Box::new(raw.try_into().expect("sha512 is 64 bytes"))),
         }
     }
 
     /// Parses `alg:hex` exactly as go-digest does (no trimming).
     pub fn parse(s: &str) -> Result<Digest, DigestError> {
         let (alg, hex_part) = s.split_once(':').ok_or(DigestError::NoSeparator)?;
-        let alg = Algorithm::from_name(alg)
-            .ok_or_else(|| DigestError::UnsupportedAlgorithm(alg.to_string()))?;
+        let alg = Algorithm::from_name(alg).ok_or_else(|| DigestError::UnsupportedAlgorithm(alg.to_string()))?;
         Digest::from_parts(alg, hex_part)
     }
 
@@ -177,6 +161,10 @@ pub enum LinkError {
     TrailingWhitespace,
     #[error("is not UTF-8 text")]
     NotUtf8,
+    /// Registry 2.8's go-digest accepts uppercase hex, then finds nothing at
+    /// the uppercase path; v3 rejects it.
+    #[error("names a digest in uppercase hex: 2.8 accepts it but finds no data under that name, 3 rejects it")]
+    UppercaseHex,
     #[error("is not a digest: {0}")]
     Invalid(DigestError),
 }
@@ -193,6 +181,9 @@ pub fn parse_link(bytes: &[u8]) -> Result<Digest, LinkError> {
     let text = std::str::from_utf8(bytes).map_err(|_| LinkError::NotUtf8)?;
     match Digest::parse(text) {
         Ok(d) => Ok(d),
+        Err(DigestError::NotLowercaseHex) if Digest::parse(&text.to_ascii_lowercase()).is_ok() => {
+            Err(LinkError::UppercaseHex)
+        }
         // Name the common real-world defect precisely.
         Err(_) if text.trim_end() != text && Digest::parse(text.trim_end()).is_ok() => {
             Err(LinkError::TrailingWhitespace)
@@ -219,18 +210,9 @@ mod tests {
     #[test]
     fn rejects_what_go_digest_rejects() {
         assert_eq!(Digest::parse(HEX), Err(DigestError::NoSeparator));
-        assert!(matches!(
-            Digest::parse(&format!("md5:{HEX}")),
-            Err(DigestError::UnsupportedAlgorithm(_))
-        ));
-        assert!(matches!(
-            Digest::parse(&format!("sha256:{}", &HEX[1..])),
-            Err(DigestError::WrongLength { .. })
-        ));
-        assert_eq!(
-            Digest::parse(&format!("sha256:{}", HEX.to_uppercase())),
-            Err(DigestError::NotLowercaseHex)
-        );
+        assert!(matches!(Digest::parse(&format!("md5:{HEX}")), Err(DigestError::UnsupportedAlgorithm(_))));
+        assert!(matches!(Digest::parse(&format!("sha256:{}", &HEX[1..])), Err(DigestError::WrongLength { .. })));
+        assert_eq!(Digest::parse(&format!("sha256:{}", HEX.to_uppercase())), Err(DigestError::NotLowercaseHex));
         assert!(Digest::parse(&format!("SHA256:{HEX}")).is_err());
         assert!(Digest::parse(&format!(" sha256:{HEX}")).is_err());
     }
@@ -248,15 +230,13 @@ mod tests {
         let good = format!("sha256:{HEX}");
         assert!(parse_link(good.as_bytes()).is_ok());
         assert_eq!(parse_link(b""), Err(LinkError::Empty));
-        assert_eq!(
-            parse_link(format!("{good}\n").as_bytes()),
-            Err(LinkError::TrailingWhitespace)
-        );
+        assert_eq!(parse_link(format!("{good}\n").as_bytes()), Err(LinkError::TrailingWhitespace));
         assert_eq!(parse_link(&[0xff, 0xfe]), Err(LinkError::NotUtf8));
-        assert_eq!(
-            parse_link(&vec![b'a'; LINK_READ_LIMIT + 1]),
-            Err(LinkError::TooLarge)
-        );
+        assert_eq!(parse_link(&vec![b'a'; LINK_READ_LIMIT + 1]), Err(LinkError::TooLarge));
         assert!(matches!(parse_link(b"garbage"), Err(LinkError::Invalid(_))));
+        assert_eq!(
+            parse_link(good.to_uppercase().replace("SHA256", "sha256").as_bytes()),
+            Err(LinkError::UppercaseHex)
+        );
     }
 }

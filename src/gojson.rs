@@ -50,12 +50,7 @@ impl<'a> Obj<'a> {
     /// The value Go would assign to struct field `name`: the last key that
     /// equals it ignoring ASCII case. `null` counts as absent.
     pub fn get(&self, name: &str) -> Option<&'a Value> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-            .next_back()
-            .filter(|v| !v.is_null())
+        self.0.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).next_back().filter(|v| !v.is_null())
     }
 
     pub fn has_key(&self, name: &str) -> bool {
@@ -87,10 +82,9 @@ impl<'a> Obj<'a> {
     pub fn int(&self, name: &str) -> Result<Option<i64>> {
         match self.get(name) {
             None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| format!("field {name:?} is not a 64-bit integer: {n}")),
+            Some(Value::Number(n)) => {
+                n.as_i64().map(Some).ok_or_else(|| format!("field {name:?} is not a 64-bit integer: {n}"))
+            }
             Some(other) => Err(type_error(name, "an integer", other)),
         }
     }
@@ -110,9 +104,7 @@ impl<'a> Obj<'a> {
 
     /// A `[]T` of structs; null elements are zero structs.
     pub fn objects(&self, name: &str) -> Result<Vec<Option<Obj<'a>>>> {
-        self.array(name)?.map_or(Ok(Vec::new()), |a| {
-            a.iter().map(|v| object(v, name)).collect()
-        })
+        self.array(name)?.map_or(Ok(Vec::new()), |a| a.iter().map(|v| object(v, name)).collect())
     }
 
     pub fn strings(&self, name: &str) -> Result<Vec<String>> {

@@ -70,10 +70,7 @@ pub struct Upload {
 
 impl Inventory {
     pub fn repository(&self, name: &str) -> Option<&Repository> {
-        self.repositories
-            .binary_search_by(|r| r.name.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.repositories[i])
+        self.repositories.binary_search_by(|r| r.name.as_str().cmp(name)).ok().map(|i| &self.repositories[i])
     }
 
     pub fn blob_size(&self, d: &Digest) -> Option<u64> {
@@ -91,10 +88,7 @@ impl Inventory {
 
 impl Repository {
     pub fn new(name: String) -> Repository {
-        Repository {
-            name,
-            ..Default::default()
-        }
+        Repository { name, ..Default::default() }
     }
 
     pub fn name_is_valid(&self) -> bool {

@@ -38,11 +38,7 @@ pub fn revision_link(repo: &str, d: &Digest) -> String {
 }
 
 pub fn signature_link(repo: &str, revision: &Digest, signature: &Digest) -> String {
-    format!(
-        "{}/signatures/{}/link",
-        revision_dir(repo, revision),
-        digest_dir(signature)
-    )
+    format!("{}/signatures/{}/link", revision_dir(repo, revision), digest_dir(signature))
 }
 
 pub fn tag_dir(repo: &str, tag: &str) -> String {
@@ -124,19 +120,15 @@ fn path_digest(alg: &str, hex: &str) -> Result<Digest, &'static str> {
 }
 
 fn algorithm_dir(alg: &str) -> Result<(), &'static str> {
-    Algorithm::from_name(alg)
-        .map(|_| ())
-        .ok_or("unknown digest algorithm directory")
+    Algorithm::from_name(alg).map(|_| ()).ok_or("unknown digest algorithm directory")
 }
 
 pub fn classify_repo_path<'a>(parts: &[&'a str], is_dir: bool) -> RepoPath<'a> {
     use RepoPath::*;
     let r: Result<RepoPath<'a>, &'static str> = (|| match parts {
-        ["_layers"]
-        | ["_manifests"]
-        | ["_uploads"]
-        | ["_manifests", "revisions"]
-        | ["_manifests", "tags"] => shaped(is_dir, true, Dir),
+        ["_layers"] | ["_manifests"] | ["_uploads"] | ["_manifests", "revisions"] | ["_manifests", "tags"] => {
+            shaped(is_dir, true, Dir)
+        }
         ["_layers", alg] | ["_manifests", "revisions", alg] => {
             algorithm_dir(alg)?;
             shaped(is_dir, true, Dir)
@@ -146,9 +138,7 @@ pub fn classify_repo_path<'a>(parts: &[&'a str], is_dir: bool) -> RepoPath<'a> {
             shaped(is_dir, true, Dir)
         }
         ["_layers", alg, hex, "link"] => shaped(is_dir, false, LayerLink(path_digest(alg, hex)?)),
-        ["_manifests", "revisions", alg, hex, "link"] => {
-            shaped(is_dir, false, RevisionLink(path_digest(alg, hex)?))
-        }
+        ["_manifests", "revisions", alg, hex, "link"] => shaped(is_dir, false, RevisionLink(path_digest(alg, hex)?)),
         ["_manifests", "revisions", alg, hex, "signatures", rest @ ..] => {
             let revision = path_digest(alg, hex)?;
             match rest {
@@ -163,25 +153,14 @@ pub fn classify_repo_path<'a>(parts: &[&'a str], is_dir: bool) -> RepoPath<'a> {
                 }
                 [salg, shex, "link"] => {
                     let signature = path_digest(salg, shex)?;
-                    shaped(
-                        is_dir,
-                        false,
-                        SignatureLink {
-                            revision,
-                            signature,
-                        },
-                    )
+                    shaped(is_dir, false, SignatureLink { revision, signature })
                 }
                 _ => Err("not part of the registry layout"),
             }
         }
         ["_manifests", "tags", tag] => shaped(is_dir, true, TagDir(tag)),
-        ["_manifests", "tags", _, "current"] | ["_manifests", "tags", _, "index"] => {
-            shaped(is_dir, true, Dir)
-        }
-        ["_manifests", "tags", tag, "current", "link"] => {
-            shaped(is_dir, false, TagCurrentLink(tag))
-        }
+        ["_manifests", "tags", _, "current"] | ["_manifests", "tags", _, "index"] => shaped(is_dir, true, Dir),
+        ["_manifests", "tags", tag, "current", "link"] => shaped(is_dir, false, TagCurrentLink(tag)),
         ["_manifests", "tags", _, "index", alg] => {
             algorithm_dir(alg)?;
             shaped(is_dir, true, Dir)
@@ -216,11 +195,7 @@ pub fn classify_blob_path(parts: &[&str], is_dir: bool) -> BlobPath {
         }
         [alg, hh] => {
             algorithm_dir(alg)?;
-            if hh.len() != 2
-                || !hh
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            {
+            if hh.len() != 2 || !hh.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
                 return Err("shard directory is not two lowercase hex characters");
             }
             shaped(is_dir, true, Dir)
@@ -249,8 +224,7 @@ pub fn repository_name_is_valid(name: &str) -> bool {
     }
     let parts: Vec<&str> = name.split('/').collect();
     let all_components = |ps: &[&str]| ps.iter().all(|p| is_name_component(p));
-    all_components(&parts)
-        || (parts.len() >= 2 && is_domain(parts[0]) && all_components(&parts[1..]))
+    all_components(&parts) || (parts.len() >= 2 && is_domain(parts[0]) && all_components(&parts[1..]))
 }
 
 /// `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*`
@@ -280,18 +254,14 @@ fn is_domain(d: &str) -> bool {
             && b[b.len() - 1].is_ascii_alphanumeric()
             && b.iter().all(|x| x.is_ascii_alphanumeric() || *x == b'-')
     };
-    host.split('.').all(component_ok)
-        && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|x| x.is_ascii_digit()))
+    host.split('.').all(component_ok) && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|x| x.is_ascii_digit()))
 }
 
 /// Whether the API accepts `tag` as a tag: `[\w][\w.-]{0,127}`.
 pub fn tag_name_is_valid(tag: &str) -> bool {
     let b = tag.as_bytes();
     let word = |x: &u8| x.is_ascii_alphanumeric() || *x == b'_';
-    !b.is_empty()
-        && b.len() <= 128
-        && word(&b[0])
-        && b[1..].iter().all(|x| word(x) || *x == b'.' || *x == b'-')
+    !b.is_empty() && b.len() <= 128 && word(&b[0]) && b[1..].iter().all(|x| word(x) || *x == b'.' || *x == b'-')
 }
 
 #[cfg(test)]
@@ -303,53 +273,29 @@ mod tests {
     #[test]
     fn classifies_links() {
         let d = Digest::parse(&format!("sha256:{HEX}")).unwrap();
-        assert_eq!(
-            classify_repo_path(&["_layers", "sha256", HEX, "link"], false),
-            RepoPath::LayerLink(d.clone())
-        );
+        assert_eq!(classify_repo_path(&["_layers", "sha256", HEX, "link"], false), RepoPath::LayerLink(d.clone()));
         assert_eq!(
             classify_repo_path(&["_manifests", "revisions", "sha256", HEX, "link"], false),
             RepoPath::RevisionLink(d.clone())
         );
         assert_eq!(
-            classify_repo_path(
-                &["_manifests", "tags", "v1", "index", "sha256", HEX, "link"],
-                false
-            ),
+            classify_repo_path(&["_manifests", "tags", "v1", "index", "sha256", HEX, "link"], false),
             RepoPath::TagIndexLink("v1", d.clone())
         );
         assert_eq!(
             classify_repo_path(&["_manifests", "tags", "v1", "current", "link"], false),
             RepoPath::TagCurrentLink("v1")
         );
-        assert_eq!(
-            classify_repo_path(&["_manifests", "tags", "v1"], true),
-            RepoPath::TagDir("v1")
-        );
+        assert_eq!(classify_repo_path(&["_manifests", "tags", "v1"], true), RepoPath::TagDir("v1"));
     }
 
     #[test]
     fn flags_shape_errors() {
-        assert_eq!(
-            classify_repo_path(&["_layers", "sha256", HEX, "link"], true),
-            RepoPath::Unexpected(DIR_FOR_FILE)
-        );
-        assert_eq!(
-            classify_repo_path(&["_layers", "sha256"], false),
-            RepoPath::Unexpected(FILE_FOR_DIR)
-        );
-        assert!(matches!(
-            classify_repo_path(&["_layers", "md5"], true),
-            RepoPath::Unexpected(_)
-        ));
-        assert!(matches!(
-            classify_repo_path(&["_layers", "sha256", "XYZ"], true),
-            RepoPath::Unexpected(_)
-        ));
-        assert!(matches!(
-            classify_repo_path(&["_junk"], true),
-            RepoPath::Unexpected(_)
-        ));
+        assert_eq!(classify_repo_path(&["_layers", "sha256", HEX, "link"], true), RepoPath::Unexpected(DIR_FOR_FILE));
+        assert_eq!(classify_repo_path(&["_layers", "sha256"], false), RepoPath::Unexpected(FILE_FOR_DIR));
+        assert!(matches!(classify_repo_path(&["_layers", "md5"], true), RepoPath::Unexpected(_)));
+        assert!(matches!(classify_repo_path(&["_layers", "sha256", "XYZ"], true), RepoPath::Unexpected(_)));
+        assert!(matches!(classify_repo_path(&["_junk"], true), RepoPath::Unexpected(_)));
     }
 
     #[test]
@@ -357,50 +303,23 @@ mod tests {
         let d = Digest::parse(&format!("sha256:{HEX}")).unwrap();
         assert_eq!(
             classify_blob_path(&["sha256", "a3", HEX, "data"], false),
-            BlobPath::Data {
-                digest: d.clone(),
-                misplaced: false
-            }
+            BlobPath::Data { digest: d.clone(), misplaced: false }
         );
         assert_eq!(
             classify_blob_path(&["sha256", "ff", HEX, "data"], false),
-            BlobPath::Data {
-                digest: d,
-                misplaced: true
-            }
+            BlobPath::Data { digest: d, misplaced: true }
         );
-        assert!(matches!(
-            classify_blob_path(&["sha256", "A3"], true),
-            BlobPath::Unexpected(_)
-        ));
+        assert!(matches!(classify_blob_path(&["sha256", "A3"], true), BlobPath::Unexpected(_)));
     }
 
     #[test]
     fn repository_names() {
-        for ok in [
-            "a",
-            "library/alpine",
-            "org/team/app",
-            "a.b_c__d---e",
-            "Host.Example:5000/app",
-            "localhost/x",
-        ] {
+        for ok in ["a", "library/alpine", "org/team/app", "a.b_c__d---e", "Host.Example:5000/app", "localhost/x"] {
             assert!(repository_name_is_valid(ok), "{ok}");
         }
-        for bad in [
-            "",
-            "Upper",
-            "App",
-            "a/",
-            "/a",
-            "a//b",
-            "-a",
-            "a-",
-            "a..b",
-            "a___b",
-            "Upper/Case/",
-            &"a".repeat(256),
-        ] {
+        for bad in
+            ["", "Upper", "App", "a/", "/a", "a//b", "-a", "a-", "a..b", "a___b", "Upper/Case/", &"a".repeat(256)]
+        {
             assert!(!repository_name_is_valid(bad), "{bad}");
         }
     }

@@ -18,10 +18,8 @@ pub mod media {
     pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-    pub const DOCKER_FOREIGN_LAYER: &str =
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
-    pub const OCI_NONDISTRIBUTABLE_PREFIX: &str =
-        "application/vnd.oci.image.layer.nondistributable.";
+    pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+    pub const OCI_NONDISTRIBUTABLE_PREFIX: &str = "application/vnd.oci.image.layer.nondistributable.";
 }
 
 /// Largest manifest or config we read; the registry refuses manifests over
@@ -130,9 +128,7 @@ impl Descriptor {
     /// them from their `urls`, not from the registry.
     pub fn is_foreign(&self) -> bool {
         self.media_type == media::DOCKER_FOREIGN_LAYER
-            || self
-                .media_type
-                .starts_with(media::OCI_NONDISTRIBUTABLE_PREFIX)
+            || self.media_type.starts_with(media::OCI_NONDISTRIBUTABLE_PREFIX)
     }
 }
 
@@ -156,10 +152,7 @@ pub struct Manifest {
 impl Manifest {
     /// Every blob or manifest this one references, in document order.
     pub fn references(&self) -> impl Iterator<Item = &Descriptor> {
-        self.config
-            .iter()
-            .chain(&self.layers)
-            .chain(&self.manifests)
+        self.config.iter().chain(&self.layers).chain(&self.manifests)
     }
 }
 
@@ -180,10 +173,7 @@ pub enum ManifestError {
 impl ManifestError {
     /// Unknown kinds are a separate problem from broken JSON.
     pub fn is_unknown_kind(&self) -> bool {
-        matches!(
-            self,
-            ManifestError::UnknownSchemaVersion(_) | ManifestError::UnknownMediaType(_)
-        )
+        matches!(self, ManifestError::UnknownSchemaVersion(_) | ManifestError::UnknownMediaType(_))
     }
 }
 
@@ -202,10 +192,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     // First pass: only `schemaVersion` and `mediaType` (manifest.Versioned).
     let top = gojson::object(&value, "manifest")?;
     let (version, media_type) = match top {
-        Some(o) => (
-            o.int("schemaVersion")?.unwrap_or(0),
-            o.string_or_empty("mediaType")?,
-        ),
+        Some(o) => (o.int("schemaVersion")?.unwrap_or(0), o.string_or_empty("mediaType")?),
         None => (0, String::new()),
     };
     let top = top.ok_or_else(|| ManifestError::UnknownSchemaVersion(0))?;
@@ -229,41 +216,20 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     }
 }
 
-fn parse_schema2_family(
-    kind: ManifestKind,
-    media_type: String,
-    o: Obj,
-) -> Result<Manifest, ManifestError> {
+fn parse_schema2_family(kind: ManifestKind, media_type: String, o: Obj) -> Result<Manifest, ManifestError> {
     let (config, layers, manifests) = if kind.is_index() {
-        let children = o
-            .objects("manifests")?
-            .into_iter()
-            .map(Descriptor::decode)
-            .collect::<Result<_, _>>()?;
+        let children = o.objects("manifests")?.into_iter().map(Descriptor::decode).collect::<Result<_, _>>()?;
         (None, Vec::new(), children)
     } else {
         let config = Descriptor::decode(o.object("config")?)?;
-        let layers = o
-            .objects("layers")?
-            .into_iter()
-            .map(Descriptor::decode)
-            .collect::<Result<_, _>>()?;
+        let layers = o.objects("layers")?.into_iter().map(Descriptor::decode).collect::<Result<_, _>>()?;
         (Some(config), layers, Vec::new())
     };
     o.string_map("annotations")?;
     // `subject` and `artifactType` are OCI 1.1; 2.8 ignores them when serving
     // but they tell us what an artifact is attached to.
-    let subject = o
-        .object("subject")
-        .ok()
-        .flatten()
-        .and_then(|s| Descriptor::decode(Some(s)).ok());
-    let artifact_type = o
-        .string("artifactType")
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-        .to_string();
+    let subject = o.object("subject").ok().flatten().and_then(|s| Descriptor::decode(Some(s)).ok());
+    let artifact_type = o.string("artifactType").ok().flatten().unwrap_or_default().to_string();
     Ok(Manifest {
         kind,
         media_type,
@@ -285,11 +251,7 @@ fn parse_schema1(bytes: &[u8], o: Obj) -> Result<Manifest, ManifestError> {
     let before = close.and_then(|c| bytes[..c].iter().rposition(not_space));
     match (close, before) {
         (Some(c), Some(b)) if bytes[c] == b'}' && bytes[b] != b',' => {}
-        _ => {
-            return Err(ManifestError::Malformed(
-                "not a JSON object libtrust can sign".into(),
-            ))
-        }
+        _ => return Err(ManifestError::Malformed("not a JSON object libtrust can sign".into())),
     }
     o.string("name")?;
     o.string("tag")?;
@@ -302,11 +264,7 @@ fn parse_schema1(bytes: &[u8], o: Obj) -> Result<Manifest, ManifestError> {
         .objects("fsLayers")?
         .into_iter()
         .map(|l| {
-            Ok(Descriptor::from_digest_text(
-                l.map(|l| l.string_or_empty("blobSum"))
-                    .transpose()?
-                    .unwrap_or_default(),
-            ))
+            Ok(Descriptor::from_digest_text(l.map(|l| l.string_or_empty("blobSum")).transpose()?.unwrap_or_default()))
         })
         .collect::<gojson::Result<Vec<_>>>()?;
     Ok(Manifest {
@@ -348,10 +306,7 @@ impl ImageConfig {
 
 pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
     if bytes.len() > MANIFEST_READ_LIMIT {
-        return Err(format!(
-            "larger than the {} MiB limit",
-            MANIFEST_READ_LIMIT >> 20
-        ));
+        return Err(format!("larger than the {} MiB limit", MANIFEST_READ_LIMIT >> 20));
     }
     let value = gojson::parse(bytes)?;
     let o = gojson::object(&value, "config")?.ok_or("config is null")?;
@@ -407,48 +362,27 @@ mod tests {
             media::SCHEMA2
         );
         assert_eq!(kind(&s2), Ok(ManifestKind::Schema2));
-        assert_eq!(
-            kind(r#"{"schemaVersion":2,"manifests":[]}"#),
-            Ok(ManifestKind::OciIndex)
-        );
-        assert_eq!(
-            kind(r#"{"schemaVersion":2,"manifests":null,"config":{}}"#),
-            Ok(ManifestKind::OciManifest)
-        );
-        assert_eq!(
-            kind(r#"{"schemaVersion":2,"config":{},"layers":[]}"#),
-            Ok(ManifestKind::OciManifest)
-        );
-        assert_eq!(
-            kind(r#"{"schemaVersion":1,"fsLayers":[]}"#),
-            Ok(ManifestKind::Schema1)
-        );
-        assert_eq!(
-            kind(r#"{"schemaVersion":3}"#),
-            Err(ManifestError::UnknownSchemaVersion(3))
-        );
+        assert_eq!(kind(r#"{"schemaVersion":2,"manifests":[]}"#), Ok(ManifestKind::OciIndex));
+        assert_eq!(kind(r#"{"schemaVersion":2,"manifests":null,"config":{}}"#), Ok(ManifestKind::OciManifest));
+        assert_eq!(kind(r#"{"schemaVersion":2,"config":{},"layers":[]}"#), Ok(ManifestKind::OciManifest));
+        assert_eq!(kind(r#"{"schemaVersion":1,"fsLayers":[]}"#), Ok(ManifestKind::Schema1));
+        assert_eq!(kind(r#"{"schemaVersion":3}"#), Err(ManifestError::UnknownSchemaVersion(3)));
         assert_eq!(kind(r#"{}"#), Err(ManifestError::UnknownSchemaVersion(0)));
         assert_eq!(
             kind(r#"{"schemaVersion":2,"mediaType":"x/y"}"#),
             Err(ManifestError::UnknownMediaType("x/y".into()))
         );
-        assert!(matches!(
-            kind(r#"{"schemaVersion":"2"}"#),
-            Err(ManifestError::Malformed(_))
-        ));
-        assert!(matches!(
-            kind(r#"{"schemaVersion":2,"#),
-            Err(ManifestError::Malformed(_))
-        ));
-        assert!(matches!(
-            kind(r#"{"schemaVersion":1,"fsLayers":[],}"#),
-            Err(ManifestError::Malformed(_))
-        ));
+        assert!(matches!(kind(r#"{"schemaVersion":"2"}"#), Err(ManifestError::Malformed(_))));
+        assert!(matches!(kind(r#"{"schemaVersion":2,"#), Err(ManifestError::Malformed(_))));
+        assert!(matches!(kind(r#"{"schemaVersion":1,"fsLayers":[],}"#), Err(ManifestError::Malformed(_))));
     }
 
     #[test]
     fn descriptors_keep_invalid_digests() {
-        let m = parse_manifest(br#"{"schemaVersion":2,"config":{"digest":"nope"},"layers":[{"digest":"sha256:x","size":3}]}"#).unwrap();
+        let m = parse_manifest(
+            br#"{"schemaVersion":2,"config":{"digest":"nope"},"layers":[{"digest":"sha256:x","size":3}]}"#,
+        )
+        .unwrap();
         assert_eq!(m.config.as_ref().unwrap().digest, None);
         assert_eq!(m.layers[0].digest_text, "sha256:x");
         assert_eq!(m.layers[0].size, 3);

@@ -100,10 +100,7 @@ impl Code {
 
     pub fn as_str(self) -> String {
         // serde already knows the kebab-case name; reuse it.
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
     }
 }
 
@@ -118,12 +115,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(code: Code, path: impl Into<String>, message: impl Into<String>) -> Problem {
-        Problem {
-            code,
-            severity: code.severity(),
-            path: path.into(),
-            message: message.into(),
-        }
+        Problem { code, severity: code.severity(), path: path.into(), message: message.into() }
     }
 
     /// Whether this problem counts as a finding for the exit code.

@@ -123,9 +123,7 @@ impl Node {
 
     /// Whether a client can fetch every node that the registry must serve.
     pub fn served(&self) -> bool {
-        self.walk()
-            .iter()
-            .all(|n| n.foreign || (n.fetch.is_ok() && n.cut.is_none()))
+        self.walk().iter().all(|n| n.foreign || (n.fetch.is_ok() && n.cut.is_none()))
     }
 
     /// Sentences saying why the tree is not served.
@@ -135,12 +133,9 @@ impl Node {
             .filter(|n| !n.foreign)
             .filter_map(|n| match (&n.cut, n.fetch.reason()) {
                 (Some(cut), _) => Some(cut.describe(&n.digest)),
-                (None, Some(reason)) => Some(format!(
-                    "{} GET {}: {}",
-                    role_name(n.role),
-                    n.fetch.http_status(),
-                    reason
-                )),
+                (None, Some(reason)) => {
+                    Some(format!("{} GET {}: {}", role_name(n.role), n.fetch.http_status(), reason))
+                }
                 _ => None,
             })
             .collect()
@@ -152,10 +147,7 @@ impl Node {
         self.walk()
             .iter()
             .filter(|n| seen.insert(&n.digest))
-            .map(|n| {
-                n.size
-                    .unwrap_or_else(|| n.declared_size.unwrap_or(0).max(0) as u64)
-            })
+            .map(|n| n.size.unwrap_or_else(|| n.declared_size.unwrap_or(0).max(0) as u64))
             .sum()
     }
 }
@@ -181,14 +173,7 @@ impl<'a> Resolver<'a> {
     /// Resolves a manifest by digest in a repository, with everything below it.
     pub fn manifest(&self, repo: &Repository, d: &Digest) -> Node {
         let mut stack = Vec::new();
-        self.manifest_node(
-            repo,
-            Role::Manifest,
-            None,
-            d.to_string(),
-            Some(d.clone()),
-            &mut stack,
-        )
+        self.manifest_node(repo, Role::Manifest, None, d.to_string(), Some(d.clone()), &mut stack)
     }
 
     fn manifest_node(
@@ -255,8 +240,7 @@ impl<'a> Resolver<'a> {
             node.children.push(c);
         }
         if let Some(config) = &m.config {
-            node.children
-                .push(self.blob_node(repo, Role::Config, config));
+            node.children.push(self.blob_node(repo, Role::Config, config));
         }
         for layer in &m.layers {
             node.children.push(self.blob_node(repo, Role::Layer, layer));
@@ -328,13 +312,7 @@ impl Resolver<'_> {
         let entry = repo.tags.get(tag);
         let current = entry.and_then(|t| t.current.clone()).and_then(Result::ok);
         let history = entry
-            .map(|t| {
-                t.index
-                    .keys()
-                    .filter(|d| Some(*d) != current.as_ref())
-                    .map(|d| d.to_string())
-                    .collect()
-            })
+            .map(|t| t.index.keys().filter(|d| Some(*d) != current.as_ref()).map(|d| d.to_string()).collect())
             .unwrap_or_default();
         let mut out = ResolvedTag {
             repository: repo.name.clone(),
@@ -353,11 +331,7 @@ impl Resolver<'_> {
         let d = match self.server.tag(repo, tag) {
             Ok(d) => d,
             Err(f) => {
-                out.not_served.push(format!(
-                    "tag GET {}: {}",
-                    f.http_status(),
-                    f.reason().unwrap_or_default()
-                ));
+                out.not_served.push(format!("tag GET {}: {}", f.http_status(), f.reason().unwrap_or_default()));
                 return out;
             }
         };
@@ -374,27 +348,17 @@ impl Resolver<'_> {
 
     fn platforms(&self, tree: &Node) -> Vec<String> {
         if tree.kind.is_some_and(ManifestKind::is_index) {
-            return tree
-                .children
-                .iter()
-                .filter_map(|c| c.platform.as_ref().map(Platform::to_string))
-                .collect();
+            return tree.children.iter().filter_map(|c| c.platform.as_ref().map(Platform::to_string)).collect();
         }
-        let from_config = tree
-            .children
-            .iter()
-            .find(|c| c.role == Role::Config)
-            .and_then(|c| c.platform.as_ref());
+        let from_config = tree.children.iter().find(|c| c.role == Role::Config).and_then(|c| c.platform.as_ref());
         match (from_config, tree.kind, tree.parsed_digest.as_ref()) {
             (Some(p), _, _) => vec![p.to_string()],
-            (None, Some(ManifestKind::Schema1), Some(d)) => {
-                match self.server.contents.manifest(d) {
-                    Some(Ok(m)) if !m.schema1_architecture.is_empty() => {
-                        vec![format!("?/{}", m.schema1_architecture)]
-                    }
-                    _ => Vec::new(),
+            (None, Some(ManifestKind::Schema1), Some(d)) => match self.server.contents.manifest(d) {
+                Some(Ok(m)) if !m.schema1_architecture.is_empty() => {
+                    vec![format!("?/{}", m.schema1_architecture)]
                 }
-            }
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         }
     }
@@ -405,15 +369,7 @@ impl Resolver<'_> {
             .iter()
             .filter(|n| n.role == Role::Config)
             .filter_map(|n| n.parsed_digest.as_ref())
-            .filter_map(|d| {
-                self.server
-                    .contents
-                    .config(d)?
-                    .as_ref()
-                    .ok()?
-                    .created
-                    .clone()
-            })
+            .filter_map(|d| self.server.contents.config(d)?.as_ref().ok()?.created.clone())
             .max()
     }
 }

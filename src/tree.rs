@@ -53,18 +53,9 @@ impl StorageRoot {
             return Err(LocateError::NotARegistry(arg.to_path_buf()));
         }
         // The argument may name the root itself or one of the three levels below it.
-        let suffixes: [&[&str]; 4] = [
-            &[],
-            &["docker"],
-            &["docker", "registry"],
-            &["docker", "registry", "v2"],
-        ];
+        let suffixes: [&[&str]; 4] = [&[], &["docker"], &["docker", "registry"], &["docker", "registry", "v2"]];
         for suffix in suffixes {
-            let ends_with = abs
-                .iter()
-                .rev()
-                .take(suffix.len())
-                .eq(suffix.iter().rev().map(OsStr::new));
+            let ends_with = abs.iter().rev().take(suffix.len()).eq(suffix.iter().rev().map(OsStr::new));
             if !ends_with {
                 continue;
             }
@@ -91,11 +82,7 @@ impl StorageRoot {
 
     /// One pass over the whole tree.
     pub fn scan(&self) -> Inventory {
-        let walker = Walker {
-            root: &self.path,
-            problems: Mutex::default(),
-            files: AtomicU64::new(0),
-        };
+        let walker = Walker { root: &self.path, problems: Mutex::default(), files: AtomicU64::new(0) };
         let v2 = self.path.join(layout::V2);
         let mut blobs_dir = None;
         let mut repos_dir = None;
@@ -103,27 +90,16 @@ impl StorageRoot {
             match (entry.name.as_bytes(), entry.kind) {
                 (b"blobs", Kind::Dir) => blobs_dir = Some(v2.join("blobs")),
                 (b"repositories", Kind::Dir) => repos_dir = Some(v2.join("repositories")),
-                _ => walker.unexpected(
-                    &v2.join(&entry.name),
-                    entry.kind,
-                    "not part of the registry layout",
-                ),
+                _ => walker.unexpected(&v2.join(&entry.name), entry.kind, "not part of the registry layout"),
             }
         }
         let (blobs, repositories) = rayon::join(
             || blobs_dir.map(|d| walker.walk_blobs(&d)).unwrap_or_default(),
-            || {
-                repos_dir
-                    .map(|d| walker.walk_repositories(&d, String::new()))
-                    .unwrap_or_default()
-            },
+            || repos_dir.map(|d| walker.walk_repositories(&d, String::new())).unwrap_or_default(),
         );
         let mut repositories = repositories;
         repositories.sort_by(|a, b| a.name.cmp(&b.name));
-        let scheduler_state = match read_capped(
-            &self.path.join("scheduler-state.json"),
-            SCHEDULER_STATE_READ_LIMIT,
-        ) {
+        let scheduler_state = match read_capped(&self.path.join("scheduler-state.json"), SCHEDULER_STATE_READ_LIMIT) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => {
@@ -135,10 +111,7 @@ impl StorageRoot {
                 None
             }
         };
-        let mut problems = walker
-            .problems
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut problems = walker.problems.into_inner().unwrap_or_else(|p| p.into_inner());
         normalize(&mut problems);
         Inventory {
             root: self.path.clone(),
@@ -227,30 +200,20 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn rel(&self, path: &Path) -> String {
-        path.strip_prefix(self.root)
-            .unwrap_or(path)
-            .to_string_lossy()
-            .into_owned()
+        path.strip_prefix(self.root).unwrap_or(path).to_string_lossy().into_owned()
     }
 
     fn problem(&self, code: Code, path: &Path, message: String) {
         let p = Problem::new(code, self.rel(path), message);
-        self.problems
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(p);
+        self.problems.lock().unwrap_or_else(|e| e.into_inner()).push(p);
     }
 
     fn unexpected(&self, path: &Path, kind: Kind, why: &str) {
         let (code, msg) = match kind {
-            Kind::Symlink => (
-                Code::Symlink,
-                "is a symbolic link; regaudit does not follow it".to_string(),
-            ),
-            Kind::Other => (
-                Code::NotRegularFile,
-                "is a device, FIFO or socket, which has no place in a registry tree".to_string(),
-            ),
+            Kind::Symlink => (Code::Symlink, "is a symbolic link; regaudit does not follow it".to_string()),
+            Kind::Other => {
+                (Code::NotRegularFile, "is a device, FIFO or socket, which has no place in a registry tree".to_string())
+            }
             _ if why.starts_with("a file where") || why.starts_with("a directory where") => {
                 (Code::WrongFileType, format!("is {why}"))
             }
@@ -265,11 +228,7 @@ impl Walker<'_> {
         match list_dir(path) {
             Ok(entries) => entries,
             Err(e) => {
-                self.problem(
-                    Code::Unreadable,
-                    path,
-                    format!("directory cannot be listed: {e}"),
-                );
+                self.problem(Code::Unreadable, path, format!("directory cannot be listed: {e}"));
                 Vec::new()
             }
         }
@@ -282,11 +241,7 @@ impl Walker<'_> {
         for entry in self.list(path) {
             let full = path.join(&entry.name);
             let Some(name) = entry.name.to_str() else {
-                self.problem(
-                    Code::NonUtf8Name,
-                    &full,
-                    "name is not UTF-8, so the registry cannot address it".into(),
-                );
+                self.problem(Code::NonUtf8Name, &full, "name is not UTF-8, so the registry cannot address it".into());
                 continue;
             };
             match entry.kind {
@@ -301,12 +256,7 @@ impl Walker<'_> {
     /// Walks everything below `dir`, calling `visit` for every file and
     /// directory with its components relative to `base`; a directory is
     /// descended only when `visit` returns true.
-    fn walk_subtree(
-        &self,
-        dir: &Path,
-        parts: &mut Vec<String>,
-        visit: &mut dyn FnMut(&Path, &[&str], bool) -> bool,
-    ) {
+    fn walk_subtree(&self, dir: &Path, parts: &mut Vec<String>, visit: &mut dyn FnMut(&Path, &[&str], bool) -> bool) {
         for (name, kind) in self.children(dir) {
             let path = dir.join(&name);
             parts.push(name);
@@ -332,9 +282,7 @@ impl Walker<'_> {
                     for (hh, kind) in self.children(&path) {
                         match layout::classify_blob_path(&[&alg, &hh], kind == Kind::Dir) {
                             BlobPath::Dir => shards.push((alg.clone(), hh)),
-                            BlobPath::Unexpected(why) => {
-                                self.unexpected(&path.join(&hh), kind, why)
-                            }
+                            BlobPath::Unexpected(why) => self.unexpected(&path.join(&hh), kind, why),
                             _ => {}
                         }
                     }
@@ -350,36 +298,41 @@ impl Walker<'_> {
                 let mut blob_dirs = Vec::new();
                 let mut parts = vec![alg.clone(), hh.clone()];
                 let dir = blobs_dir.join(alg).join(hh);
-                self.walk_subtree(&dir, &mut parts, &mut |path, parts, is_dir| {
-                    match layout::classify_blob_path(parts, is_dir) {
-                        BlobPath::BlobDir { digest, misplaced: true } => {
-                            let msg = format!("blob {digest} sits in the wrong shard directory; the registry never looks here");
-                            self.problem(Code::BlobMisplaced, path, msg);
-                            false
-                        }
-                        BlobPath::BlobDir { digest, misplaced: false } => {
-                            blob_dirs.push((digest, path.to_path_buf()));
-                            true
-                        }
-                        BlobPath::Data { digest, .. } => {
-                            match file_size(path) {
-                                Ok(size) => {
-                                    found.insert(digest, Blob { size });
-                                }
-                                Err(e) => self.problem(Code::Unreadable, path, format!("cannot be examined: {e}")),
+                self.walk_subtree(&dir, &mut parts, &mut |path, parts, is_dir| match layout::classify_blob_path(
+                    parts, is_dir,
+                ) {
+                    BlobPath::BlobDir { digest, misplaced: true } => {
+                        let msg =
+                            format!("blob {digest} sits in the wrong shard directory; the registry never looks here");
+                        self.problem(Code::BlobMisplaced, path, msg);
+                        false
+                    }
+                    BlobPath::BlobDir { digest, misplaced: false } => {
+                        blob_dirs.push((digest, path.to_path_buf()));
+                        true
+                    }
+                    BlobPath::Data { digest, .. } => {
+                        match file_size(path) {
+                            Ok(size) => {
+                                found.insert(digest, Blob { size });
                             }
-                            false
+                            Err(e) => self.problem(Code::Unreadable, path, format!("cannot be examined: {e}")),
                         }
-                        BlobPath::Dir => true,
-                        BlobPath::Unexpected(why) => {
-                            self.unexpected(path, if is_dir { Kind::Dir } else { Kind::File }, why);
-                            false
-                        }
+                        false
+                    }
+                    BlobPath::Dir => true,
+                    BlobPath::Unexpected(why) => {
+                        self.unexpected(path, if is_dir { Kind::Dir } else { Kind::File }, why);
+                        false
                     }
                 });
                 for (digest, path) in blob_dirs {
                     if !found.contains_key(&digest) {
-                        self.problem(Code::BlobWithoutData, &path, format!("blob {digest} has a directory but no data file"));
+                        self.problem(
+                            Code::BlobWithoutData,
+                            &path,
+                            format!("blob {digest} has a directory but no data file"),
+                        );
                     }
                 }
                 found
@@ -395,8 +348,7 @@ impl Walker<'_> {
     /// other children are further name components (nested repositories).
     fn walk_repositories(&self, dir: &Path, name: String) -> Vec<Repository> {
         let children = self.children(dir);
-        let (data, nested): (Vec<_>, Vec<_>) =
-            children.into_iter().partition(|(n, _)| n.starts_with('_'));
+        let (data, nested): (Vec<_>, Vec<_>) = children.into_iter().partition(|(n, _)| n.starts_with('_'));
         let mut found: Vec<Repository> = nested
             .par_iter()
             .flat_map(|(child, kind)| {
@@ -405,11 +357,7 @@ impl Walker<'_> {
                     self.unexpected(&path, *kind, "not part of the registry layout");
                     return Vec::new();
                 }
-                let child_name = if name.is_empty() {
-                    child.clone()
-                } else {
-                    format!("{name}/{child}")
-                };
+                let child_name = if name.is_empty() { child.clone() } else { format!("{name}/{child}") };
                 self.walk_repositories(&path, child_name)
             })
             .collect();
@@ -484,10 +432,7 @@ impl Walker<'_> {
                 }
                 false
             }
-            RepoPath::SignatureLink {
-                revision,
-                signature,
-            } => {
+            RepoPath::SignatureLink { revision, signature } => {
                 repo.signature_links.push((revision, signature));
                 false
             }
@@ -502,11 +447,7 @@ impl Walker<'_> {
             }
             RepoPath::TagIndexLink(tag, d) => {
                 if let Some(link) = self.read_link(path) {
-                    repo.tags
-                        .entry(tag.to_string())
-                        .or_default()
-                        .index
-                        .insert(d, link);
+                    repo.tags.entry(tag.to_string()).or_default().index.insert(d, link);
                 }
                 false
             }
@@ -516,12 +457,8 @@ impl Walker<'_> {
             }
             RepoPath::UploadData(uuid) => {
                 match file_size(path) {
-                    Ok(size) => {
-                        repo.uploads.entry(uuid.to_string()).or_default().data_size = Some(size)
-                    }
-                    Err(e) => {
-                        self.problem(Code::Unreadable, path, format!("cannot be examined: {e}"))
-                    }
+                    Ok(size) => repo.uploads.entry(uuid.to_string()).or_default().data_size = Some(size),
+                    Err(e) => self.problem(Code::Unreadable, path, format!("cannot be examined: {e}")),
                 }
                 false
             }
@@ -537,11 +474,7 @@ impl Walker<'_> {
             }
             RepoPath::UploadHashState(uuid) => {
                 let rel = parts[parts.len() - 2..].join("/");
-                repo.uploads
-                    .entry(uuid.to_string())
-                    .or_default()
-                    .hashstates
-                    .push(rel);
+                repo.uploads.entry(uuid.to_string()).or_default().hashstates.push(rel);
                 false
             }
         }

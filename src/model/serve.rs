@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Target;
 use crate::contents::Contents;
-use crate::digest::Digest;
+use crate::digest::{Digest, LinkError};
 use crate::inventory::{Inventory, Link, Repository};
 use crate::layout;
 use crate::manifest::{Manifest, ManifestError, ManifestKind};
@@ -60,69 +60,55 @@ pub struct Server<'a> {
 /// Follows the first link that exists, like the registry's linked blob
 /// statter: a missing link tries the next one, an invalid one is an error.
 fn follow<'l>(
+    target: Target,
     candidates: &[(LinkedBy, Option<&'l Link>, String)],
 ) -> Result<(LinkedBy, &'l Digest), Fetch> {
     for (by, link, path) in candidates {
         match link {
             None => continue,
             Some(Ok(d)) => return Ok((*by, d)),
-            Some(Err(e)) => return Err(Fetch::ServerError(format!("link {path} {e}"))),
+            Some(Err(e)) => return Err(link_failure(target, path, e)),
         }
     }
     Err(Fetch::NotFound("not linked in the repository".into()))
 }
 
+/// What reading an invalid link costs a request.
+pub fn link_failure(target: Target, path: &str, e: &LinkError) -> Fetch {
+    match (target, e) {
+        (Target::V2_8, LinkError::UppercaseHex) => Fetch::NotFound(format!("link {path} {e}")),
+        _ => Fetch::ServerError(format!("link {path} {e}")),
+    }
+}
+
 impl<'a> Server<'a> {
     pub fn new(inv: &'a Inventory, contents: &'a Contents, target: Target) -> Server<'a> {
-        Server {
-            inv,
-            contents,
-            target,
-        }
+        Server { inv, contents, target }
     }
 
     fn routable(&self, repo: &Repository) -> Result<(), Fetch> {
         if repo.name_is_valid() {
             Ok(())
         } else {
-            Err(Fetch::NotFound(format!(
-                "the API refuses the repository name {:?}",
-                repo.name
-            )))
+            Err(Fetch::NotFound(format!("the API refuses the repository name {:?}", repo.name)))
         }
     }
 
     /// Resolves a manifest digest in a repository to the digest whose data
     /// the registry reads, and the link it went through.
-    pub fn locate_manifest(
-        &self,
-        repo: &Repository,
-        d: &Digest,
-    ) -> Result<(LinkedBy, Digest), Fetch> {
+    pub fn locate_manifest(&self, repo: &Repository, d: &Digest) -> Result<(LinkedBy, Digest), Fetch> {
         self.routable(repo)?;
-        let mut candidates = vec![(
-            LinkedBy::Revision,
-            repo.revisions.get(d),
-            layout::revision_link(&repo.name, d),
-        )];
+        let mut candidates = vec![(LinkedBy::Revision, repo.revisions.get(d), layout::revision_link(&repo.name, d))];
         // 2.1 wrote manifests into _layers; 2.x still looks there. v3 does not.
         if self.target == Target::V2_8 {
-            candidates.push((
-                LinkedBy::Layers,
-                repo.layer_links.get(d),
-                layout::layer_link(&repo.name, d),
-            ));
+            candidates.push((LinkedBy::Layers, repo.layer_links.get(d), layout::layer_link(&repo.name, d)));
         }
-        let (by, target) = follow(&candidates).map_err(|f| match f {
-            Fetch::NotFound(_) => {
-                Fetch::NotFound(format!("manifest {d} is not linked in {}", repo.name))
-            }
+        let (by, target) = follow(self.target, &candidates).map_err(|f| match f {
+            Fetch::NotFound(_) => Fetch::NotFound(format!("manifest {d} is not linked in {}", repo.name)),
             other => other,
         })?;
         if !self.inv.has_blob(target) {
-            return Err(Fetch::NotFound(format!(
-                "manifest {target} has no blob data"
-            )));
+            return Err(Fetch::NotFound(format!("manifest {target} has no blob data")));
         }
         Ok((by, target.clone()))
     }
@@ -136,10 +122,7 @@ impl<'a> Server<'a> {
         match self.contents.manifest(&target) {
             Some(Ok(m)) => (self.accepts(m), Some(m)),
             Some(Err(e)) => (Fetch::ServerError(manifest_error_reason(&target, e)), None),
-            None => (
-                Fetch::ServerError(format!("manifest {target} was not loaded")),
-                None,
-            ),
+            None => (Fetch::ServerError(format!("manifest {target} was not loaded")), None),
         }
     }
 
@@ -157,16 +140,11 @@ impl<'a> Server<'a> {
     pub fn tag(&self, repo: &Repository, tag: &str) -> Result<Digest, Fetch> {
         self.routable(repo)?;
         if !layout::tag_name_is_valid(tag) {
-            return Err(Fetch::NotFound(format!(
-                "the API refuses the tag name {tag:?}"
-            )));
+            return Err(Fetch::NotFound(format!("the API refuses the tag name {tag:?}")));
         }
         match repo.tags.get(tag).and_then(|t| t.current.as_ref()) {
             None => Err(Fetch::NotFound(format!("tag {tag} has no current link"))),
-            Some(Err(e)) => Err(Fetch::ServerError(format!(
-                "link {} {e}",
-                layout::tag_current_link(&repo.name, tag)
-            ))),
+            Some(Err(e)) => Err(link_failure(self.target, &layout::tag_current_link(&repo.name, tag), e)),
             Some(Ok(d)) => Ok(d.clone()),
         }
     }
@@ -178,14 +156,10 @@ impl<'a> Server<'a> {
             return f;
         }
         let path = layout::layer_link(&repo.name, d);
-        match follow(&[(LinkedBy::Layers, repo.layer_links.get(d), path)]) {
-            Err(Fetch::NotFound(_)) => {
-                Fetch::NotFound(format!("blob {d} is not linked in {}", repo.name))
-            }
+        match follow(self.target, &[(LinkedBy::Layers, repo.layer_links.get(d), path)]) {
+            Err(Fetch::NotFound(_)) => Fetch::NotFound(format!("blob {d} is not linked in {}", repo.name)),
             Err(f) => f,
-            Ok((_, target)) if !self.inv.has_blob(target) => {
-                Fetch::NotFound(format!("blob {target} has no data"))
-            }
+            Ok((_, target)) if !self.inv.has_blob(target) => Fetch::NotFound(format!("blob {target} has no data")),
             Ok(_) => Fetch::Ok,
         }
     }

@@ -25,23 +25,15 @@ impl Reference {
     pub fn parse(s: &str) -> Result<Reference, String> {
         if let Some((repo, digest)) = s.rsplit_once('@') {
             let digest = Digest::parse(digest).map_err(|e| format!("{s:?}: bad digest: {e}"))?;
-            return Ok(Reference::Digest {
-                repository: repo.to_string(),
-                digest,
-            });
+            return Ok(Reference::Digest { repository: repo.to_string(), digest });
         }
         // A ':' in the last path component separates the tag (a port may
         // contain one earlier: host:5000/app:tag).
         match s.rsplit_once(':') {
             Some((repo, tag)) if !tag.contains('/') && !repo.is_empty() && !tag.is_empty() => {
-                Ok(Reference::Tag {
-                    repository: repo.to_string(),
-                    tag: tag.to_string(),
-                })
+                Ok(Reference::Tag { repository: repo.to_string(), tag: tag.to_string() })
             }
-            _ => Err(format!(
-                "{s:?} is not a reference: use REPOSITORY:TAG or REPOSITORY@DIGEST"
-            )),
+            _ => Err(format!("{s:?} is not a reference: use REPOSITORY:TAG or REPOSITORY@DIGEST")),
         }
     }
 
@@ -98,28 +90,16 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
         Reference::Digest { digest, .. } => {
             let tree = resolver.manifest(repo, digest);
             let failures = tree.failures();
-            (
-                None,
-                Some(digest.to_string()),
-                Some(tree),
-                Vec::new(),
-                failures,
-            )
+            (None, Some(digest.to_string()), Some(tree), Vec::new(), failures)
         }
     };
     let repo_prefix = format!("{}/", layout::repo_dir(&repo.name));
-    let blob_paths: Vec<String> = tree
-        .iter()
-        .flat_map(|t| t.walk())
-        .filter_map(|n| n.parsed_digest.as_ref().map(layout::blob_dir))
-        .collect();
+    let blob_paths: Vec<String> =
+        tree.iter().flat_map(|t| t.walk()).filter_map(|n| n.parsed_digest.as_ref().map(layout::blob_dir)).collect();
     let problems = audit
         .problems
         .iter()
-        .filter(|p| {
-            p.path.starts_with(&repo_prefix)
-                || blob_paths.iter().any(|b| p.path.starts_with(b.as_str()))
-        })
+        .filter(|p| p.path.starts_with(&repo_prefix) || blob_paths.iter().any(|b| p.path.starts_with(b.as_str())))
         .cloned()
         .collect();
     Ok(InspectReport {
@@ -155,9 +135,7 @@ fn state_cells(n: &Node) -> Vec<Cell> {
     };
     let linked = match n.linked {
         Some(LinkedBy::Revision) => Cell::styled("revision", GOOD),
-        Some(LinkedBy::Layers) if matches!(n.role, Role::Manifest | Role::Child) => {
-            Cell::styled("_layers", WARN)
-        }
+        Some(LinkedBy::Layers) if matches!(n.role, Role::Manifest | Role::Child) => Cell::styled("_layers", WARN),
         Some(LinkedBy::Layers) => Cell::styled("linked", GOOD),
         None => Cell::styled("not linked", BAD),
     };
@@ -188,20 +166,13 @@ fn push_rows(table: &mut Table, n: &Node, prefix: &str, last: bool, root: bool) 
         Role::Config => "config",
         Role::Layer => "layer",
     };
-    let what = n
-        .kind
-        .map(|k| k.name().to_string())
-        .or_else(|| n.platform.as_ref().map(|p| p.to_string()))
-        .unwrap_or_default();
+    let what =
+        n.kind.map(|k| k.name().to_string()).or_else(|| n.platform.as_ref().map(|p| p.to_string())).unwrap_or_default();
     let what = match (&n.platform, n.role) {
         (Some(p), Role::Child) => format!("{what} {p}"),
         _ => what,
     };
-    let size = n
-        .size
-        .or(n.declared_size.map(|s| s.max(0) as u64))
-        .map(human_size)
-        .unwrap_or_default();
+    let size = n.size.or(n.declared_size.map(|s| s.max(0) as u64)).map(human_size).unwrap_or_default();
     let mut row = vec![
         Cell::new(format!("{branch}{role}")),
         Cell::new(super::tags::short(&n.digest)),
@@ -211,21 +182,10 @@ fn push_rows(table: &mut Table, n: &Node, prefix: &str, last: bool, root: bool) 
     row.extend(state_cells(n));
     table.push(row);
     if let Some(cut) = n.cut {
-        let child_prefix = if root {
-            String::new()
-        } else {
-            format!("{prefix}{}", if last { "   " } else { "│  " })
-        };
-        table.push(vec![Cell::styled(
-            format!("{child_prefix}└─ {}", cut.describe(&n.digest)),
-            BAD,
-        )]);
+        let child_prefix = if root { String::new() } else { format!("{prefix}{}", if last { "   " } else { "│  " }) };
+        table.push(vec![Cell::styled(format!("{child_prefix}└─ {}", cut.describe(&n.digest)), BAD)]);
     }
-    let child_prefix = if root {
-        String::new()
-    } else {
-        format!("{prefix}{}", if last { "   " } else { "│  " })
-    };
+    let child_prefix = if root { String::new() } else { format!("{prefix}{}", if last { "   " } else { "│  " }) };
     for (i, c) in n.children.iter().enumerate() {
         push_rows(table, c, &child_prefix, i + 1 == n.children.len(), false);
     }
@@ -246,10 +206,8 @@ impl Report for InspectReport {
             style.render_reset()
         )?;
         if let Some(tree) = &self.tree {
-            let mut table = Table::new(vec![
-                "NODE", "DIGEST", "KIND", "SIZE", "DATA", "LINK", "CONTENT", "GET",
-            ])
-            .right_align(&[3]);
+            let mut table =
+                Table::new(vec!["NODE", "DIGEST", "KIND", "SIZE", "DATA", "LINK", "CONTENT", "GET"]).right_align(&[3]);
             push_rows(&mut table, tree, "", true, true);
             writeln!(out)?;
             table.write(out)?;
@@ -279,16 +237,10 @@ mod tests {
     fn parses_references() {
         assert_eq!(
             Reference::parse("host:5000/app:v1"),
-            Ok(Reference::Tag {
-                repository: "host:5000/app".into(),
-                tag: "v1".into()
-            })
+            Ok(Reference::Tag { repository: "host:5000/app".into(), tag: "v1".into() })
         );
         let d = format!("sha256:{}", "a".repeat(64));
-        assert!(matches!(
-            Reference::parse(&format!("app@{d}")),
-            Ok(Reference::Digest { .. })
-        ));
+        assert!(matches!(Reference::parse(&format!("app@{d}")), Ok(Reference::Digest { .. })));
         assert!(Reference::parse("app").is_err());
         assert!(Reference::parse("host:5000/app").is_err());
         assert!(Reference::parse("app@sha256:zz").is_err());

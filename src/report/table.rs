@@ -43,17 +43,11 @@ pub struct Cell {
 
 impl Cell {
     pub fn new(text: impl Into<String>) -> Cell {
-        Cell {
-            text: text.into(),
-            style: PLAIN,
-        }
+        Cell { text: text.into(), style: PLAIN }
     }
 
     pub fn styled(text: impl Into<String>, style: Style) -> Cell {
-        Cell {
-            text: text.into(),
-            style,
-        }
+        Cell { text: text.into(), style }
     }
 }
 
@@ -79,11 +73,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: Vec<&'static str>) -> Table {
-        Table {
-            headers,
-            right: Vec::new(),
-            rows: Vec::new(),
-        }
+        Table { headers, right: Vec::new(), rows: Vec::new() }
     }
 
     pub fn right_align(mut self, columns: &[usize]) -> Table {
@@ -103,22 +93,13 @@ impl Table {
                 widths[i] = widths[i].max(cell.text.chars().count());
             }
         }
-        let header: Vec<Cell> = self
-            .headers
-            .iter()
-            .map(|h| Cell::styled(*h, BOLD))
-            .collect();
+        let header: Vec<Cell> = self.headers.iter().map(|h| Cell::styled(*h, BOLD)).collect();
         for row in std::iter::once(&header).chain(&self.rows) {
             let mut line = String::new();
             for (i, cell) in row.iter().enumerate().take(columns) {
                 let pad = widths[i] - cell.text.chars().count();
                 let last = i + 1 == columns.min(row.len());
-                let styled = format!(
-                    "{}{}{}",
-                    cell.style.render(),
-                    cell.text,
-                    cell.style.render_reset()
-                );
+                let styled = format!("{}{}{}", cell.style.render(), cell.text, cell.style.render_reset());
                 if self.right.contains(&i) {
                     line.push_str(&" ".repeat(pad));
                     line.push_str(&styled);
@@ -158,9 +139,6 @@ mod tests {
         let mut out = Vec::new();
         t.write(&mut out).unwrap();
         let text = anstream::adapter::strip_str(std::str::from_utf8(&out).unwrap()).to_string();
-        assert_eq!(
-            text,
-            "A            SIZE\nlong-name     1 B\nx          10 KiB\n"
-        );
+        assert_eq!(text, "A            SIZE\nlong-name     1 B\nx          10 KiB\n");
     }
 }

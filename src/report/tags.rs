@@ -22,11 +22,7 @@ pub struct TagsReport {
 
 /// Unknown repository names in the filter, for a clear error.
 pub fn unknown_repositories<'a>(audit: &Audit, filter: &'a [String]) -> Vec<&'a str> {
-    filter
-        .iter()
-        .filter(|r| audit.inventory.repository(r).is_none())
-        .map(String::as_str)
-        .collect()
+    filter.iter().filter(|r| audit.inventory.repository(r).is_none()).map(String::as_str).collect()
 }
 
 pub fn build(audit: &Audit, filter: &[String]) -> TagsReport {
@@ -37,12 +33,7 @@ pub fn build(audit: &Audit, filter: &[String]) -> TagsReport {
         .repositories
         .iter()
         .filter(|r| filter.is_empty() || filter.contains(&r.name))
-        .flat_map(|repo| {
-            repo.tags
-                .keys()
-                .map(|t| resolver.tag(repo, t))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|repo| repo.tags.keys().map(|t| resolver.tag(repo, t)).collect::<Vec<_>>())
         .collect();
     TagsReport {
         schema_version: SCHEMA_VERSION,
@@ -61,25 +52,13 @@ impl TagsReport {
 
 impl Report for TagsReport {
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        let mut table = Table::new(vec![
-            "REPOSITORY",
-            "TAG",
-            "DIGEST",
-            "KIND",
-            "PLATFORMS",
-            "CREATED",
-            "SIZE",
-            "SERVED",
-        ])
-        .right_align(&[6]);
+        let mut table =
+            Table::new(vec!["REPOSITORY", "TAG", "DIGEST", "KIND", "PLATFORMS", "CREATED", "SIZE", "SERVED"])
+                .right_align(&[6]);
         for t in &self.tags {
             let (served, style) = yes_no(t.served);
             let digest = t.digest.as_deref().map(short).unwrap_or("-");
-            let platforms = if t.platforms.is_empty() {
-                "-".to_string()
-            } else {
-                t.platforms.join(",")
-            };
+            let platforms = if t.platforms.is_empty() { "-".to_string() } else { t.platforms.join(",") };
             table.push(vec![
                 Cell::new(&t.repository),
                 Cell::new(&t.tag),

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(rel)
 }
 
 pub struct Run {
@@ -18,11 +16,8 @@ pub struct Run {
 
 /// Runs the binary without colour.
 pub fn regaudit(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_regaudit"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run regaudit");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_regaudit")).args(args).env("NO_COLOR", "1").output().expect("run regaudit");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -34,8 +29,7 @@ pub fn json(args: &[&str]) -> (i32, serde_json::Value) {
     let mut all = args.to_vec();
     all.extend(["--format", "json"]);
     let run = regaudit(&all);
-    let v = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    let v = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
     (run.code, v)
 }
 
