@@ -195,7 +195,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         Some(o) => (o.int("schemaVersion")?.unwrap_or(0), o.string_or_empty("mediaType")?),
         None => (0, String::new()),
     };
-    let top = top.ok_or_else(|| ManifestError::UnknownSchemaVersion(0))?;
+    let top = top.ok_or(ManifestError::UnknownSchemaVersion(0))?;
     match version {
         1 => parse_schema1(bytes, top),
         2 => {
@@ -255,10 +255,8 @@ fn parse_schema1(bytes: &[u8], o: Obj) -> Result<Manifest, ManifestError> {
     }
     o.string("name")?;
     o.string("tag")?;
-    for h in o.objects("history")? {
-        if let Some(h) = h {
-            h.string("v1Compatibility")?;
-        }
+    for h in o.objects("history")?.into_iter().flatten() {
+        h.string("v1Compatibility")?;
     }
     let layers = o
         .objects("fsLayers")?
