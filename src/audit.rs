@@ -1,7 +1,11 @@
 //! One audit of one tree: locate, scan, load contents, check. Every command
 //! starts here.
 
+use std::collections::BTreeSet;
 use std::path::Path;
+
+use crate::digest::Digest;
+use crate::progress::Progress;
 
 use crate::checks;
 use crate::contents::Contents;
@@ -10,6 +14,7 @@ use crate::model::serve::Server;
 use crate::model::Target;
 use crate::problem::Problem;
 use crate::tree::{LocateError, StorageRoot};
+use crate::verify::{self, Verification};
 
 pub struct Audit {
     pub root: StorageRoot,
@@ -17,6 +22,8 @@ pub struct Audit {
     pub inventory: Inventory,
     pub contents: Contents,
     pub problems: Vec<Problem>,
+    /// Set once blob contents were hashed.
+    pub verification: Option<Verification>,
 }
 
 impl Audit {
@@ -25,11 +32,26 @@ impl Audit {
         let inventory = root.scan();
         let contents = Contents::load(&root, &inventory);
         let problems = checks::check(&inventory, &contents, target);
-        Ok(Audit { root, target, inventory, contents, problems })
+        Ok(Audit { root, target, inventory, contents, problems, verification: None })
     }
 
     pub fn server(&self) -> Server<'_> {
         Server::new(&self.inventory, &self.contents, self.target)
+    }
+
+    /// Hashes the data of `digests` (those that exist) and adds what it finds
+    /// to the problems.
+    pub fn verify(&mut self, digests: &BTreeSet<Digest>, progress: &Progress) {
+        let v = verify::verify(&self.root, &self.inventory, &self.contents, digests, progress);
+        self.problems.extend(v.problems());
+        crate::problem::normalize(&mut self.problems);
+        self.verification = Some(v);
+    }
+
+    /// Whether every blob of `digests` is intact; None before verification
+    /// or when it was interrupted before reaching them.
+    pub fn intact<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>) -> Option<bool> {
+        self.verification.as_ref()?.all_intact(digests)
     }
 
     pub fn has_findings(&self) -> bool {

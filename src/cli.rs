@@ -2,17 +2,22 @@
 //! validated, immutable [`Config`]; commands run against it; the exit code
 //! is decided in one place.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use clap::{Parser, Subcommand};
 
 use crate::audit::Audit;
+use crate::digest::Digest;
 use crate::exit_codes;
 use crate::model::Target;
+use crate::progress::Progress;
 use crate::report::inspect::{self, Reference};
 use crate::report::{self, tags, Format};
+use crate::verify::CANCEL;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,6 +32,9 @@ struct Args {
     /// Registry version whose rules apply: 2.8 or 3.
     #[arg(long, global = true, default_value = "2.8")]
     target: Target,
+    /// Never show progress bars (they only appear when stderr is a terminal).
+    #[arg(long, global = true)]
+    no_progress: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +47,9 @@ enum Command {
         root: PathBuf,
         /// Only these repositories.
         repositories: Vec<String>,
+        /// Hash the blobs of these tags to fill in `intact`.
+        #[arg(long)]
+        verify: bool,
     },
     /// The whole tree of one reference with every node's state.
     Inspect {
@@ -46,6 +57,24 @@ enum Command {
         root: PathBuf,
         /// REPOSITORY:TAG or REPOSITORY@DIGEST.
         reference: String,
+        /// Hash every blob of the tree to fill in `intact`.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Hash every blob (or those of some repositories) and report damage.
+    Verify {
+        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        root: PathBuf,
+        /// Only the blobs these repositories reach.
+        repositories: Vec<String>,
+    },
+    /// Start here: inventory summary, problems, and with --verify, integrity.
+    Scan {
+        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        root: PathBuf,
+        /// Also hash every blob.
+        #[arg(long)]
+        verify: bool,
     },
 }
 
@@ -54,6 +83,7 @@ enum Command {
 pub struct Config {
     pub format: Format,
     pub target: Target,
+    pub progress: bool,
 }
 
 /// Why a command could not run (exit code 2).
@@ -74,7 +104,7 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
             return if e.use_stderr() { exit_codes::ERROR } else { exit_codes::CLEAN };
         }
     };
-    let config = Config { format: args.format, target: args.target };
+    let config = Config { format: args.format, target: args.target, progress: !args.no_progress };
     let mut out = anstream::stdout().lock();
     match execute(&config, args.command, &mut out) {
         Ok(found) => {
@@ -89,23 +119,72 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     }
 }
 
+/// Hashes `digests`, with a progress bar and Ctrl-C stopping early.
+fn verify(config: &Config, audit: &mut Audit, digests: &BTreeSet<Digest>) {
+    // First Ctrl-C: stop hashing and report what was verified; second: quit.
+    let _ = ctrlc::set_handler(|| {
+        if CANCEL.swap(true, Ordering::SeqCst) {
+            std::process::exit(exit_codes::ERROR);
+        }
+    });
+    let total = digests.iter().filter_map(|d| audit.inventory.blob_size(d)).sum();
+    let progress = Progress::bytes(config.progress, total, "verifying");
+    audit.verify(digests, &progress);
+}
+
+fn check_repositories(audit: &Audit, repositories: &[String]) -> Result<(), Failure> {
+    let unknown = tags::unknown_repositories(audit, repositories);
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure(format!("no repository {} in this tree", unknown.join(", "))))
+    }
+}
+
 /// Runs one command; `Ok(true)` means it found something.
 fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<bool, Failure> {
     match command {
-        Command::Tags { root, repositories } => {
-            let audit = Audit::run(&root, config.target)?;
-            let unknown = tags::unknown_repositories(&audit, &repositories);
-            if !unknown.is_empty() {
-                return Err(Failure(format!("no repository {} in this tree", unknown.join(", "))));
+        Command::Tags { root, repositories, verify: hash } => {
+            let mut audit = Audit::run(&root, config.target)?;
+            check_repositories(&audit, &repositories)?;
+            if hash {
+                let digests = tags::reachable_digests(&audit, &repositories);
+                verify(config, &mut audit, &digests);
             }
             let report = tags::build(&audit, &repositories);
             report::emit(&report, config.format, out)?;
             Ok(report.has_findings())
         }
-        Command::Inspect { root, reference } => {
+        Command::Inspect { root, reference, verify: hash } => {
             let reference = Reference::parse(&reference)?;
-            let audit = Audit::run(&root, config.target)?;
+            let mut audit = Audit::run(&root, config.target)?;
+            if hash {
+                let digests = inspect::reachable_digests(&audit, &reference);
+                verify(config, &mut audit, &digests);
+            }
             let report = inspect::build(&audit, &reference)?;
+            report::emit(&report, config.format, out)?;
+            Ok(report.has_findings())
+        }
+        Command::Verify { root, repositories } => {
+            let mut audit = Audit::run(&root, config.target)?;
+            check_repositories(&audit, &repositories)?;
+            let digests = report::verify::blobs_to_verify(&audit, &repositories);
+            verify(config, &mut audit, &digests);
+            let report = report::verify::build(&audit, &repositories);
+            report::emit(&report, config.format, out)?;
+            if report.interrupted {
+                return Err(Failure("interrupted: the report above covers only what was verified".into()));
+            }
+            Ok(report.has_findings())
+        }
+        Command::Scan { root, verify: hash } => {
+            let mut audit = Audit::run(&root, config.target)?;
+            if hash {
+                let digests = audit.inventory.blobs.keys().cloned().collect();
+                verify(config, &mut audit, &digests);
+            }
+            let report = report::scan::build(&audit);
             report::emit(&report, config.format, out)?;
             Ok(report.has_findings())
         }

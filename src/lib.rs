@@ -13,6 +13,8 @@ pub mod layout;
 pub mod manifest;
 pub mod model;
 pub mod problem;
+pub mod progress;
 pub mod report;
 pub mod resolve;
 pub mod tree;
+pub mod verify;

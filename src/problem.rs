@@ -56,6 +56,10 @@ pub enum Code {
     ConfigNotLinked,
     LayerMissing,
     LayerNotLinked,
+    // Verification (content hashed).
+    BlobCorrupt,
+    BlobTruncated,
+    BlobSizeMismatch,
     // Uploads.
     UploadWithoutStartedAt,
     UploadStartedAtInvalid,
@@ -94,7 +98,10 @@ impl Code {
             | ConfigMissing
             | ConfigNotLinked
             | LayerMissing
-            | LayerNotLinked => Severity::Error,
+            | LayerNotLinked
+            | BlobCorrupt
+            | BlobTruncated
+            | BlobSizeMismatch => Severity::Error,
         }
     }
 

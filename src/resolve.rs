@@ -60,6 +60,10 @@ pub struct Node {
     pub subject: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    /// After verification: `intact`, `corrupt`, `truncated`, `unreadable`
+    /// or `size-mismatch` (null when not hashed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<Node>,
     #[serde(skip)]
@@ -104,6 +108,7 @@ impl Node {
             fetch: Fetch::Ok,
             foreign: false,
             cut: None,
+            content: None,
             subject: None,
             artifact_type: None,
             children: Vec::new(),
@@ -139,6 +144,11 @@ impl Node {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Digests of every node with a valid digest.
+    pub fn digests(&self) -> impl Iterator<Item = &Digest> {
+        self.walk().into_iter().filter_map(|n| n.parsed_digest.as_ref())
     }
 
     /// Bytes of every distinct node (stored size, else declared size).

@@ -80,6 +80,11 @@ impl StorageRoot {
         read_capped(&self.path.join(layout::blob_data(d)), limit)
     }
 
+    /// Opens a blob's data for reading (read-only, O_NOATIME, never through a symlink).
+    pub fn open_blob(&self, d: &Digest) -> io::Result<std::fs::File> {
+        Ok(std::fs::File::from(open(&self.path.join(layout::blob_data(d)), OFlags::empty())?))
+    }
+
     /// One pass over the whole tree.
     pub fn scan(&self) -> Inventory {
         let walker = Walker { root: &self.path, problems: Mutex::default(), files: AtomicU64::new(0) };

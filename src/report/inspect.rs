@@ -1,5 +1,6 @@
 //! `regaudit inspect`: one reference's whole tree with every node's state.
 
+use std::collections::BTreeSet;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -72,6 +73,18 @@ pub struct InspectReport {
     pub problems: Vec<Problem>,
 }
 
+/// Every digest the reference reaches (to verify before building the report).
+pub fn reachable_digests(audit: &Audit, reference: &Reference) -> BTreeSet<Digest> {
+    let Some(repo) = audit.inventory.repository(reference.repository()) else { return BTreeSet::new() };
+    let server = audit.server();
+    let resolver = Resolver::new(&server);
+    let tree = match reference {
+        Reference::Tag { tag, .. } => resolver.tag(repo, tag).tree,
+        Reference::Digest { digest, .. } => Some(resolver.manifest(repo, digest)),
+    };
+    tree.iter().flat_map(|t| t.digests().cloned()).collect()
+}
+
 pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, String> {
     let repo = audit
         .inventory
@@ -79,7 +92,7 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
         .ok_or_else(|| format!("no repository {:?} in this tree", reference.repository()))?;
     let server = audit.server();
     let resolver = Resolver::new(&server);
-    let (tag, digest, tree, history, not_served) = match reference {
+    let (tag, digest, tree, history, not_served): (_, _, Option<Node>, _, _) = match reference {
         Reference::Tag { tag, .. } => {
             if !repo.tags.contains_key(tag) {
                 return Err(format!("no tag {tag:?} in repository {:?}", repo.name));
@@ -93,6 +106,10 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
             (None, Some(digest.to_string()), Some(tree), Vec::new(), failures)
         }
     };
+    let mut tree = tree;
+    if let (Some(t), Some(v)) = (tree.as_mut(), audit.verification.as_ref()) {
+        v.annotate(t);
+    }
     let repo_prefix = format!("{}/", layout::repo_dir(&repo.name));
     let blob_paths: Vec<String> =
         tree.iter().flat_map(|t| t.walk()).filter_map(|n| n.parsed_digest.as_ref().map(layout::blob_dir)).collect();
@@ -111,7 +128,10 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
         tag,
         digest,
         served: tree.as_ref().is_some_and(Node::served),
-        intact: None,
+        intact: match &tree {
+            Some(t) => audit.intact(t.digests()),
+            None => audit.verification.as_ref().map(|_| false),
+        },
         not_served,
         history,
         tree,
@@ -121,7 +141,7 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
 
 impl InspectReport {
     pub fn has_findings(&self) -> bool {
-        !self.served || self.problems.iter().any(Problem::is_finding)
+        !self.served || self.intact == Some(false) || self.problems.iter().any(Problem::is_finding)
     }
 }
 
@@ -149,7 +169,11 @@ fn state_cells(n: &Node) -> Vec<Cell> {
     } else {
         Cell::styled(status.to_string(), if status == 200 { GOOD } else { BAD })
     };
-    vec![flag(n.present, "present", "missing"), linked, parses, fetch]
+    let mut cells = vec![flag(n.present, "present", "missing"), linked, parses, fetch];
+    if let Some(state) = n.content {
+        cells.push(Cell::styled(state, if state == "intact" { GOOD } else { BAD }));
+    }
+    cells
 }
 
 fn push_rows(table: &mut Table, n: &Node, prefix: &str, last: bool, root: bool) {
@@ -196,14 +220,19 @@ impl Report for InspectReport {
         let (served, style) = yes_no(self.served);
         writeln!(
             out,
-            "{}{}{}  →  {}  served by registry {}: {}{served}{}",
+            "{}{}{}  →  {}  served by registry {}: {}{served}{}{}",
             BOLD.render(),
             self.reference,
             BOLD.render_reset(),
             self.digest.as_deref().unwrap_or("-"),
             self.target,
             style.render(),
-            style.render_reset()
+            style.render_reset(),
+            match self.intact {
+                Some(true) => "  intact: yes",
+                Some(false) => "  intact: no",
+                None => "",
+            }
         )?;
         if let Some(tree) = &self.tree {
             let mut table =

@@ -3,8 +3,10 @@
 
 pub mod inspect;
 pub mod problems;
+pub mod scan;
 pub mod table;
 pub mod tags;
+pub mod verify;
 
 use std::io::{self, Write};
 

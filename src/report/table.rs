@@ -113,7 +113,7 @@ impl Table {
                     line.push_str("  ");
                 }
             }
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", line.trim_end())?;
         }
         Ok(())
     }

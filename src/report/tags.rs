@@ -1,5 +1,6 @@
 //! `regaudit tags`: one row per tag.
 
+use std::collections::BTreeSet;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -7,6 +8,7 @@ use serde::Serialize;
 use super::table::{human_size, yes_no, Cell, Table, DIM};
 use super::{problems, Report, SCHEMA_VERSION};
 use crate::audit::Audit;
+use crate::digest::Digest;
 use crate::model::Target;
 use crate::problem::Problem;
 use crate::resolve::{ResolvedTag, Resolver};
@@ -25,16 +27,35 @@ pub fn unknown_repositories<'a>(audit: &Audit, filter: &'a [String]) -> Vec<&'a 
     filter.iter().filter(|r| audit.inventory.repository(r).is_none()).map(String::as_str).collect()
 }
 
-pub fn build(audit: &Audit, filter: &[String]) -> TagsReport {
+/// Every tag of the selected repositories (all when `filter` is empty), resolved.
+pub fn resolve_all(audit: &Audit, filter: &[String]) -> Vec<ResolvedTag> {
     let server = audit.server();
     let resolver = Resolver::new(&server);
-    let tags = audit
+    let mut tags: Vec<ResolvedTag> = audit
         .inventory
         .repositories
         .iter()
         .filter(|r| filter.is_empty() || filter.contains(&r.name))
         .flat_map(|repo| repo.tags.keys().map(|t| resolver.tag(repo, t)).collect::<Vec<_>>())
         .collect();
+    if audit.verification.is_some() {
+        for t in &mut tags {
+            t.intact = match &t.tree {
+                Some(tree) => audit.intact(tree.digests()),
+                None => Some(false),
+            };
+        }
+    }
+    tags
+}
+
+/// Every digest the selected tags reach.
+pub fn reachable_digests(audit: &Audit, filter: &[String]) -> BTreeSet<Digest> {
+    resolve_all(audit, filter).iter().filter_map(|t| t.tree.as_ref()).flat_map(|t| t.digests().cloned()).collect()
+}
+
+pub fn build(audit: &Audit, filter: &[String]) -> TagsReport {
+    let tags = resolve_all(audit, filter);
     TagsReport {
         schema_version: SCHEMA_VERSION,
         target: audit.target,
@@ -46,15 +67,18 @@ pub fn build(audit: &Audit, filter: &[String]) -> TagsReport {
 
 impl TagsReport {
     pub fn has_findings(&self) -> bool {
-        self.problems.iter().any(Problem::is_finding) || self.tags.iter().any(|t| !t.served)
+        self.problems.iter().any(Problem::is_finding) || self.tags.iter().any(|t| !t.served || t.intact == Some(false))
     }
 }
 
 impl Report for TagsReport {
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        let mut table =
-            Table::new(vec!["REPOSITORY", "TAG", "DIGEST", "KIND", "PLATFORMS", "CREATED", "SIZE", "SERVED"])
-                .right_align(&[6]);
+        let verified = self.tags.iter().any(|t| t.intact.is_some());
+        let mut headers = vec!["REPOSITORY", "TAG", "DIGEST", "KIND", "PLATFORMS", "CREATED", "SIZE", "SERVED"];
+        if verified {
+            headers.push("INTACT");
+        }
+        let mut table = Table::new(headers).right_align(&[6]);
         for t in &self.tags {
             let (served, style) = yes_no(t.served);
             let digest = t.digest.as_deref().map(short).unwrap_or("-");
@@ -69,6 +93,16 @@ impl Report for TagsReport {
                 Cell::new(human_size(t.size)),
                 Cell::styled(served, style),
             ]);
+            if verified {
+                let row = table.rows.last_mut().expect("just pushed");
+                row.push(match t.intact {
+                    Some(b) => {
+                        let (text, style) = yes_no(b);
+                        Cell::styled(text, style)
+                    }
+                    None => Cell::new("-"),
+                });
+            }
         }
         if self.tags.is_empty() {
             writeln!(out, "No tags.")?;

@@ -1,0 +1,166 @@
+//! `regaudit scan`: the first command to run. What is in the tree, what is
+//! wrong with it, and (with `--verify`) whether its content is intact.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::table::{human_size, Cell, Table, BOLD};
+use super::tags::resolve_all;
+use super::{problems, Report, SCHEMA_VERSION};
+use crate::audit::Audit;
+use crate::manifest::ManifestError;
+use crate::model::Target;
+use crate::problem::Problem;
+use crate::verify::Outcome;
+
+#[derive(Serialize)]
+pub struct ScanReport {
+    pub schema_version: u32,
+    pub target: Target,
+    pub root: String,
+    pub inventory: InventorySummary,
+    pub tags: TagSummary,
+    /// Null unless `--verify` was given.
+    pub verification: Option<VerificationSummary>,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Serialize)]
+pub struct InventorySummary {
+    pub repositories: usize,
+    /// Listed by the target's catalog (`_layers` for 2.8, `_manifests` for 3).
+    pub repositories_in_catalog: usize,
+    pub tags: usize,
+    /// Distinct manifests by kind (`unparseable` and `unknown-type` too).
+    pub manifests: BTreeMap<&'static str, usize>,
+    pub revision_links: usize,
+    pub layer_links: usize,
+    pub blobs: usize,
+    pub blob_bytes: u64,
+    pub uploads: usize,
+    pub upload_bytes: u64,
+    pub files: u64,
+}
+
+#[derive(Serialize)]
+pub struct TagSummary {
+    pub total: usize,
+    pub served: usize,
+    pub not_served: usize,
+}
+
+#[derive(Serialize)]
+pub struct VerificationSummary {
+    pub blobs_checked: usize,
+    pub bytes_hashed: u64,
+    pub intact: usize,
+    pub damaged: usize,
+    pub interrupted: bool,
+}
+
+pub fn build(audit: &Audit) -> ScanReport {
+    let inv = &audit.inventory;
+    let mut manifests: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for m in audit.contents.manifests.values() {
+        let kind = match m {
+            Ok(m) => m.kind.name(),
+            Err(ManifestError::UnknownMediaType(_) | ManifestError::UnknownSchemaVersion(_)) => "unknown-type",
+            Err(_) => "unparseable",
+        };
+        *manifests.entry(kind).or_default() += 1;
+    }
+    let in_catalog = inv
+        .repositories
+        .iter()
+        .filter(|r| match audit.target {
+            Target::V2_8 => r.has_layers_dir,
+            Target::V3 => r.has_manifests_dir,
+        })
+        .count();
+    let tags = resolve_all(audit, &[]);
+    let served = tags.iter().filter(|t| t.served).count();
+    ScanReport {
+        schema_version: SCHEMA_VERSION,
+        target: audit.target,
+        root: audit.root.path().display().to_string(),
+        inventory: InventorySummary {
+            repositories: inv.repositories.len(),
+            repositories_in_catalog: in_catalog,
+            tags: tags.len(),
+            manifests,
+            revision_links: inv.repositories.iter().map(|r| r.revisions.len()).sum(),
+            layer_links: inv.repositories.iter().map(|r| r.layer_links.len()).sum(),
+            blobs: inv.blobs.len(),
+            blob_bytes: inv.blobs.values().map(|b| b.size).sum(),
+            uploads: inv.repositories.iter().map(|r| r.uploads.len()).sum(),
+            upload_bytes: inv.repositories.iter().flat_map(|r| r.uploads.values()).filter_map(|u| u.data_size).sum(),
+            files: inv.files,
+        },
+        tags: TagSummary { total: tags.len(), served, not_served: tags.len() - served },
+        verification: audit.verification.as_ref().map(|v| VerificationSummary {
+            blobs_checked: v.blobs.values().filter(|c| c.outcome != Outcome::NotChecked).count(),
+            bytes_hashed: v.bytes_hashed,
+            intact: v.blobs.values().filter(|c| c.is_intact()).count(),
+            damaged: v.blobs.values().filter(|c| !c.is_intact() && c.outcome != Outcome::NotChecked).count(),
+            interrupted: v.interrupted,
+        }),
+        problems: audit.problems.clone(),
+    }
+}
+
+impl ScanReport {
+    pub fn has_findings(&self) -> bool {
+        self.tags.not_served > 0
+            || self.verification.as_ref().is_some_and(|v| v.damaged > 0)
+            || self.problems.iter().any(Problem::is_finding)
+    }
+}
+
+impl Report for ScanReport {
+    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let i = &self.inventory;
+        writeln!(
+            out,
+            "{}Storage tree{} {}  (rules of registry {})\n",
+            BOLD.render(),
+            BOLD.render_reset(),
+            self.root,
+            self.target
+        )?;
+        let kinds: Vec<String> = i.manifests.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let mut t = Table::new(vec!["WHAT", "COUNT", "DETAIL"]).right_align(&[1]);
+        let rows: Vec<(&str, String, String)> = vec![
+            (
+                "repositories",
+                i.repositories.to_string(),
+                format!("{} in the {} catalog", i.repositories_in_catalog, self.target),
+            ),
+            ("tags", i.tags.to_string(), format!("{} served, {} not served", self.tags.served, self.tags.not_served)),
+            ("manifests", i.manifests.values().sum::<usize>().to_string(), kinds.join(", ")),
+            ("revision links", i.revision_links.to_string(), String::new()),
+            ("layer links", i.layer_links.to_string(), String::new()),
+            ("blobs", i.blobs.to_string(), human_size(i.blob_bytes)),
+            ("uploads", i.uploads.to_string(), human_size(i.upload_bytes)),
+            ("files", i.files.to_string(), String::new()),
+        ];
+        for (what, count, detail) in rows {
+            t.push(vec![Cell::new(what), Cell::new(count), Cell::new(detail)]);
+        }
+        t.write(out)?;
+        if let Some(v) = &self.verification {
+            writeln!(
+                out,
+                "\nVerified {} blobs ({}){}: {} intact, {} damaged.",
+                v.blobs_checked,
+                human_size(v.bytes_hashed),
+                if v.interrupted { ", interrupted" } else { "" },
+                v.intact,
+                v.damaged
+            )?;
+        }
+        writeln!(out)?;
+        problems::write(&self.problems, out)
+    }
+}
