@@ -8,6 +8,7 @@
 //! then collecting garbage would free. `_layers` links do not keep blobs
 //! alive, so they are reported apart, as *linked* bytes.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Write};
 
@@ -138,9 +139,9 @@ pub fn build(audit: &Audit, sort: SortKey) -> DuReport {
         .collect();
     match sort {
         SortKey::Name => {}
-        SortKey::Size => repositories.sort_by(|a, b| b.referenced_bytes.cmp(&a.referenced_bytes)),
-        SortKey::Unique => repositories.sort_by(|a, b| b.unique_bytes.cmp(&a.unique_bytes)),
-        SortKey::Shared => repositories.sort_by(|a, b| b.shared_bytes.cmp(&a.shared_bytes)),
+        SortKey::Size => repositories.sort_by_key(|r| Reverse(r.referenced_bytes)),
+        SortKey::Unique => repositories.sort_by_key(|r| Reverse(r.unique_bytes)),
+        SortKey::Shared => repositories.sort_by_key(|r| Reverse(r.shared_bytes)),
     }
     let all_referenced: Vec<&Digest> = holders.keys().copied().filter(|d| inv.has_blob(d)).collect();
     let referenced_bytes = bytes(inv, all_referenced.iter().copied());
