@@ -398,6 +398,10 @@ impl Layout {
         let final_path = self.blob_path(&p.wanted);
         let dir = final_path.parent().unwrap_or(&self.dest);
         fs::create_dir_all(dir)?;
+        // An existing layout could hold a symlinked blobs directory; never follow one out of DEST.
+        if !fs::canonicalize(dir)?.starts_with(&self.dest) {
+            return Err(io::Error::other(format!("{} leads out of DEST", dir.display())));
+        }
         let tmp = dir.join(format!(".{}.regaudit-{}", p.wanted.hex(), std::process::id()));
         let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         let mut writer = WriteTracker { inner: io::BufWriter::new(&mut out), failed: false };
