@@ -16,7 +16,7 @@ use crate::exit_codes;
 use crate::model::Target;
 use crate::progress::Progress;
 use crate::report::inspect::{self, Reference};
-use crate::report::{self, tags, Format};
+use crate::report::{self, diff, du, tags, Format};
 use crate::verify::CANCEL;
 
 #[derive(Parser, Debug)]
@@ -75,6 +75,39 @@ enum Command {
         /// Also hash every blob.
         #[arg(long)]
         verify: bool,
+    },
+    /// Write an image or index as an OCI image layout in DEST, verifying every blob.
+    Export {
+        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        root: PathBuf,
+        /// REPOSITORY:TAG or REPOSITORY@DIGEST.
+        reference: String,
+        /// The OCI layout directory to create or add to; never inside ROOT.
+        dest: PathBuf,
+        /// Name in index.json (org.opencontainers.image.ref.name); defaults to the tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Export what can be, even when blobs are missing or corrupt (exit 1).
+        #[arg(long)]
+        allow_partial: bool,
+    },
+    /// What changed between two trees: tags, manifests, blobs, uploads, content.
+    Diff {
+        /// Tree A (e.g. last night's backup).
+        root_a: PathBuf,
+        /// Tree B (e.g. today's).
+        root_b: PathBuf,
+        /// Do not hash blobs present in both; compare their sizes only.
+        #[arg(long)]
+        no_content: bool,
+    },
+    /// Disk usage per repository: referenced, unique and shared bytes.
+    Du {
+        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        root: PathBuf,
+        /// Order of the rows.
+        #[arg(long, value_enum, default_value_t = du::SortKey::Name)]
+        sort: du::SortKey,
     },
 }
 
@@ -187,6 +220,25 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             let report = report::scan::build(&audit);
             report::emit(&report, config.format, out)?;
             Ok(report.has_findings())
+        }
+        Command::Export { root, reference, dest, tag, allow_partial } => {
+            let reference = Reference::parse(&reference)?;
+            let audit = Audit::run(&root, config.target)?;
+            let report =
+                crate::export::export(&audit, &reference, &dest, &crate::export::Options { allow_partial, tag })?;
+            report::emit(&report, config.format, out)?;
+            Ok(report.has_findings())
+        }
+        Command::Diff { root_a, root_b, no_content } => {
+            let (a, b) = rayon::join(|| Audit::run(&root_a, config.target), || Audit::run(&root_b, config.target));
+            let report = diff::build(&a?, &b?, !no_content);
+            report::emit(&report, config.format, out)?;
+            Ok(report.has_findings())
+        }
+        Command::Du { root, sort } => {
+            let audit = Audit::run(&root, config.target)?;
+            report::emit(&du::build(&audit, sort), config.format, out)?;
+            Ok(false)
         }
     }
 }

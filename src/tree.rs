@@ -80,9 +80,14 @@ impl StorageRoot {
         read_capped(&self.path.join(layout::blob_data(d)), limit)
     }
 
-    /// Opens a blob's data for reading (read-only, O_NOATIME, never through a symlink).
+    /// Opens a blob's data for streaming, read-only, without following a
+    /// symlink; refuses anything but a regular file.
     pub fn open_blob(&self, d: &Digest) -> io::Result<std::fs::File> {
-        Ok(std::fs::File::from(open(&self.path.join(layout::blob_data(d)), OFlags::empty())?))
+        let file = std::fs::File::from(open(&self.path.join(layout::blob_data(d)), OFlags::empty())?);
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "blob data is not a regular file"));
+        }
+        Ok(file)
     }
 
     /// One pass over the whole tree.

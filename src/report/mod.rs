@@ -1,6 +1,8 @@
 //! Reports: one result model per command, rendered as text for people or as
 //! JSON for programs. Every JSON document carries `schema_version`.
 
+pub mod diff;
+pub mod du;
 pub mod inspect;
 pub mod problems;
 pub mod scan;

@@ -1,0 +1,525 @@
+//! `regaudit export`: one image or index, exactly as the registry would serve
+//! it from this tree, written as an OCI image layout in DEST. This is the
+//! only code in the crate that writes, and it writes only under DEST: every
+//! blob goes to a temporary file beside its final name, is hashed while it
+//! is copied, and is renamed into place only when it matches its digest.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::audit::Audit;
+use crate::digest::Digest;
+use crate::hashing::copy_hashed;
+use crate::manifest::{media, ManifestKind};
+use crate::model::Target;
+use crate::report::inspect::Reference;
+use crate::report::table::{human_size, Cell, Table, BAD, BOLD, DIM, GOOD};
+use crate::report::{Report, SCHEMA_VERSION};
+use crate::resolve::{Node, Resolver, Role};
+
+/// The annotation an OCI layout uses to name a manifest (`oci:DEST:TAG`).
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+pub struct Options {
+    /// Export what can be exported when blobs are missing or corrupt.
+    pub allow_partial: bool,
+    /// The name in `index.json`; defaults to the tag of a `repo:tag` reference.
+    pub tag: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlobStatus {
+    /// Copied and verified: its bytes hash to its digest.
+    Copied,
+    /// The registry would not serve it (no data, no link, invalid link...).
+    NotServed,
+    /// Its bytes do not hash to its digest; not written.
+    Corrupt,
+    /// A foreign (non-distributable) layer: fetched from its URLs, not copied.
+    Foreign,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExportedBlob {
+    pub role: Role,
+    pub digest: String,
+    pub media_type: Option<String>,
+    /// Bytes copied, or the stored size when not copied.
+    pub size: Option<u64>,
+    pub status: BlobStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ExportReport {
+    pub schema_version: u32,
+    pub target: Target,
+    pub root: String,
+    pub reference: String,
+    pub repository: String,
+    /// The manifest written to `index.json`.
+    pub digest: String,
+    pub media_type: String,
+    pub dest: String,
+    /// The `org.opencontainers.image.ref.name` annotation; null for none.
+    pub ref_name: Option<String>,
+    /// Every blob was copied and verified (foreign layers aside).
+    pub complete: bool,
+    pub copied_bytes: u64,
+    pub blobs: Vec<ExportedBlob>,
+}
+
+impl ExportReport {
+    pub fn has_findings(&self) -> bool {
+        !self.complete
+    }
+}
+
+/// The media type a registry serves for a manifest kind; an OCI layout's
+/// descriptor must carry it. Docker types stay Docker types, so digests match.
+fn kind_media_type(kind: ManifestKind) -> &'static str {
+    match kind {
+        ManifestKind::Schema1 => media::SCHEMA1_SIGNED,
+        ManifestKind::Schema2 => media::SCHEMA2,
+        ManifestKind::DockerList => media::DOCKER_LIST,
+        ManifestKind::OciManifest => media::OCI_MANIFEST,
+        ManifestKind::OciIndex => media::OCI_INDEX,
+    }
+}
+
+/// One blob to copy: the digest clients ask for, and the digest whose data
+/// the registry reads for it (they differ only through an aliasing link).
+struct Planned {
+    wanted: Digest,
+    source: Digest,
+    index: usize,
+}
+
+pub fn export(audit: &Audit, reference: &Reference, dest: &Path, opts: &Options) -> Result<ExportReport, String> {
+    let repo = audit
+        .inventory
+        .repository(reference.repository())
+        .ok_or_else(|| format!("no repository {:?} in this tree", reference.repository()))?;
+    let server = audit.server();
+    let resolver = Resolver::new(&server);
+    let (digest, default_name) = match reference {
+        Reference::Tag { tag, .. } => {
+            let d = server.tag(repo, tag).map_err(|f| {
+                format!("{reference}: the registry would not resolve this tag: {}", f.reason().unwrap_or_default())
+            })?;
+            (d, Some(tag.clone()))
+        }
+        Reference::Digest { digest, .. } => (digest.clone(), None),
+    };
+    let ref_name = opts.tag.clone().or(default_name);
+    let tree = resolver.manifest(repo, &digest);
+    if let Some(reason) = tree.fetch.reason() {
+        return Err(format!("{reference}: the registry would not serve manifest {digest}: {reason}"));
+    }
+    let Some(kind) = tree.kind else {
+        return Err(format!("{reference}: manifest {digest} does not decode"));
+    };
+    if let Some(n) = tree.walk().into_iter().find(|n| n.kind == Some(ManifestKind::Schema1)) {
+        return Err(format!(
+            "{reference}: manifest {} is Docker schema1, which an OCI image layout cannot hold faithfully: \
+             the image spec has no schema1 media type, schema1 has no config blob, and the registry stores \
+             its signed payload without the signatures; nothing was written",
+            n.digest
+        ));
+    }
+
+    let (mut blobs, planned, mut failures) = plan(audit, repo, &tree);
+    if !failures.is_empty() && !opts.allow_partial {
+        return Err(refusal(reference, &failures, "nothing was written"));
+    }
+
+    let layout = Layout::prepare(audit.root.path(), dest)?;
+    let mut copied_bytes = 0;
+    for p in &planned {
+        match layout.copy_blob(audit, p) {
+            Ok(Copy::Verified(n)) => {
+                copied_bytes += n;
+                blobs[p.index].size = Some(n);
+            }
+            Ok(Copy::Mismatch(actual, n)) => {
+                let why = format!("its {n} bytes hash to {actual}, not to {}", p.wanted);
+                failures.push(format!("{} {}: {why}", role_name(blobs[p.index].role), p.wanted));
+                blobs[p.index].status = BlobStatus::Corrupt;
+                blobs[p.index].reason = Some(why);
+            }
+            Ok(Copy::Unreadable(e)) => {
+                let why = format!("its data cannot be read: {e}");
+                failures.push(format!("{} {}: {why}", role_name(blobs[p.index].role), p.wanted));
+                blobs[p.index].status = BlobStatus::NotServed;
+                blobs[p.index].reason = Some(why);
+            }
+            Err(e) => {
+                layout.abandon();
+                return Err(format!("{}: {e}", layout.dest.display()));
+            }
+        }
+    }
+    if !failures.is_empty() && !opts.allow_partial {
+        layout.abandon();
+        let what = if layout.created { "DEST was removed again" } else { "index.json was not changed" };
+        return Err(refusal(reference, &failures, what));
+    }
+    let size = blobs.first().and_then(|b| b.size).unwrap_or(0);
+    let media_type = kind_media_type(kind).to_string();
+    if let Some(top) = blobs.first_mut() {
+        top.media_type.get_or_insert_with(|| media_type.clone());
+    }
+    layout
+        .write_index(&digest, &media_type, size, ref_name.as_deref())
+        .map_err(|e| format!("{}: {e}", layout.dest.display()))?;
+    Ok(ExportReport {
+        schema_version: SCHEMA_VERSION,
+        target: audit.target,
+        root: audit.root.path().display().to_string(),
+        reference: reference.to_string(),
+        repository: repo.name.clone(),
+        digest: digest.to_string(),
+        media_type,
+        dest: dest.display().to_string(),
+        ref_name,
+        complete: failures.is_empty(),
+        copied_bytes,
+        blobs,
+    })
+}
+
+fn refusal(reference: &Reference, failures: &[String], outcome: &str) -> String {
+    format!(
+        "{reference} cannot be exported whole ({outcome}; --allow-partial exports the rest):\n  {}",
+        failures.join("\n  ")
+    )
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Manifest => "manifest",
+        Role::Child => "child manifest",
+        Role::Config => "config",
+        Role::Layer => "layer",
+    }
+}
+
+/// What to copy, in tree order (the top manifest first), one entry per
+/// distinct digest, and why the rest cannot be.
+fn plan(
+    audit: &Audit,
+    repo: &crate::inventory::Repository,
+    tree: &Node,
+) -> (Vec<ExportedBlob>, Vec<Planned>, Vec<String>) {
+    let server = audit.server();
+    let mut seen = HashSet::new();
+    let mut blobs = Vec::new();
+    let mut planned = Vec::new();
+    let mut failures = Vec::new();
+    for n in tree.walk() {
+        if !seen.insert(n.digest.clone()) {
+            continue;
+        }
+        let mut entry = ExportedBlob {
+            role: n.role,
+            digest: n.digest.clone(),
+            media_type: n.media_type.clone(),
+            size: n.size,
+            status: BlobStatus::Copied,
+            reason: None,
+        };
+        if let Some(cut) = n.cut {
+            failures.push(cut.describe(&n.digest));
+        }
+        let source = match (&n.parsed_digest, n.role) {
+            _ if n.foreign => {
+                entry.status = BlobStatus::Foreign;
+                None
+            }
+            (None, _) => {
+                entry.reason = Some(format!("{:?} is not a valid digest", n.digest));
+                None
+            }
+            (Some(_), _) if !n.fetch.is_ok() => {
+                entry.reason = n.fetch.reason().map(str::to_string);
+                None
+            }
+            (Some(d), Role::Manifest | Role::Child) => match server.locate_manifest(repo, d) {
+                Ok((_, source)) => Some((d.clone(), source)),
+                Err(f) => {
+                    entry.reason = f.reason().map(str::to_string);
+                    None
+                }
+            },
+            (Some(d), Role::Config | Role::Layer) => match repo.layer_links.get(d) {
+                Some(Ok(source)) => Some((d.clone(), source.clone())),
+                _ => {
+                    entry.reason = Some(format!("blob {d} is not linked in {}", repo.name));
+                    None
+                }
+            },
+        };
+        match source {
+            Some((wanted, source)) => planned.push(Planned { wanted, source, index: blobs.len() }),
+            None if entry.status == BlobStatus::Foreign => {}
+            None => {
+                entry.status = BlobStatus::NotServed;
+                let why = entry.reason.clone().unwrap_or_default();
+                failures.push(format!("{} {}: {why}", role_name(n.role), n.digest));
+            }
+        }
+        blobs.push(entry);
+    }
+    (blobs, planned, failures)
+}
+
+/// Remembers whether a write failed, to tell DEST's errors from the tree's.
+struct WriteTracker<W: Write> {
+    inner: W,
+    failed: bool,
+}
+
+impl<W: Write> Write for WriteTracker<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).inspect_err(|_| self.failed = true)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|_| self.failed = true)
+    }
+}
+
+enum Copy {
+    Verified(u64),
+    Mismatch(Digest, u64),
+    Unreadable(io::Error),
+}
+
+/// DEST as an OCI image layout being written.
+struct Layout {
+    /// Resolved (symlink-free) path of DEST.
+    dest: PathBuf,
+    /// DEST did not exist before this run.
+    created: bool,
+}
+
+/// DEST with its nearest existing ancestor resolved (DEST may not exist yet).
+fn resolve_dest(dest: &Path) -> Result<PathBuf, String> {
+    let abs = if dest.is_absolute() {
+        dest.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(|e| format!("current directory: {e}"))?.join(dest)
+    };
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        match fs::canonicalize(existing) {
+            Ok(mut resolved) => {
+                resolved.extend(rest.iter().rev());
+                return Ok(resolved);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let name = match existing.components().next_back() {
+                    Some(Component::Normal(name)) => name,
+                    _ => {
+                        return Err(format!(
+                            "{}: cannot be resolved (a '..' below a missing directory)",
+                            dest.display()
+                        ))
+                    }
+                };
+                rest.push(name.to_os_string());
+                existing = existing.parent().ok_or_else(|| format!("{}: cannot be resolved", dest.display()))?;
+            }
+            Err(e) => return Err(format!("{}: {e}", dest.display())),
+        }
+    }
+}
+
+impl Layout {
+    fn prepare(root: &Path, dest: &Path) -> Result<Layout, String> {
+        let resolved = resolve_dest(dest)?;
+        if resolved.starts_with(root) {
+            return Err(format!(
+                "{}: DEST is inside the storage root {}; regaudit never writes there",
+                dest.display(),
+                root.display()
+            ));
+        }
+        if root.starts_with(&resolved) {
+            return Err(format!("{}: DEST contains the storage root {}", dest.display(), root.display()));
+        }
+        let created = match fs::symlink_metadata(&resolved) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&resolved).map_err(|e| format!("{}: {e}", dest.display()))?;
+                true
+            }
+            Err(e) => return Err(format!("{}: {e}", dest.display())),
+            Ok(m) if !m.is_dir() => return Err(format!("{}: exists and is not a directory", dest.display())),
+            Ok(_) => {
+                let is_layout = resolved.join("oci-layout").is_file();
+                let empty = fs::read_dir(&resolved).map_err(|e| format!("{}: {e}", dest.display()))?.next().is_none();
+                if !is_layout && !empty {
+                    return Err(format!(
+                        "{}: exists, is not empty and is not an OCI image layout (no oci-layout file)",
+                        dest.display()
+                    ));
+                }
+                false
+            }
+        };
+        Ok(Layout { dest: resolved, created })
+    }
+
+    /// Gives up: removes DEST when this run created it. Blobs already
+    /// copied into an existing layout stay; they are verified content.
+    fn abandon(&self) {
+        if self.created {
+            let _ = fs::remove_dir_all(&self.dest);
+        }
+    }
+
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.dest.join("blobs").join(d.algorithm().name()).join(d.hex())
+    }
+
+    fn copy_blob(&self, audit: &Audit, p: &Planned) -> io::Result<Copy> {
+        let source = match audit.root.open_blob(&p.source) {
+            Ok(f) => f,
+            Err(e) => return Ok(Copy::Unreadable(e)),
+        };
+        let final_path = self.blob_path(&p.wanted);
+        let dir = final_path.parent().unwrap_or(&self.dest);
+        fs::create_dir_all(dir)?;
+        // An existing layout could hold a symlinked blobs directory; never follow one out of DEST.
+        if !fs::canonicalize(dir)?.starts_with(&self.dest) {
+            return Err(io::Error::other(format!("{} leads out of DEST", dir.display())));
+        }
+        let tmp = dir.join(format!(".{}.regaudit-{}", p.wanted.hex(), std::process::id()));
+        let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut writer = WriteTracker { inner: io::BufWriter::new(&mut out), failed: false };
+        let copied = copy_hashed(source, p.wanted.algorithm(), Some(&mut writer)).and_then(|r| {
+            writer.flush()?;
+            Ok(r)
+        });
+        let write_failed = writer.failed;
+        drop(writer);
+        let result = match copied {
+            Ok((actual, n)) if actual == p.wanted => {
+                out.sync_all().and_then(|_| fs::rename(&tmp, &final_path)).map(|_| Copy::Verified(n))
+            }
+            Ok((actual, n)) => Ok(Copy::Mismatch(actual, n)),
+            // A write error is DEST's problem and stops the export; a read error is the tree's.
+            Err(e) if write_failed => Err(e),
+            Err(e) => Ok(Copy::Unreadable(e)),
+        };
+        if !matches!(result, Ok(Copy::Verified(_))) {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Adds the manifest to `index.json` (replacing an entry of the same
+    /// name), writing `oci-layout` when missing; both atomically.
+    fn write_index(&self, d: &Digest, media_type: &str, size: u64, name: Option<&str>) -> io::Result<()> {
+        let layout_file = self.dest.join("oci-layout");
+        if !layout_file.exists() {
+            self.write_atomic("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let index_path = self.dest.join("index.json");
+        let mut index = match fs::read(&index_path) {
+            Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("index.json: {e}")))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Value::Null,
+            Err(e) => return Err(e),
+        };
+        if !index.is_object() {
+            index = json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []});
+        }
+        let mut descriptor = json!({"mediaType": media_type, "digest": d.to_string(), "size": size});
+        if let Some(name) = name {
+            descriptor["annotations"] = json!({ REF_NAME: name });
+        }
+        let manifests = index
+            .as_object_mut()
+            .map(|o| o.entry("manifests").or_insert_with(|| json!([])))
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "index.json: manifests is not an array"))?;
+        let digest_text = d.to_string();
+        manifests.retain(|m| {
+            let existing_name =
+                m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1"))).and_then(Value::as_str);
+            match name {
+                Some(name) => existing_name != Some(name),
+                None => !(existing_name.is_none() && m["digest"].as_str() == Some(digest_text.as_str())),
+            }
+        });
+        manifests.push(descriptor);
+        let mut bytes = serde_json::to_vec(&index).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        self.write_atomic("index.json", &bytes)
+    }
+
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let tmp = self.dest.join(format!(".{name}.regaudit-{}", std::process::id()));
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let written = f.write_all(bytes).and_then(|_| f.sync_all());
+        if let Err(e) = written.and_then(|_| fs::rename(&tmp, self.dest.join(name))) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+impl Report for ExportReport {
+    fn write_text(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        let name = self.ref_name.as_deref().map(|n| format!(" as {n:?}")).unwrap_or_default();
+        writeln!(
+            out,
+            "{}{}{}  →  {}{name}  ({})",
+            BOLD.render(),
+            self.reference,
+            BOLD.render_reset(),
+            self.dest,
+            self.digest
+        )?;
+        writeln!(out)?;
+        let mut table = Table::new(vec!["ROLE", "DIGEST", "SIZE", "STATUS"]).right_align(&[2]);
+        for b in &self.blobs {
+            let status = match b.status {
+                BlobStatus::Copied => Cell::styled("copied, verified", GOOD),
+                BlobStatus::Foreign => Cell::styled("foreign, not copied", DIM),
+                BlobStatus::NotServed => {
+                    Cell::styled(format!("NOT SERVED: {}", b.reason.as_deref().unwrap_or("")), BAD)
+                }
+                BlobStatus::Corrupt => Cell::styled(format!("CORRUPT: {}", b.reason.as_deref().unwrap_or("")), BAD),
+            };
+            table.push(vec![
+                Cell::new(role_name(b.role)),
+                Cell::new(crate::report::tags::short(&b.digest)),
+                Cell::new(b.size.map(human_size).unwrap_or_default()),
+                status,
+            ]);
+        }
+        table.write(out)?;
+        let copied = self.blobs.iter().filter(|b| b.status == BlobStatus::Copied).count();
+        writeln!(
+            out,
+            "\n{copied} of {} blobs copied and verified, {}.",
+            self.blobs.len(),
+            human_size(self.copied_bytes)
+        )?;
+        if !self.complete {
+            writeln!(out, "{}Partial export: some blobs are missing from DEST.{}", BAD.render(), BAD.render_reset())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,428 @@
+//! `regaudit diff`: what changed between two copies of a storage tree (last
+//! night's backup against today's): repositories, tags (added, removed,
+//! moved, history), manifests, blobs with bytes, uploads, and blobs whose
+//! content differs under the same digest (corruption in one copy).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::table::{human_size, Cell, Table, BAD, BOLD, GOOD};
+use super::{Report, SCHEMA_VERSION};
+use crate::audit::Audit;
+use crate::digest::Digest;
+use crate::hashing::copy_hashed;
+use crate::inventory::{Inventory, Tag};
+use crate::model::Target;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Changes<T> {
+    pub added: Vec<T>,
+    pub removed: Vec<T>,
+}
+
+impl<T> Changes<T> {
+    fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TagEntry {
+    pub repository: String,
+    pub tag: String,
+    /// What `current/link` names; null when absent.
+    pub digest: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TagMove {
+    pub repository: String,
+    pub tag: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryEntry {
+    pub repository: String,
+    pub tag: String,
+    pub digest: Digest,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ManifestEntry {
+    pub repository: String,
+    pub digest: Digest,
+    /// Size of its blob data in the tree that has the revision; null when absent.
+    pub size: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BlobEntry {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BlobChanges {
+    pub added: Vec<BlobEntry>,
+    pub removed: Vec<BlobEntry>,
+    pub added_bytes: u64,
+    pub removed_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct UploadEntry {
+    pub repository: String,
+    pub uuid: String,
+    pub size: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TagChanges {
+    pub added: Vec<TagEntry>,
+    pub removed: Vec<TagEntry>,
+    pub moved: Vec<TagMove>,
+}
+
+/// A digest present in both trees whose two copies are not the same bytes.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContentDiff {
+    pub digest: Digest,
+    pub size_a: u64,
+    pub size_b: u64,
+    /// Whether each copy hashes to the digest; null when not hashed (sizes
+    /// already differ and hashing is off, or the copy cannot be read).
+    pub a_intact: Option<bool>,
+    pub b_intact: Option<bool>,
+    pub reason: String,
+}
+
+#[derive(Serialize)]
+pub struct DiffReport {
+    pub schema_version: u32,
+    pub target: Target,
+    /// Tree A (the older one, by convention).
+    pub root: String,
+    pub root_b: String,
+    /// Whether blobs present in both were hashed (off with --no-content).
+    pub content_compared: bool,
+    pub identical: bool,
+    pub repositories: Changes<String>,
+    pub tags: TagChanges,
+    pub tag_history: Changes<HistoryEntry>,
+    pub manifests: Changes<ManifestEntry>,
+    pub blobs: BlobChanges,
+    pub uploads: Changes<UploadEntry>,
+    pub content_differs: Vec<ContentDiff>,
+}
+
+impl DiffReport {
+    pub fn has_findings(&self) -> bool {
+        !self.identical
+    }
+}
+
+fn split<K: Ord + Clone>(a: &BTreeSet<K>, b: &BTreeSet<K>) -> (Vec<K>, Vec<K>) {
+    (b.difference(a).cloned().collect(), a.difference(b).cloned().collect())
+}
+
+fn current_text(tag: &Tag) -> Option<String> {
+    match &tag.current {
+        None => None,
+        Some(Ok(d)) => Some(d.to_string()),
+        Some(Err(e)) => Some(format!("(invalid link: {e})")),
+    }
+}
+
+/// (repository, tag) → tag, over the whole tree.
+fn all_tags(inv: &Inventory) -> BTreeMap<(String, String), &Tag> {
+    inv.repositories.iter().flat_map(|r| r.tags.iter().map(|(t, tag)| ((r.name.clone(), t.clone()), tag))).collect()
+}
+
+pub fn build(a: &Audit, b: &Audit, compare_content: bool) -> DiffReport {
+    let (ia, ib) = (&a.inventory, &b.inventory);
+
+    let names = |inv: &Inventory| inv.repositories.iter().map(|r| r.name.clone()).collect::<BTreeSet<_>>();
+    let (added, removed) = split(&names(ia), &names(ib));
+    let repositories = Changes { added, removed };
+
+    let (ta, tb) = (all_tags(ia), all_tags(ib));
+    let entry = |(repo, tag): &(String, String), t: &Tag| TagEntry {
+        repository: repo.clone(),
+        tag: tag.clone(),
+        digest: current_text(t),
+    };
+    let mut tags = TagChanges { added: Vec::new(), removed: Vec::new(), moved: Vec::new() };
+    let mut history = Changes { added: Vec::new(), removed: Vec::new() };
+    for (key, t) in &tb {
+        if !ta.contains_key(key) {
+            tags.added.push(entry(key, t));
+        }
+    }
+    for (key, old) in &ta {
+        let Some(new) = tb.get(key) else {
+            tags.removed.push(entry(key, old));
+            continue;
+        };
+        let (o, n) = (current_text(old), current_text(new));
+        if o != n {
+            tags.moved.push(TagMove { repository: key.0.clone(), tag: key.1.clone(), old: o, new: n });
+        }
+        let (ka, kb): (BTreeSet<_>, BTreeSet<_>) =
+            (old.index.keys().cloned().collect(), new.index.keys().cloned().collect());
+        let (added, removed) = split(&ka, &kb);
+        let h = |digest| HistoryEntry { repository: key.0.clone(), tag: key.1.clone(), digest };
+        history.added.extend(added.into_iter().map(h));
+        history.removed.extend(removed.into_iter().map(h));
+    }
+
+    let revisions = |inv: &Inventory| {
+        inv.repositories
+            .iter()
+            .flat_map(|r| r.revisions.keys().map(|d| (r.name.clone(), d.clone())))
+            .collect::<BTreeSet<_>>()
+    };
+    let (added, removed) = split(&revisions(ia), &revisions(ib));
+    let manifest = |inv: &Inventory, v: Vec<(String, Digest)>| {
+        v.into_iter()
+            .map(|(repository, digest)| ManifestEntry { size: inv.blob_size(&digest), repository, digest })
+            .collect::<Vec<_>>()
+    };
+    let manifests = Changes { added: manifest(ib, added), removed: manifest(ia, removed) };
+
+    let blob_set = |inv: &Inventory| inv.blobs.keys().cloned().collect::<BTreeSet<_>>();
+    let (sa, sb) = (blob_set(ia), blob_set(ib));
+    let (added, removed) = split(&sa, &sb);
+    let sized = |inv: &Inventory, v: Vec<Digest>| {
+        v.into_iter().map(|digest| BlobEntry { size: inv.blob_size(&digest).unwrap_or(0), digest }).collect::<Vec<_>>()
+    };
+    let (added, removed) = (sized(ib, added), sized(ia, removed));
+    let blobs = BlobChanges {
+        added_bytes: added.iter().map(|b| b.size).sum(),
+        removed_bytes: removed.iter().map(|b| b.size).sum(),
+        added,
+        removed,
+    };
+
+    let upload_set = |inv: &Inventory| {
+        inv.repositories
+            .iter()
+            .flat_map(|r| r.uploads.iter().map(|(u, up)| ((r.name.clone(), u.clone()), up.data_size)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let (ua, ub) = (upload_set(ia), upload_set(ib));
+    let upload = |((repository, uuid), size): (&(String, String), &Option<u64>)| UploadEntry {
+        repository: repository.clone(),
+        uuid: uuid.clone(),
+        size: *size,
+    };
+    let uploads = Changes {
+        added: ub.iter().filter(|(k, _)| !ua.contains_key(*k)).map(upload).collect(),
+        removed: ua.iter().filter(|(k, _)| !ub.contains_key(*k)).map(upload).collect(),
+    };
+
+    let both: Vec<&Digest> = sa.intersection(&sb).collect();
+    let mut content_differs: Vec<ContentDiff> =
+        both.par_iter().filter_map(|d| compare_copies(a, b, d, compare_content)).collect();
+    content_differs.sort_by(|x, y| x.digest.cmp(&y.digest));
+
+    let identical = repositories.is_empty()
+        && tags.added.is_empty()
+        && tags.removed.is_empty()
+        && tags.moved.is_empty()
+        && history.is_empty()
+        && manifests.is_empty()
+        && blobs.added.is_empty()
+        && blobs.removed.is_empty()
+        && uploads.is_empty()
+        && content_differs.is_empty();
+    DiffReport {
+        schema_version: SCHEMA_VERSION,
+        target: a.target,
+        root: a.root.path().display().to_string(),
+        root_b: b.root.path().display().to_string(),
+        content_compared: compare_content,
+        identical,
+        repositories,
+        tags,
+        tag_history: history,
+        manifests,
+        blobs,
+        uploads,
+        content_differs,
+    }
+}
+
+/// Hashes a blob's data in one tree: Ok(matches its digest).
+fn intact(audit: &Audit, d: &Digest) -> Result<bool, String> {
+    let file = audit.root.open_blob(d).map_err(|e| e.to_string())?;
+    let (actual, _) = copy_hashed(file, d.algorithm(), None).map_err(|e| e.to_string())?;
+    Ok(actual == *d)
+}
+
+fn compare_copies(a: &Audit, b: &Audit, d: &Digest, hash: bool) -> Option<ContentDiff> {
+    let size_a = a.inventory.blob_size(d)?;
+    let size_b = b.inventory.blob_size(d)?;
+    let mut diff =
+        ContentDiff { digest: d.clone(), size_a, size_b, a_intact: None, b_intact: None, reason: String::new() };
+    if !hash {
+        if size_a == size_b {
+            return None;
+        }
+        diff.reason = format!("sizes differ: {size_a} B in A, {size_b} B in B");
+        return Some(diff);
+    }
+    let (ra, rb) = (intact(a, d), intact(b, d));
+    diff.a_intact = ra.as_ref().ok().copied();
+    diff.b_intact = rb.as_ref().ok().copied();
+    let state = |r: &Result<bool, String>| match r {
+        Ok(true) => "intact".to_string(),
+        Ok(false) => "corrupt (does not hash to its digest)".to_string(),
+        Err(e) => format!("unreadable ({e})"),
+    };
+    // Two intact copies are the same bytes; anything else is a finding,
+    // except two copies corrupt the same way, which is no difference.
+    match (&ra, &rb) {
+        (Ok(true), Ok(true)) => return None,
+        (Ok(false), Ok(false)) if size_a == size_b && same_bytes(a, b, d) => return None,
+        _ => {}
+    }
+    let sizes = if size_a == size_b { String::new() } else { format!("sizes differ ({size_a} B vs {size_b} B); ") };
+    diff.reason = format!("{sizes}A is {}, B is {}", state(&ra), state(&rb));
+    Some(diff)
+}
+
+/// Both copies corrupt: whether they are at least corrupt the same way.
+fn same_bytes(a: &Audit, b: &Audit, d: &Digest) -> bool {
+    let hash = |audit: &Audit| {
+        let file = audit.root.open_blob(d).ok()?;
+        copy_hashed(file, d.algorithm(), None).ok().map(|(h, _)| h)
+    };
+    matches!((hash(a), hash(b)), (Some(x), Some(y)) if x == y)
+}
+
+fn section(out: &mut dyn Write, title: String, table: Table) -> io::Result<()> {
+    if table.rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "{}{title}{}", BOLD.render(), BOLD.render_reset())?;
+    table.write(out)?;
+    writeln!(out)
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.as_deref().map(super::tags::short).unwrap_or("-").to_string()
+}
+
+fn size_cell(s: Option<u64>) -> Cell {
+    Cell::new(s.map(human_size).unwrap_or_else(|| "-".into()))
+}
+
+impl Report for DiffReport {
+    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "A: {}\nB: {}\n", self.root, self.root_b)?;
+        let mut t = Table::new(vec!["CHANGE", "REPOSITORY"]);
+        for r in &self.repositories.added {
+            t.push(vec![Cell::styled("added", GOOD), Cell::new(r)]);
+        }
+        for r in &self.repositories.removed {
+            t.push(vec![Cell::styled("removed", BAD), Cell::new(r)]);
+        }
+        section(out, format!("Repositories ({})", t.rows.len()), t)?;
+
+        let mut t = Table::new(vec!["CHANGE", "REPOSITORY", "TAG", "OLD", "NEW"]);
+        for e in &self.tags.added {
+            t.push(vec![
+                Cell::styled("added", GOOD),
+                Cell::new(&e.repository),
+                Cell::new(&e.tag),
+                "-".into(),
+                opt(&e.digest).into(),
+            ]);
+        }
+        for e in &self.tags.removed {
+            t.push(vec![
+                Cell::styled("removed", BAD),
+                Cell::new(&e.repository),
+                Cell::new(&e.tag),
+                opt(&e.digest).into(),
+                "-".into(),
+            ]);
+        }
+        for m in &self.tags.moved {
+            t.push(vec![
+                Cell::new("moved"),
+                Cell::new(&m.repository),
+                Cell::new(&m.tag),
+                opt(&m.old).into(),
+                opt(&m.new).into(),
+            ]);
+        }
+        section(out, format!("Tags ({})", t.rows.len()), t)?;
+
+        let mut t = Table::new(vec!["CHANGE", "REPOSITORY", "TAG", "DIGEST"]);
+        for (what, list) in [("added", &self.tag_history.added), ("removed", &self.tag_history.removed)] {
+            for h in list {
+                t.push(vec![what.into(), Cell::new(&h.repository), Cell::new(&h.tag), Cell::new(h.digest.short())]);
+            }
+        }
+        section(out, format!("Tag history ({})", t.rows.len()), t)?;
+
+        let mut t = Table::new(vec!["CHANGE", "REPOSITORY", "DIGEST", "SIZE"]).right_align(&[3]);
+        for (what, list) in [("added", &self.manifests.added), ("removed", &self.manifests.removed)] {
+            for m in list {
+                t.push(vec![what.into(), Cell::new(&m.repository), Cell::new(m.digest.short()), size_cell(m.size)]);
+            }
+        }
+        section(out, format!("Manifests ({})", t.rows.len()), t)?;
+
+        let mut t = Table::new(vec!["CHANGE", "DIGEST", "SIZE"]).right_align(&[2]);
+        for (what, list) in [("added", &self.blobs.added), ("removed", &self.blobs.removed)] {
+            for b in list {
+                t.push(vec![what.into(), Cell::new(b.digest.short()), Cell::new(human_size(b.size))]);
+            }
+        }
+        let title = format!(
+            "Blobs ({} added, {}; {} removed, {})",
+            self.blobs.added.len(),
+            human_size(self.blobs.added_bytes),
+            self.blobs.removed.len(),
+            human_size(self.blobs.removed_bytes)
+        );
+        section(out, title, t)?;
+
+        let mut t = Table::new(vec!["CHANGE", "REPOSITORY", "UPLOAD", "SIZE"]).right_align(&[3]);
+        for (what, list) in [("added", &self.uploads.added), ("removed", &self.uploads.removed)] {
+            for u in list {
+                t.push(vec![what.into(), Cell::new(&u.repository), Cell::new(&u.uuid), size_cell(u.size)]);
+            }
+        }
+        section(out, format!("Uploads ({})", t.rows.len()), t)?;
+
+        let mut t = Table::new(vec!["DIGEST", "SIZE A", "SIZE B", "WHY"]).right_align(&[1, 2]);
+        for c in &self.content_differs {
+            t.push(vec![
+                Cell::new(c.digest.short()),
+                Cell::new(human_size(c.size_a)),
+                Cell::new(human_size(c.size_b)),
+                Cell::styled(&c.reason, BAD),
+            ]);
+        }
+        section(out, format!("Same digest, different content ({})", t.rows.len()), t)?;
+
+        let hashed = if self.content_compared {
+            "blobs in both were hashed"
+        } else {
+            "contents not compared (--no-content): only sizes"
+        };
+        if self.identical {
+            writeln!(out, "{}No differences{} ({hashed}).", GOOD.render(), GOOD.render_reset())
+        } else {
+            writeln!(out, "{}The trees differ{} ({hashed}).", BAD.render(), BAD.render_reset())
+        }
+    }
+}
