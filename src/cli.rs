@@ -12,7 +12,7 @@ use crate::audit::Audit;
 use crate::exit_codes;
 use crate::model::Target;
 use crate::report::inspect::{self, Reference};
-use crate::report::{self, tags, Format};
+use crate::report::{self, gc, tags, Format};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,6 +46,14 @@ enum Command {
         root: PathBuf,
         /// REPOSITORY:TAG or REPOSITORY@DIGEST.
         reference: String,
+    },
+    /// What `registry garbage-collect` would delete, or where it would abort (read-only).
+    Gc {
+        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        root: PathBuf,
+        /// Model `garbage-collect --delete-untagged`.
+        #[arg(long, short = 'm')]
+        delete_untagged: bool,
     },
 }
 
@@ -107,6 +115,16 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             let audit = Audit::run(&root, config.target)?;
             let report = inspect::build(&audit, &reference)?;
             report::emit(&report, config.format, out)?;
+            Ok(report.has_findings())
+        }
+        Command::Gc { root, delete_untagged } => {
+            let audit = Audit::run(&root, config.target)?;
+            let walk = audit.root.registry_walks();
+            let report = gc::build(&audit, &walk, delete_untagged);
+            match config.format {
+                Format::GcLog => report.write_log(out, &mut anstream::stderr())?,
+                format => report::emit(&report, format, out)?,
+            }
             Ok(report.has_findings())
         }
     }

@@ -1,6 +1,7 @@
 //! Reports: one result model per command, rendered as text for people or as
 //! JSON for programs. Every JSON document carries `schema_version`.
 
+pub mod gc;
 pub mod inspect;
 pub mod problems;
 pub mod table;
@@ -19,6 +20,8 @@ pub enum Format {
     #[default]
     Text,
     Json,
+    /// The lines `registry garbage-collect --dry-run` prints (`gc` only).
+    GcLog,
 }
 
 /// A command's result. JSON comes from `Serialize`; text from `write_text`.
@@ -35,5 +38,6 @@ pub fn emit(report: &impl Report, format: Format, out: &mut dyn Write) -> io::Re
             serde_json::to_writer_pretty(&mut *out, report)?;
             writeln!(out)
         }
+        Format::GcLog => Err(io::Error::new(io::ErrorKind::InvalidInput, "--format gc-log is only for `regaudit gc`")),
     }
 }
