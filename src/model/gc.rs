@@ -223,7 +223,7 @@ fn abort(stage: Stage, reason: impl Into<String>, path: impl Into<String>, messa
 }
 
 /// Go's error text for a link the registry cannot parse.
-fn link_error_text(e: &LinkError, v2: bool) -> &'static str {
+fn link_error_text(e: &LinkError, _v2: bool) -> &'static str {
     match e {
         // Seen with 2.8.2: a trailing newline fails the length check.
         LinkError::TrailingWhitespace => "invalid checksum digest length",
@@ -479,7 +479,7 @@ impl Sim<'_> {
         let files = self.walk.tags_dirs.get(&repo.name).cloned().unwrap_or_default();
         if let Some(file) = files.first() {
             let path = format!("{}/current/link", layout::tag_dir(&repo.name, file));
-            let message = format!("failed to garbage collect: failed to mark: filesystem: filesystem: failed to retrieve tags for digest {d}: open /docker/registry/v2/repositories/{}/_manifests/tags/{file}/current/link: not a directory", repo.name);
+            let message = format!("failed to garbage collect: failed to mark: filesystem: filesystem: failed to retrieve tags for digest {d}: filesystem: open /docker/registry/v2/repositories/{}/_manifests/tags/{file}/current/link: not a directory", repo.name);
             self.fail(
                 abort(Stage::Mark, format!("tags/{file} is a file, not a tag directory"), path, message),
                 "the stray file is removed",
@@ -629,8 +629,8 @@ impl Sim<'_> {
             Some(Ok(m)) => Ok(m.clone()),
             Some(Err(e)) => {
                 let go = match e {
-                    crate::manifest::ManifestError::UnknownMediaType(_) => {
-                        "errors verifying manifest: unrecognized manifest content type".to_string()
+                    crate::manifest::ManifestError::UnknownMediaType(t) => {
+                        format!("errors verifying manifest: unrecognized manifest content type {t}")
                     }
                     crate::manifest::ManifestError::UnknownSchemaVersion(v) => {
                         format!("unrecognized manifest schema version {v}")
