@@ -131,7 +131,11 @@ fn check(name: &str, src: &Path, tweak: Option<Tweak>, delete_untagged: bool) {
     assert_eq!(our_lines, real_lines, "{label}: --dry-run stdout differs from --format gc-log");
     if dry_aborts {
         let real = String::from_utf8_lossy(&dry.stderr);
-        assert!(same_message(&log.stderr, &real, &root), "{label}: dry-run abort message\n ours: {}\n real: {real}", log.stderr);
+        assert!(
+            same_message(&log.stderr, &real, &root),
+            "{label}: dry-run abort message\n ours: {}\n real: {real}",
+            log.stderr
+        );
     }
 
     // Real run: exactly the predicted files disappear.

@@ -487,12 +487,8 @@ impl Sim<'_> {
         }
         for (tag, t) in &repo.tags {
             match &t.current {
-                None => {}
-                Some(Ok(c)) => {
-                    if c == d {
-                        found.push(tag.clone());
-                    }
-                }
+                Some(Ok(c)) if c == d => found.push(tag.clone()),
+                None | Some(Ok(_)) => {}
                 Some(Err(LinkError::UppercaseHex)) if self.v2 => {}
                 Some(Err(e)) => {
                     let message = format!(
@@ -1018,7 +1014,7 @@ pub fn digest_from_path(rel: &str) -> PathDigest {
     // Mirrors path.Split / path.Dir / path.Base on the full driver path.
     let full = format!("/docker/registry/v2/blobs/{rel}");
     let trimmed = full.strip_suffix("/data").unwrap_or(&full);
-    let (dir, hex) = trimmed.rsplit_once('/').map(|(d, h)| (d, h)).unwrap_or(("", trimmed));
+    let (dir, hex) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
     // dir = path.Dir(dir): `dir` already lacks its trailing slash here.
     let (grand, next) = dir.rsplit_once('/').unwrap_or(("", dir));
     if hex.len() < 2 {
