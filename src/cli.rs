@@ -16,7 +16,7 @@ use crate::exit_codes;
 use crate::model::Target;
 use crate::progress::Progress;
 use crate::report::inspect::{self, Reference};
-use crate::report::{self, diff, du, tags, Format};
+use crate::report::{self, diff, du, gc, tags, Format};
 use crate::verify::CANCEL;
 
 #[derive(Parser, Debug)]
@@ -108,6 +108,14 @@ enum Command {
         /// Order of the rows.
         #[arg(long, value_enum, default_value_t = du::SortKey::Name)]
         sort: du::SortKey,
+    },
+    /// What `registry garbage-collect` would delete, or where it would abort (read-only).
+    Gc {
+        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        root: PathBuf,
+        /// Model `garbage-collect --delete-untagged`.
+        #[arg(long, short = 'm')]
+        delete_untagged: bool,
     },
 }
 
@@ -239,6 +247,16 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             let audit = Audit::run(&root, config.target)?;
             report::emit(&du::build(&audit, sort), config.format, out)?;
             Ok(false)
+        }
+        Command::Gc { root, delete_untagged } => {
+            let audit = Audit::run(&root, config.target)?;
+            let walk = audit.root.registry_walks();
+            let report = gc::build(&audit, &walk, delete_untagged);
+            match config.format {
+                Format::GcLog => report.write_log(out, &mut anstream::stderr())?,
+                format => report::emit(&report, format, out)?,
+            }
+            Ok(report.has_findings())
         }
     }
 }

@@ -95,3 +95,44 @@ impl Repository {
         layout::repository_name_is_valid(&self.name)
     }
 }
+
+/// What the registry's own directory walks see beyond the layout the
+/// [`Inventory`] records: stray names among repository directories, `data`
+/// files in odd places under `blobs/`. `garbage-collect` walks the tree with
+/// these quirks, so modelling it needs them. Built by
+/// [`crate::tree::StorageRoot::registry_walks`].
+#[derive(Debug, Default)]
+pub struct WalkFacts {
+    /// `repositories/` exists (as a directory).
+    pub repositories_dir: bool,
+    /// `blobs/` exists (as a directory).
+    pub blobs_dir: bool,
+    /// Every directory the catalog walk can enter, relative to
+    /// `repositories/` ("" is `repositories/` itself), with all its children
+    /// sorted bytewise. `_`-prefixed directories are not entered.
+    pub catalog_dirs: std::collections::BTreeMap<String, Vec<WalkEntry>>,
+    /// Files named `data` under `blobs/` that are not a canonical blob in
+    /// [`Inventory::blobs`] (misplaced, at another depth, or symlinks),
+    /// relative to `blobs/`, in walk order.
+    pub stray_blob_data: Vec<String>,
+    /// Repositories (names relative to `repositories/`) whose
+    /// `_manifests/tags` is a directory, with the names of its entries that
+    /// are not directories (the registry lists them as tags).
+    pub tags_dirs: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalkEntry {
+    /// The name, lossily converted when it is not UTF-8.
+    pub name: String,
+    pub kind: EntryKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    File,
+    /// Not followed by us; the registry follows it.
+    Symlink,
+    Other,
+}

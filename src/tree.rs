@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::digest::{parse_link, Digest, LINK_READ_LIMIT};
-use crate::inventory::{Blob, Inventory, Repository};
+use crate::inventory::{Blob, EntryKind, Inventory, Repository, WalkEntry, WalkFacts};
 use crate::layout::{self, BlobPath, RepoPath};
 use crate::problem::{normalize, Code, Problem};
 
@@ -88,6 +88,53 @@ impl StorageRoot {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "blob data is not a regular file"));
         }
         Ok(file)
+    }
+
+    /// The registry's own walks of `repositories/` (the catalog) and
+    /// `blobs/` (blob enumeration), reduced to what the [`Inventory`] does
+    /// not hold. A second pass, made only by commands that model
+    /// `garbage-collect`.
+    pub fn registry_walks(&self) -> WalkFacts {
+        let v2 = self.path.join(layout::V2);
+        let repos = v2.join("repositories");
+        let blobs = v2.join("blobs");
+        let mut facts =
+            WalkFacts { repositories_dir: is_real_dir(&repos), blobs_dir: is_real_dir(&blobs), ..WalkFacts::default() };
+        if facts.repositories_dir {
+            catalog_walk(&repos, String::new(), &mut facts.catalog_dirs);
+            for (rel, entries) in &facts.catalog_dirs {
+                if !entries.iter().any(|e| e.name == "_manifests" && e.kind == EntryKind::Dir) {
+                    continue;
+                }
+                let tags = repos.join(rel).join("_manifests/tags");
+                if is_real_dir(&tags) {
+                    let files = sorted_entries(&tags)
+                        .into_iter()
+                        .filter(|e| e.kind != Kind::Dir)
+                        .map(|e| e.name.to_string_lossy().into_owned())
+                        .collect();
+                    facts.tags_dirs.insert(rel.clone(), files);
+                }
+            }
+        }
+        if facts.blobs_dir {
+            blob_data_walk(&blobs, &mut Vec::new(), &mut facts.stray_blob_data);
+        }
+        facts
+    }
+
+    /// Every entry that is not a directory at or below `rel` (a path
+    /// relative to the storage root), as paths relative to the root: what a
+    /// recursive delete of `rel` removes. Symlinks are listed, not followed.
+    pub fn files_below(&self, rel: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let path = self.path.join(rel);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => files_below_dir(&path, rel, &mut out),
+            Ok(_) => out.push(rel.to_string()),
+            Err(_) => {}
+        }
+        out
     }
 
     /// One pass over the whole tree.
@@ -196,6 +243,74 @@ fn list_dir(path: &Path) -> io::Result<Vec<Entry>> {
         out.push(Entry { name, kind });
     }
     Ok(out)
+}
+
+fn is_real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+fn entry_kind(kind: Kind) -> EntryKind {
+    match kind {
+        Kind::Dir => EntryKind::Dir,
+        Kind::File => EntryKind::File,
+        Kind::Symlink => EntryKind::Symlink,
+        Kind::Other => EntryKind::Other,
+    }
+}
+
+/// Entries of a directory sorted bytewise, as the registry's walk sorts them.
+/// An unlistable directory reads as empty (the scan reports it).
+fn sorted_entries(dir: &Path) -> Vec<Entry> {
+    let mut entries = list_dir(dir).unwrap_or_default();
+    entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    entries
+}
+
+/// Records `dir` (named `rel` below `repositories/`) and descends into every
+/// child directory the catalog walk enters: those not starting with `_`.
+fn catalog_walk(dir: &Path, rel: String, out: &mut std::collections::BTreeMap<String, Vec<WalkEntry>>) {
+    let entries = sorted_entries(dir);
+    let mut recorded = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let name = e.name.to_string_lossy().into_owned();
+        if e.kind == Kind::Dir && !name.starts_with('_') {
+            let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            catalog_walk(&dir.join(&e.name), child, out);
+        }
+        recorded.push(WalkEntry { name, kind: entry_kind(e.kind) });
+    }
+    out.insert(rel, recorded);
+}
+
+/// Collects the `data` files under `blobs/` that are not canonical blobs.
+fn blob_data_walk(dir: &Path, parts: &mut Vec<String>, out: &mut Vec<String>) {
+    for e in sorted_entries(dir) {
+        let name = e.name.to_string_lossy().into_owned();
+        parts.push(name);
+        if e.kind == Kind::Dir {
+            blob_data_walk(&dir.join(&e.name), parts, out);
+        } else if parts.last().is_some_and(|n| n == "data") {
+            let view: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let canonical = e.kind == Kind::File
+                && matches!(layout::classify_blob_path(&view, false), BlobPath::Data { misplaced: false, .. });
+            if !canonical {
+                out.push(parts.join("/"));
+            }
+        }
+        parts.pop();
+    }
+}
+
+fn files_below_dir(dir: &Path, rel: &str, out: &mut Vec<String>) {
+    for e in sorted_entries(dir) {
+        let name = e.name.to_string_lossy();
+        let child = format!("{rel}/{name}");
+        if e.kind == Kind::Dir {
+            files_below_dir(&dir.join(&e.name), &child, out);
+        } else {
+            out.push(child);
+        }
+    }
 }
 
 fn file_size(path: &Path) -> io::Result<u64> {

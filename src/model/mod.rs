@@ -2,6 +2,7 @@
 //! later what writes and what garbage collection deletes). Pure functions of
 //! the inventory and the decoded contents.
 
+pub mod gc;
 pub mod serve;
 
 use std::fmt;

@@ -3,6 +3,7 @@
 
 pub mod diff;
 pub mod du;
+pub mod gc;
 pub mod inspect;
 pub mod problems;
 pub mod scan;
@@ -23,6 +24,8 @@ pub enum Format {
     #[default]
     Text,
     Json,
+    /// The lines `registry garbage-collect --dry-run` prints (`gc` only).
+    GcLog,
 }
 
 /// A command's result. JSON comes from `Serialize`; text from `write_text`.
@@ -39,5 +42,6 @@ pub fn emit(report: &impl Report, format: Format, out: &mut dyn Write) -> io::Re
             serde_json::to_writer_pretty(&mut *out, report)?;
             writeln!(out)
         }
+        Format::GcLog => Err(io::Error::new(io::ErrorKind::InvalidInput, "--format gc-log is only for `regaudit gc`")),
     }
 }

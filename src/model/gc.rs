@@ -1,0 +1,1050 @@
+//! `registry garbage-collect`, predicted: the same repository walk, marking,
+//! sweep and abort conditions as the real command of the target version
+//! (distribution-facts §4; registry-rules Q6/Q8 for the walk quirks and the
+//! order of operations). Pure: reads only the inventory, the decoded
+//! contents and the registry-walk facts.
+//!
+//! One simulation gives the dry-run log (what `--dry-run` prints), where the
+//! dry run aborts, and what the real run deletes before it finishes or
+//! aborts. A second, lenient simulation treats every abort cause as fixed
+//! (each with a stated assumption) to say what would go once it is.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::Target;
+use crate::contents::Contents;
+use crate::digest::{Digest, LinkError};
+use crate::inventory::{EntryKind, Inventory, Link, Repository, WalkFacts};
+use crate::layout;
+use crate::manifest::{Manifest, ManifestKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GcOptions {
+    pub target: Target,
+    pub delete_untagged: bool,
+}
+
+/// The phase of the run in which it stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Walking repositories and marking: nothing is deleted yet.
+    Mark,
+    /// Deleting manifests (real run only).
+    DeleteManifests,
+    /// Listing `blobs/` (after the manifests were deleted, in a real run).
+    EnumerateBlobs,
+    /// Deleting blobs (real run only).
+    DeleteBlobs,
+    /// Deleting `_layers` links (v3, real run only).
+    DeleteLayerLinks,
+}
+
+/// Where and why the real command stops with `failed to garbage collect`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Abort {
+    pub stage: Stage,
+    /// For people: what is wrong.
+    pub reason: String,
+    /// The path at fault, relative to the storage root.
+    pub path: String,
+    /// What the real command prints on stderr (approximately: Go's wrapped
+    /// error texts are reproduced where we know them).
+    pub message: String,
+    /// The process dies with a Go panic (exit status 2) instead of exit 1.
+    pub panics: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ManifestDeletion {
+    pub repository: String,
+    pub digest: Digest,
+    /// Tags whose history (`index/`) entry for this digest goes too.
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ManifestKind>,
+    /// The manifest's own blob size, when its data exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The OCI `subject` this manifest refers to (signatures, SBOMs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BlobDeletion {
+    pub digest: String,
+    pub size: u64,
+    /// Repositories whose `_layers` still link this blob after the run.
+    pub linked_by: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LayerLinkDeletion {
+    pub repository: String,
+    pub digest: Digest,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hazard {
+    pub code: HazardCode,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// Stable hazard codes (kebab-case in JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HazardCode {
+    /// 2.8 `--delete-untagged`: a child of a kept multi-arch image is deleted.
+    MultiArchChildDeleted,
+    /// An untagged OCI referrer (signature, SBOM...) is swept.
+    ReferrerSwept,
+    /// A `_layers` link is left pointing at a deleted blob.
+    LayerLinkDangling,
+    /// A blob is deleted although repositories still link it.
+    LinkedBlobDeleted,
+    /// A blob that a manifest which stays (revision or tag) needs is deleted.
+    LiveBlobDeleted,
+    /// A repository the walk never reaches: nothing in it is marked.
+    RepositoryNotWalked,
+}
+
+/// A cause of abort assumed fixed by the lenient simulation, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Fix {
+    pub cause: Abort,
+    pub assumption: String,
+}
+
+/// The outcome of one simulated run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GcOutcome {
+    /// Repositories in the order the walk hands them to marking.
+    pub repositories: Vec<String>,
+    /// What `garbage-collect --dry-run` prints on stdout, up to any abort.
+    pub log: Vec<String>,
+    /// Where `--dry-run` aborts (marking or blob enumeration only).
+    pub dry_run_abort: Option<Abort>,
+    /// Where the real run aborts.
+    pub abort: Option<Abort>,
+    /// Size of the mark set (the dry run's "N blobs marked").
+    pub marked: usize,
+    /// Blobs the dry run lists as eligible (its "M blobs").
+    pub eligible_blobs: usize,
+    /// Manifests the dry run lists as eligible (its "K manifests").
+    pub eligible_manifests: usize,
+    /// What the real run deletes (only what it reaches before aborting).
+    pub manifests: Vec<ManifestDeletion>,
+    pub blobs: Vec<BlobDeletion>,
+    pub layer_links: Vec<LayerLinkDeletion>,
+    /// Directories the real run deletes recursively (relative to the root).
+    pub removed_dirs: Vec<String>,
+    /// Single files the real run deletes (v3 `_layers` links).
+    pub removed_files: Vec<String>,
+    /// Set when the real run aborts midway through deleting blobs, whose
+    /// order is random: then some of `blobs` may survive.
+    pub removes_uncertain: bool,
+    pub hazards: Vec<Hazard>,
+    /// Things the real run does that we do not model (symlinks it follows).
+    pub unmodelled: Vec<String>,
+    /// Lenient runs only: the abort causes assumed fixed.
+    pub fixes: Vec<Fix>,
+}
+
+impl GcOutcome {
+    pub fn reclaimable_bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| b.size).sum()
+    }
+}
+
+/// Predicts the real run; when it aborts, also the run with every cause fixed.
+pub fn predict(
+    inv: &Inventory,
+    contents: &Contents,
+    walk: &WalkFacts,
+    opts: GcOptions,
+) -> (GcOutcome, Option<GcOutcome>) {
+    let strict = simulate(inv, contents, walk, opts, false);
+    let fixed = strict.abort.is_some().then(|| simulate(inv, contents, walk, opts, true));
+    (strict, fixed)
+}
+
+fn simulate(inv: &Inventory, contents: &Contents, walk: &WalkFacts, opts: GcOptions, lenient: bool) -> GcOutcome {
+    let mut sim = Sim {
+        inv,
+        contents,
+        walk,
+        opts,
+        lenient,
+        v2: opts.target == Target::V2_8,
+        out: GcOutcome::default(),
+        marks: BTreeSet::new(),
+        to_delete: Vec::new(),
+        layer_deletes: Vec::new(),
+    };
+    if let Err(abort) = sim.run() {
+        sim.out.abort = Some(abort);
+    }
+    sim.hazards();
+    sim.out
+}
+
+/// A manifest queued for deletion: `ManifestDel{Name, Digest, Tags}`.
+struct Queued {
+    repository: String,
+    digest: Digest,
+    all_tags: Vec<String>,
+}
+
+struct Sim<'a> {
+    inv: &'a Inventory,
+    contents: &'a Contents,
+    walk: &'a WalkFacts,
+    opts: GcOptions,
+    lenient: bool,
+    v2: bool,
+    out: GcOutcome,
+    /// The mark set: digests as strings, as Go keys them (invalid ones too).
+    marks: BTreeSet<String>,
+    to_delete: Vec<Queued>,
+    layer_deletes: Vec<(String, Digest)>,
+}
+
+type Step<T> = Result<T, Abort>;
+
+fn abort(stage: Stage, reason: impl Into<String>, path: impl Into<String>, message: impl Into<String>) -> Abort {
+    Abort { stage, reason: reason.into(), path: path.into(), message: message.into(), panics: false }
+}
+
+/// Go's error text for a link the registry cannot parse.
+fn link_error_text(e: &LinkError, _v2: bool) -> &'static str {
+    match e {
+        // Seen with 2.8.2: a trailing newline fails the length check.
+        LinkError::TrailingWhitespace => "invalid checksum digest length",
+        LinkError::UppercaseHex | LinkError::Invalid(crate::digest::DigestError::WrongLength { .. }) => {
+            "invalid checksum digest length"
+        }
+        LinkError::Invalid(crate::digest::DigestError::UnsupportedAlgorithm(_)) => "unsupported digest algorithm",
+        _ => "invalid checksum digest format",
+    }
+}
+
+impl Sim<'_> {
+    /// Strict: the abort. Lenient: records it as fixed and carries on.
+    fn fail(&mut self, cause: Abort, assumption: &str) -> Step<()> {
+        if self.lenient {
+            self.out.fixes.push(Fix { cause, assumption: assumption.to_string() });
+            Ok(())
+        } else {
+            Err(cause)
+        }
+    }
+
+    fn log(&mut self, line: String) {
+        self.out.log.push(line);
+    }
+
+    fn mark(&mut self, d: &str) -> bool {
+        !self.marks.insert(d.to_string())
+    }
+
+    fn run(&mut self) -> Step<()> {
+        if let Err(a) = self.mark_all() {
+            self.out.dry_run_abort = Some(a.clone());
+            return Err(a);
+        }
+        if !self.v2 {
+            self.unmark_referenced();
+        }
+        self.out.eligible_manifests = self.to_delete.len();
+        let manifest_result = self.delete_manifests();
+        let delete_set = match self.enumerate_blobs() {
+            Ok(set) => set,
+            Err(a) => {
+                self.out.dry_run_abort = Some(a.clone());
+                // A real run aborting earlier (deleting manifests) never gets here.
+                return Err(manifest_result.err().unwrap_or(a));
+            }
+        };
+        self.out.eligible_blobs = delete_set.len();
+        self.log(String::new());
+        let summary = format!(
+            "{} blobs marked, {} blobs and {} manifests eligible for deletion",
+            self.marks.len(),
+            delete_set.len(),
+            self.out.eligible_manifests
+        );
+        self.log(summary);
+        self.out.marked = self.marks.len();
+        for d in delete_set.keys() {
+            self.log(format!("blob eligible for deletion: {d}"));
+        }
+        let layer_deletes = std::mem::take(&mut self.layer_deletes);
+        for (repo, d) in &layer_deletes {
+            self.log(format!("{repo}: layer link eligible for deletion: {d}"));
+        }
+        manifest_result?;
+        self.delete_blobs(&delete_set)?;
+        self.delete_layer_links(&layer_deletes)
+    }
+
+    // ----- the repository walk -----
+
+    /// The catalog walk: repositories in the order the registry visits them.
+    fn walk_repositories(&mut self) -> Vec<String> {
+        let marker = if self.v2 { "_layers" } else { "_manifests" };
+        let mut repos = Vec::new();
+        self.walk_dir("", marker, &mut repos);
+        repos
+    }
+
+    fn walk_dir(&mut self, rel: &str, marker: &str, repos: &mut Vec<String>) {
+        let Some(entries) = self.walk.catalog_dirs.get(rel) else { return };
+        let join = |name: &str| if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+        for (i, e) in entries.iter().enumerate() {
+            let path = join(&e.name);
+            if e.kind == EntryKind::Symlink {
+                self.out.unmodelled.push(format!(
+                    "{}: a symbolic link, which the real run follows (not modelled)",
+                    layout::repo_dir(&path)
+                ));
+                continue;
+            }
+            let is_dir = e.kind == EntryKind::Dir;
+            if e.name == marker || e.name.starts_with('_') {
+                if e.name == marker {
+                    // `repositories/_layers` itself names a repository "_layers".
+                    repos.push(if rel.is_empty() { e.name.clone() } else { rel.to_string() });
+                }
+                if !is_dir && self.v2 {
+                    // 2.8's walk stops listing this directory at a skipped *file*.
+                    for hidden in &entries[i + 1..] {
+                        self.hidden(&join(&hidden.name), &path);
+                    }
+                    return;
+                }
+                continue;
+            }
+            if is_dir {
+                self.walk_dir(&path, marker, repos);
+            }
+        }
+    }
+
+    /// Records the repositories at or below `rel` that the walk never reaches.
+    fn hidden(&mut self, rel: &str, by: &str) {
+        let prefix = format!("{rel}/");
+        let names: Vec<String> = self
+            .inv
+            .repositories
+            .iter()
+            .filter(|r| r.name == rel || r.name.starts_with(&prefix))
+            .map(|r| r.name.clone())
+            .collect();
+        for name in names {
+            self.out.hazards.push(Hazard {
+                code: HazardCode::RepositoryNotWalked,
+                message: format!(
+                    "repository {name} is never walked: registry 2.8 stops listing its directory at the file {}; \
+                     nothing in it is marked",
+                    layout::repo_dir(by)
+                ),
+                repository: Some(name),
+                digest: None,
+            });
+        }
+    }
+
+    // ----- marking -----
+
+    fn mark_all(&mut self) -> Step<()> {
+        if !self.walk.repositories_dir {
+            let path = format!("{}/repositories", layout::V2);
+            self.fail(
+                abort(
+                    Stage::Mark,
+                    "there is no repositories/ directory",
+                    path,
+                    "failed to garbage collect: failed to mark: filesystem: Path not found: /docker/registry/v2/repositories",
+                ),
+                "repositories/ is created empty",
+            )?;
+        }
+        let repos = self.walk_repositories();
+        for name in repos {
+            self.out.repositories.push(name.clone());
+            self.log(name.clone());
+            self.mark_repository(&name)?;
+        }
+        Ok(())
+    }
+
+    fn mark_repository(&mut self, name: &str) -> Step<()> {
+        let dir = layout::repo_dir(name);
+        if !layout::repository_name_is_valid(name) {
+            let message = format!("failed to garbage collect: failed to mark: filesystem: failed to parse repo name {name}: invalid reference format");
+            self.fail(
+                abort(Stage::Mark, format!("repository name {name:?} breaks the name grammar"), dir, message),
+                "the repository directory is removed or renamed (its manifests are not marked here)",
+            )?;
+            return Ok(());
+        }
+        if name.contains(':') {
+            let message = format!("failed to garbage collect: failed to mark: filesystem: invalid path: /docker/registry/v2/repositories/{name}/_manifests/revisions");
+            self.fail(
+                abort(Stage::Mark, format!("repository name {name:?} is not a valid storage path"), dir, message),
+                "the repository directory is removed or renamed (its manifests are not marked here)",
+            )?;
+            return Ok(());
+        }
+        let inv = self.inv;
+        let Some(repo) = inv.repository(name) else {
+            // A marker without any repository data: nothing to enumerate.
+            return self.layer_link_check(name, None);
+        };
+        for (path_digest, link) in &repo.revisions {
+            let path = layout::revision_link(name, path_digest);
+            self.revision_link(repo, link, path_digest, &path)?;
+            // 2.8/3 enumerate every `link` below the revision, signatures too.
+            for (rev, sig) in repo.signature_links.iter().filter(|(r, _)| r == path_digest) {
+                let path = layout::signature_link(name, rev, sig);
+                self.revision_link(repo, &Ok(sig.clone()), sig, &path)?;
+            }
+        }
+        self.layer_link_check(name, Some(repo))
+    }
+
+    /// One `link` file found under `_manifests/revisions`.
+    fn revision_link(&mut self, repo: &Repository, link: &Link, path_digest: &Digest, path: &str) -> Step<()> {
+        let content = match link {
+            Ok(d) => d.clone(),
+            Err(LinkError::UppercaseHex) if self.v2 => return Ok(()), // parses, then nothing is found
+            Err(e) => {
+                let message = format!(
+                    "failed to garbage collect: failed to mark: filesystem: filesystem: {}",
+                    link_error_text(e, self.v2)
+                );
+                self.fail(
+                    abort(Stage::Mark, format!("revision link {e}"), path, message),
+                    "the link is rewritten to hold the digest its path names",
+                )?;
+                path_digest.clone()
+            }
+        };
+        let Some(target) = self.resolve_manifest(repo, &content)? else {
+            return Ok(()); // dangling: skipped silently
+        };
+        self.ingest(repo, &content, &target)
+    }
+
+    /// `Stat` of a manifest digest in a repository: the revision link, then
+    /// (2.8) the `_layers` link; the data must exist. Ok(None) = unknown.
+    fn resolve_manifest(&mut self, repo: &Repository, d: &Digest) -> Step<Option<Digest>> {
+        let sources: &[bool] = if self.v2 { &[true, false] } else { &[true] };
+        for &revision in sources {
+            let (link, path) = if revision {
+                (repo.revisions.get(d), layout::revision_link(&repo.name, d))
+            } else {
+                (repo.layer_links.get(d), layout::layer_link(&repo.name, d))
+            };
+            match link {
+                None => continue,
+                Some(Ok(t)) => return Ok(self.inv.has_blob(t).then(|| t.clone())),
+                Some(Err(LinkError::UppercaseHex)) if self.v2 => return Ok(None),
+                Some(Err(e)) => {
+                    let message = format!(
+                        "failed to garbage collect: failed to mark: filesystem: filesystem: {}",
+                        link_error_text(e, self.v2)
+                    );
+                    self.fail(
+                        abort(Stage::Mark, format!("link {e}"), path, message),
+                        "the link is rewritten to hold the digest its path names",
+                    )?;
+                    return Ok(self.inv.has_blob(d).then(|| d.clone()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// `Tags.Lookup`: the tags whose `current` names `d`.
+    fn lookup(&mut self, repo: &Repository, d: &Digest) -> Step<Vec<String>> {
+        let mut found = Vec::new();
+        let files = self.walk.tags_dirs.get(&repo.name).cloned().unwrap_or_default();
+        if let Some(file) = files.first() {
+            let path = format!("{}/current/link", layout::tag_dir(&repo.name, file));
+            let message = format!("failed to garbage collect: failed to mark: filesystem: filesystem: failed to retrieve tags for digest {d}: filesystem: open /docker/registry/v2/repositories/{}/_manifests/tags/{file}/current/link: not a directory", repo.name);
+            self.fail(
+                abort(Stage::Mark, format!("tags/{file} is a file, not a tag directory"), path, message),
+                "the stray file is removed",
+            )?;
+        }
+        for (tag, t) in &repo.tags {
+            match &t.current {
+                Some(Ok(c)) if c == d => found.push(tag.clone()),
+                None | Some(Ok(_)) => {}
+                Some(Err(LinkError::UppercaseHex)) if self.v2 => {}
+                Some(Err(e)) => {
+                    let message = format!(
+                        "failed to garbage collect: failed to mark: filesystem: filesystem: failed to retrieve tags for digest {d}: {}",
+                        link_error_text(e, self.v2)
+                    );
+                    let path = layout::tag_current_link(&repo.name, tag);
+                    self.fail(
+                        abort(Stage::Mark, format!("tag {tag}'s current link {e}"), path, message),
+                        "tag links are rewritten without the stray whitespace (or removed when that does not make a digest)",
+                    )?;
+                    // The fixed link: what it holds once trimmed.
+                    if self.fixed_tag_target(repo, tag).as_ref() == Some(d) {
+                        found.push(tag.clone());
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// What a broken tag link names once trimmed: the tag's newest history
+    /// entry is not known, so only the trimmed text counts.
+    fn fixed_tag_target(&self, repo: &Repository, tag: &str) -> Option<Digest> {
+        // The inventory keeps only the parse error; the history index tells
+        // us the candidates. A trailing-whitespace link names one of them.
+        let t = repo.tags.get(tag)?;
+        match &t.current {
+            Some(Err(LinkError::TrailingWhitespace)) => {
+                // Unique history entry: that is the digest the link names.
+                let mut live = t.index.values().filter_map(|l| l.as_ref().ok());
+                let first = live.next()?.clone();
+                live.next().is_none().then_some(first)
+            }
+            _ => None,
+        }
+    }
+
+    fn has_tags_dir(&self, repo: &str) -> bool {
+        self.walk.tags_dirs.contains_key(repo)
+    }
+
+    /// All tag names (`Tags.All`), sorted.
+    fn all_tags(&self, repo: &Repository) -> Vec<String> {
+        let mut tags: Vec<String> = repo.tags.keys().cloned().collect();
+        tags.extend(self.walk.tags_dirs.get(&repo.name).into_iter().flatten().cloned());
+        tags.sort();
+        tags.dedup();
+        tags
+    }
+
+    /// One enumerated manifest digest (`content`), whose data is `target`.
+    fn ingest(&mut self, repo: &Repository, content: &Digest, target: &Digest) -> Step<()> {
+        let name = repo.name.clone();
+        if self.opts.delete_untagged {
+            let tags = self.lookup(repo, content)?;
+            if tags.is_empty() {
+                if self.v2 {
+                    self.log(format!("manifest eligible for deletion: {content}"));
+                }
+                if !self.has_tags_dir(&name) {
+                    if !self.v2 {
+                        self.log(format!("manifest tags path of repository {name} does not exist"));
+                        return Ok(());
+                    }
+                    let path = format!("{}/_manifests/tags", layout::repo_dir(&name));
+                    let message = format!(
+                        "failed to garbage collect: failed to mark: filesystem: filesystem: failed to retrieve tags unknown repository name={name}"
+                    );
+                    self.fail(
+                        abort(
+                            Stage::Mark,
+                            format!("{name} has an untagged manifest but no _manifests/tags directory"),
+                            path,
+                            message,
+                        ),
+                        "an empty _manifests/tags directory is created",
+                    )?;
+                }
+                let all_tags = self.all_tags(repo);
+                self.to_delete.push(Queued { repository: name, digest: content.clone(), all_tags });
+                return Ok(());
+            }
+        }
+        self.log(format!("{name}: marking manifest {content} "));
+        self.mark(&content.to_string());
+        self.mark_references(repo, content, target)
+    }
+
+    fn mark_references(&mut self, repo: &Repository, d: &Digest, target: &Digest) -> Step<()> {
+        let manifest = match self.load(d, target) {
+            Ok(m) => m,
+            Err(cause) => {
+                self.fail(cause, "the manifest is kept, but references nothing (its blobs are not marked through it)")?;
+                return Ok(());
+            }
+        };
+        let name = &repo.name;
+        for r in manifest.references() {
+            let text = r.digest_text.clone();
+            if self.v2 {
+                self.mark(&text);
+                self.log(format!("{name}: marking blob {text}"));
+                continue;
+            }
+            if self.mark(&text) {
+                continue;
+            }
+            self.log(format!("{name}: marking blob {text}"));
+            // v3 recurses into references that are manifests of this repository.
+            let Some(child) = r.digest.clone() else { continue };
+            let exists = match repo.revisions.get(&child) {
+                Some(Ok(t)) => self.inv.has_blob(t).then(|| t.clone()),
+                _ => None,
+            };
+            if let Some(t) = exists {
+                self.mark_references(repo, &child, &t)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `manifestService.Get`.
+    fn load(&self, d: &Digest, target: &Digest) -> Step<Manifest> {
+        let path = layout::blob_data(target);
+        let prefix = format!("failed to garbage collect: failed to mark: filesystem: filesystem: failed to retrieve manifest for digest {d}");
+        match self.contents.manifest(target) {
+            Some(Ok(m)) if m.kind == ManifestKind::Schema1 && !self.v2 => Err(abort(
+                Stage::Mark,
+                format!("manifest {d} is schema1, which registry 3 cannot load"),
+                path,
+                format!("{prefix}: unrecognized manifest schema version 1"),
+            )),
+            Some(Ok(m)) => Ok(m.clone()),
+            Some(Err(e)) => {
+                let go = match e {
+                    crate::manifest::ManifestError::UnknownMediaType(t) => {
+                        format!("errors verifying manifest: unrecognized manifest content type {t}")
+                    }
+                    crate::manifest::ManifestError::UnknownSchemaVersion(v) => {
+                        format!("unrecognized manifest schema version {v}")
+                    }
+                    other => other.to_string(),
+                };
+                Err(abort(Stage::Mark, format!("manifest {d} {e}"), path, format!("{prefix}: {go}")))
+            }
+            None => Err(abort(
+                Stage::Mark,
+                format!("manifest {d} could not be read"),
+                path,
+                format!("{prefix}: unreadable"),
+            )),
+        }
+    }
+
+    /// v3 only: after marking a repository, queue its `_layers` links whose
+    /// blob is not marked *yet*.
+    fn layer_link_check(&mut self, name: &str, repo: Option<&Repository>) -> Step<()> {
+        if self.v2 {
+            return Ok(());
+        }
+        if !repo.is_some_and(|r| r.has_layers_dir) {
+            let path = format!("{}/_layers", layout::repo_dir(name));
+            let message = format!(
+                "failed to garbage collect: failed to mark: filesystem: Path not found: /docker/registry/v2/repositories/{name}/_layers"
+            );
+            return self.fail(
+                abort(Stage::Mark, format!("{name} has no _layers directory"), path, message),
+                "an empty _layers directory is created",
+            );
+        }
+        let Some(repo) = repo else { return Ok(()) };
+        for (path_digest, link) in &repo.layer_links {
+            let content = match link {
+                Ok(d) => d.clone(),
+                Err(e) => {
+                    let message = format!("failed to garbage collect: failed to mark: {}", link_error_text(e, false));
+                    let path = layout::layer_link(name, path_digest);
+                    self.fail(
+                        abort(Stage::Mark, format!("layer link {e}"), path, message),
+                        "the link is rewritten to hold the digest its path names",
+                    )?;
+                    path_digest.clone()
+                }
+            };
+            let linked = match repo.layer_links.get(&content) {
+                Some(Ok(t)) => self.inv.has_blob(t),
+                Some(Err(_)) if &content != path_digest => {
+                    let message =
+                        "failed to garbage collect: failed to mark: invalid checksum digest format".to_string();
+                    let path = layout::layer_link(name, &content);
+                    self.fail(
+                        abort(Stage::Mark, "layer link is not a digest".to_string(), path, message),
+                        "the link is rewritten to hold the digest its path names",
+                    )?;
+                    self.inv.has_blob(&content)
+                }
+                Some(Err(_)) => self.inv.has_blob(&content),
+                None => false,
+            };
+            if linked && !self.marks.contains(&content.to_string()) {
+                self.layer_deletes.push((name.to_string(), content));
+            }
+        }
+        Ok(())
+    }
+
+    /// v3: queued manifests that ended up marked (by any repository) stay.
+    fn unmark_referenced(&mut self) {
+        let queued = std::mem::take(&mut self.to_delete);
+        for q in queued {
+            if self.marks.contains(&q.digest.to_string()) {
+                continue;
+            }
+            self.log(format!(
+                "manifest eligible for deletion: {{{} {} [{}]}}",
+                q.repository,
+                q.digest,
+                q.all_tags.join(" ")
+            ));
+            self.to_delete.push(q);
+        }
+    }
+
+    // ----- sweep -----
+
+    fn delete_manifests(&mut self) -> Step<()> {
+        let queued = std::mem::take(&mut self.to_delete);
+        let mut removed: BTreeSet<String> = BTreeSet::new();
+        let mut result = Ok(());
+        for q in &queued {
+            let repo = self.inv.repository(&q.repository);
+            let mut tags = Vec::new();
+            for t in &q.all_tags {
+                let has_entry = repo.and_then(|r| r.tags.get(t)).is_some_and(|tag| tag.index.contains_key(&q.digest));
+                let dir = layout::tag_index_dir(&q.repository, t, &q.digest);
+                if has_entry && removed.insert(dir.clone()) {
+                    self.out.removed_dirs.push(dir);
+                    tags.push(t.clone());
+                }
+            }
+            let rev_dir = layout::revision_dir(&q.repository, &q.digest);
+            let exists = repo.is_some_and(|r| {
+                r.revisions.contains_key(&q.digest) || r.signature_links.iter().any(|(rev, _)| rev == &q.digest)
+            });
+            if !exists || removed.contains(&rev_dir) {
+                let message = format!(
+                    "failed to garbage collect: failed to delete manifest {}: filesystem: Path not found: /{}",
+                    q.digest,
+                    rev_dir.trim_start_matches("docker/")
+                );
+                let cause = abort(
+                    Stage::DeleteManifests,
+                    format!("revision directory of {} is already gone when its deletion comes", q.digest),
+                    rev_dir.clone(),
+                    message.replace("/registry/v2", "/docker/registry/v2"),
+                );
+                if let Err(a) = self.fail(cause, "the duplicate (alias) revision link is removed") {
+                    result = Err(a);
+                    break;
+                }
+                continue;
+            } else {
+                removed.insert(rev_dir.clone());
+                self.out.removed_dirs.push(rev_dir);
+            }
+            let (kind, size, subject) = self.describe(&q.digest);
+            self.out.manifests.push(ManifestDeletion {
+                repository: q.repository.clone(),
+                digest: q.digest.clone(),
+                tags,
+                kind,
+                size,
+                subject,
+            });
+        }
+        self.to_delete = queued;
+        result
+    }
+
+    fn describe(&self, d: &Digest) -> (Option<ManifestKind>, Option<u64>, Option<String>) {
+        let m = self.contents.manifest(d).and_then(|m| m.as_ref().ok());
+        (m.map(|m| m.kind), self.inv.blob_size(d), m.and_then(|m| m.subject.as_ref()).map(|s| s.digest_text.clone()))
+    }
+
+    /// `blobStore.Enumerate`: every `data` file below `blobs/`, by the digest
+    /// its path spells; the unmarked ones, with whether their canonical
+    /// directory exists.
+    fn enumerate_blobs(&mut self) -> Step<BTreeMap<String, Option<Digest>>> {
+        if !self.walk.blobs_dir {
+            let cause = abort(
+                Stage::EnumerateBlobs,
+                "there is no blobs/ directory",
+                format!("{}/blobs", layout::V2),
+                "failed to garbage collect: error enumerating blobs: filesystem: Path not found: /docker/registry/v2/blobs",
+            );
+            self.fail(cause, "blobs/ is created empty")?;
+        }
+        let mut set: BTreeMap<String, Option<Digest>> = BTreeMap::new();
+        for d in self.inv.blobs.keys() {
+            let s = d.to_string();
+            if !self.marks.contains(&s) {
+                set.insert(s, Some(d.clone()));
+            }
+        }
+        for rel in &self.walk.stray_blob_data.clone() {
+            let path = format!("{}/blobs/{rel}", layout::V2);
+            match digest_from_path(rel) {
+                PathDigest::Valid(s) => {
+                    if !self.marks.contains(&s) {
+                        // RemoveBlob deletes the canonical directory: it exists
+                        // when the data sits in it (a symlinked `data`, say).
+                        let canonical = Digest::parse(&s)
+                            .ok()
+                            .filter(|d| self.inv.has_blob(d) || path.starts_with(&format!("{}/", layout::blob_dir(d))));
+                        set.entry(s).or_insert(canonical);
+                    }
+                }
+                PathDigest::Invalid(why) => {
+                    let cause = abort(
+                        Stage::EnumerateBlobs,
+                        format!("a data file at a path that does not spell a digest ({why})"),
+                        path,
+                        format!("failed to garbage collect: error enumerating blobs: filesystem: {why}"),
+                    );
+                    self.fail(cause, "the stray data file is moved away")?;
+                }
+                PathDigest::Panic => {
+                    let mut cause = abort(
+                        Stage::EnumerateBlobs,
+                        "a data file whose directory name is shorter than 2 characters: the registry panics",
+                        path,
+                        "panic: runtime error: slice bounds out of range",
+                    );
+                    cause.panics = true;
+                    self.fail(cause, "the stray data file is moved away")?;
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    fn delete_blobs(&mut self, set: &BTreeMap<String, Option<Digest>>) -> Step<()> {
+        let mut missing = None;
+        for (s, canonical) in set {
+            match canonical {
+                Some(d) => {
+                    self.out.removed_dirs.push(layout::blob_dir(d));
+                    let size = self.inv.blob_size(d).unwrap_or(0);
+                    self.out.blobs.push(BlobDeletion { digest: s.clone(), size, linked_by: Vec::new() });
+                }
+                None => missing = Some(s.clone()),
+            }
+        }
+        if let Some(s) = missing {
+            let cause = abort(
+                Stage::DeleteBlobs,
+                format!("blob {s} was found at a non-canonical path, so deleting its canonical directory fails"),
+                format!("{}/blobs", layout::V2),
+                format!("failed to garbage collect: failed to delete blob {s}: filesystem: Path not found"),
+            );
+            if !self.lenient {
+                // Blobs are deleted in random order: which went first is unknown.
+                self.out.removes_uncertain = true;
+            }
+            self.fail(cause, "the stray data file is moved away")?;
+        }
+        Ok(())
+    }
+
+    fn delete_layer_links(&mut self, queued: &[(String, Digest)]) -> Step<()> {
+        let mut removed = BTreeSet::new();
+        for (repo, d) in queued {
+            let path = layout::layer_link(repo, d);
+            if !removed.insert(path.clone()) {
+                let cause = abort(
+                    Stage::DeleteLayerLinks,
+                    format!("the _layers link of {d} in {repo} is queued twice (an alias link) and is gone the second time"),
+                    path.clone(),
+                    format!("failed to garbage collect: failed to delete layer link {d} of repo {repo}: filesystem: Path not found"),
+                );
+                self.fail(cause, "the alias link is removed")?;
+                continue;
+            }
+            self.out.removed_files.push(path);
+            self.out.layer_links.push(LayerLinkDeletion { repository: repo.clone(), digest: d.clone() });
+        }
+        Ok(())
+    }
+
+    // ----- hazards -----
+
+    fn hazards(&mut self) {
+        let inv = self.inv;
+        let deleted_blobs: BTreeSet<String> = self.out.blobs.iter().map(|b| b.digest.clone()).collect();
+        let removed_links: BTreeSet<(String, Digest)> =
+            self.out.layer_links.iter().map(|l| (l.repository.clone(), l.digest.clone())).collect();
+        let deleted_manifests: BTreeSet<(String, Digest)> =
+            self.out.manifests.iter().map(|m| (m.repository.clone(), m.digest.clone())).collect();
+        let mut hazards = Vec::new();
+
+        // Links left behind, and who still links each deleted blob.
+        let mut linked_by: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for repo in &inv.repositories {
+            for (path_digest, link) in &repo.layer_links {
+                let Ok(d) = link else { continue };
+                if !deleted_blobs.contains(&d.to_string()) || removed_links.contains(&(repo.name.clone(), d.clone())) {
+                    continue;
+                }
+                linked_by.entry(d.to_string()).or_default().insert(repo.name.clone());
+                hazards.push(Hazard {
+                    code: HazardCode::LayerLinkDangling,
+                    message: format!(
+                        "{} is left pointing at the deleted blob {d}",
+                        layout::layer_link(&repo.name, path_digest)
+                    ),
+                    repository: Some(repo.name.clone()),
+                    digest: Some(d.to_string()),
+                });
+            }
+        }
+        for b in &mut self.out.blobs {
+            b.linked_by = linked_by.get(&b.digest).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+            if !b.linked_by.is_empty() {
+                hazards.push(Hazard {
+                    code: HazardCode::LinkedBlobDeleted,
+                    message: format!("blob {} is deleted although {} still link it", b.digest, b.linked_by.join(", ")),
+                    repository: None,
+                    digest: Some(b.digest.clone()),
+                });
+            }
+        }
+
+        // Manifests that stay, and what of theirs goes.
+        for repo in &inv.repositories {
+            for (rev, link) in &repo.revisions {
+                let Ok(d) = link else { continue };
+                if deleted_manifests.contains(&(repo.name.clone(), d.clone())) || !inv.has_blob(d) {
+                    continue;
+                }
+                let Some(Ok(m)) = self.contents.manifest(d) else { continue };
+                let tags: Vec<&String> = repo
+                    .tags
+                    .iter()
+                    .filter(|(_, t)| matches!(&t.current, Some(Ok(c)) if c == rev))
+                    .map(|(n, _)| n)
+                    .collect();
+                if deleted_blobs.contains(&d.to_string()) {
+                    hazards.push(Hazard {
+                        code: HazardCode::LiveBlobDeleted,
+                        message: format!(
+                            "the data of manifest {d} in {} is deleted, its revision link stays",
+                            repo.name
+                        ),
+                        repository: Some(repo.name.clone()),
+                        digest: Some(d.to_string()),
+                    });
+                }
+                for r in m.references() {
+                    let Some(child) = &r.digest else { continue };
+                    if m.kind.is_index() && deleted_manifests.contains(&(repo.name.clone(), child.clone())) {
+                        let platform = r.platform.as_ref().map(|p| format!(" ({p})")).unwrap_or_default();
+                        let whose = if tags.is_empty() {
+                            format!("index {d}")
+                        } else {
+                            format!(
+                                "{}:{} ({d})",
+                                repo.name,
+                                tags.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")
+                            )
+                        };
+                        hazards.push(Hazard {
+                            code: HazardCode::MultiArchChildDeleted,
+                            message: format!(
+                                "child {child}{platform} of {whose} is deleted; pulls of that platform will fail"
+                            ),
+                            repository: Some(repo.name.clone()),
+                            digest: Some(child.to_string()),
+                        });
+                    } else if !m.kind.is_index() && deleted_blobs.contains(&child.to_string()) {
+                        hazards.push(Hazard {
+                            code: HazardCode::LiveBlobDeleted,
+                            message: format!(
+                                "blob {child} is deleted although manifest {d} in {} references it",
+                                repo.name
+                            ),
+                            repository: Some(repo.name.clone()),
+                            digest: Some(child.to_string()),
+                        });
+                    }
+                }
+            }
+        }
+        for m in &self.out.manifests {
+            if let Some(subject) = &m.subject {
+                hazards.push(Hazard {
+                    code: HazardCode::ReferrerSwept,
+                    message: format!(
+                        "untagged referrer {} (of {subject}) in {} is deleted with its blobs",
+                        m.digest, m.repository
+                    ),
+                    repository: Some(m.repository.clone()),
+                    digest: Some(m.digest.to_string()),
+                });
+            }
+        }
+        hazards.sort_by(|a, b| (a.code, &a.repository, &a.digest).cmp(&(b.code, &b.repository, &b.digest)));
+        hazards.dedup();
+        self.out.hazards.append(&mut hazards);
+    }
+}
+
+/// What go's `digestFromPath` makes of a `data` path (relative to `blobs/`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum PathDigest {
+    Valid(String),
+    Invalid(&'static str),
+    /// `hex[:2]` on a name shorter than 2 bytes.
+    Panic,
+}
+
+pub fn digest_from_path(rel: &str) -> PathDigest {
+    // Mirrors path.Split / path.Dir / path.Base on the full driver path.
+    let full = format!("/docker/registry/v2/blobs/{rel}");
+    let trimmed = full.strip_suffix("/data").unwrap_or(&full);
+    let (dir, hex) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+    // dir = path.Dir(dir): `dir` already lacks its trailing slash here.
+    let (grand, next) = dir.rsplit_once('/').unwrap_or(("", dir));
+    if hex.len() < 2 {
+        return PathDigest::Panic;
+    }
+    let algo = if Some(next) == hex.get(..2) { grand.rsplit('/').next().unwrap_or("") } else { next };
+    let text = format!("{algo}:{hex}");
+    match Digest::parse(&text) {
+        Ok(_) => PathDigest::Valid(text),
+        Err(crate::digest::DigestError::UnsupportedAlgorithm(_)) => PathDigest::Invalid("unsupported digest algorithm"),
+        Err(crate::digest::DigestError::WrongLength { .. }) => PathDigest::Invalid("invalid checksum digest length"),
+        Err(_) => PathDigest::Invalid("invalid checksum digest format"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "3c8ee121945e6bd719ef6c4eae0a281d6c6218aa0a6c1d7e7c1fd1c92e59a6e2";
+
+    #[test]
+    fn digest_from_path_follows_go() {
+        assert_eq!(digest_from_path(&format!("sha256/3c/{HEX}/data")), PathDigest::Valid(format!("sha256:{HEX}")));
+        assert_eq!(
+            digest_from_path(&format!("sha256/3d/{HEX}/data")),
+            PathDigest::Invalid("unsupported digest algorithm")
+        );
+        // No shard level: the algorithm is the next directory up.
+        assert_eq!(digest_from_path(&format!("sha256/{HEX}/data")), PathDigest::Valid(format!("sha256:{HEX}")));
+        assert_eq!(digest_from_path("sha256/a/x/data"), PathDigest::Panic);
+    }
+}

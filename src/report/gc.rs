@@ -1,0 +1,281 @@
+//! `regaudit gc`: what `registry garbage-collect` would do to this tree.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::table::{human_size, Cell, Table, BAD, BOLD, DIM, WARN};
+use super::{Report, SCHEMA_VERSION};
+use crate::audit::Audit;
+use crate::inventory::WalkFacts;
+use crate::model::gc::{
+    self, Abort, BlobDeletion, Fix, GcOptions, GcOutcome, Hazard, LayerLinkDeletion, ManifestDeletion,
+};
+use crate::model::Target;
+
+#[derive(Serialize)]
+pub struct GcReport {
+    pub schema_version: u32,
+    pub target: Target,
+    pub root: String,
+    pub delete_untagged: bool,
+    /// Null when the real run completes.
+    pub aborts: Option<AbortReport>,
+    pub manifests: Vec<ManifestDeletion>,
+    pub blobs: Vec<BlobDeletion>,
+    /// v3 only: `_layers` links removed.
+    pub layer_links: Vec<LayerLinkDeletion>,
+    pub reclaimable_bytes: u64,
+    /// Every file the real run deletes, relative to the storage root.
+    pub removes: Vec<String>,
+    /// The directories it deletes recursively.
+    pub removed_dirs: Vec<String>,
+    /// True when the run aborts midway through its random-order blob deletion.
+    pub removes_uncertain: bool,
+    /// The dry run's summary counts.
+    pub marked: usize,
+    pub eligible_blobs: usize,
+    pub eligible_manifests: usize,
+    /// Repositories in the order the run marks them.
+    pub repositories: Vec<String>,
+    pub hazards: Vec<Hazard>,
+    pub unmodelled: Vec<String>,
+    /// When the run aborts: what it deletes once every cause is fixed.
+    pub would_delete_when_fixed: Option<WhenFixed>,
+    #[serde(skip)]
+    pub log: Vec<String>,
+    #[serde(skip)]
+    pub dry_run_message: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct AbortReport {
+    #[serde(flatten)]
+    pub abort: Abort,
+    /// `--dry-run` aborts too (it skips the deletions, where some aborts happen).
+    pub dry_run_too: bool,
+}
+
+#[derive(Serialize)]
+pub struct WhenFixed {
+    pub assumptions: Vec<Fix>,
+    pub manifests: Vec<ManifestDeletion>,
+    pub blobs: Vec<BlobDeletion>,
+    pub layer_links: Vec<LayerLinkDeletion>,
+    pub reclaimable_bytes: u64,
+    pub removes: Vec<String>,
+    pub hazards: Vec<Hazard>,
+}
+
+/// Files removed: every file below the removed directories (read from the
+/// tree, since a recursive delete takes strays too) plus single files.
+fn removes(audit: &Audit, o: &GcOutcome) -> Vec<String> {
+    let mut files: BTreeSet<String> = o.removed_files.iter().cloned().collect();
+    for dir in &o.removed_dirs {
+        files.extend(audit.root.files_below(dir));
+    }
+    files.into_iter().collect()
+}
+
+pub fn build(audit: &Audit, walk: &WalkFacts, delete_untagged: bool) -> GcReport {
+    let opts = GcOptions { target: audit.target, delete_untagged };
+    let (o, fixed) = gc::predict(&audit.inventory, &audit.contents, walk, opts);
+    let would_delete_when_fixed = fixed.map(|f| WhenFixed {
+        removes: removes(audit, &f),
+        reclaimable_bytes: f.reclaimable_bytes(),
+        assumptions: f.fixes,
+        manifests: f.manifests,
+        blobs: f.blobs,
+        layer_links: f.layer_links,
+        hazards: f.hazards,
+    });
+    GcReport {
+        schema_version: SCHEMA_VERSION,
+        target: audit.target,
+        root: audit.root.path().display().to_string(),
+        delete_untagged,
+        aborts: o.abort.clone().map(|abort| AbortReport { abort, dry_run_too: o.dry_run_abort.is_some() }),
+        removes: removes(audit, &o),
+        reclaimable_bytes: o.reclaimable_bytes(),
+        removed_dirs: o
+            .removed_dirs
+            .iter()
+            .chain(&o.removed_files)
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        removes_uncertain: o.removes_uncertain,
+        marked: o.marked,
+        eligible_blobs: o.eligible_blobs,
+        eligible_manifests: o.eligible_manifests,
+        dry_run_message: o.dry_run_abort.as_ref().map(|a| a.message.clone()),
+        manifests: o.manifests,
+        blobs: o.blobs,
+        layer_links: o.layer_links,
+        repositories: o.repositories,
+        hazards: o.hazards,
+        unmodelled: o.unmodelled,
+        log: o.log,
+        would_delete_when_fixed,
+    }
+}
+
+impl GcReport {
+    pub fn has_findings(&self) -> bool {
+        self.aborts.is_some() || !self.removes.is_empty() || !self.hazards.is_empty()
+    }
+
+    /// `--format gc-log`: the dry run's stdout; its abort message goes to `err`.
+    pub fn write_log(&self, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<()> {
+        for line in &self.log {
+            writeln!(out, "{line}")?;
+        }
+        if let Some(m) = &self.dry_run_message {
+            write!(err, "{m}")?;
+        }
+        Ok(())
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn what(manifests: usize, blobs: usize, links: usize, bytes: u64, files: usize) -> String {
+    let mut parts =
+        vec![plural(manifests, "manifest"), format!("{} ({} reclaimable)", plural(blobs, "blob"), human_size(bytes))];
+    if links > 0 {
+        parts.push(plural(links, "layer link"));
+    }
+    format!("{}; {}", parts.join(", "), plural(files, "file"))
+}
+
+fn write_hazards(hazards: &[Hazard], out: &mut dyn Write) -> io::Result<()> {
+    for h in hazards {
+        let code = serde_json::to_value(h.code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        writeln!(out, "  {}warning{} {code}: {}", WARN.render(), WARN.render_reset(), h.message)?;
+    }
+    Ok(())
+}
+
+fn write_manifests(ms: &[ManifestDeletion], out: &mut dyn Write) -> io::Result<()> {
+    let mut t = Table::new(vec!["REPOSITORY", "DIGEST", "KIND", "SIZE", "TAG HISTORY REMOVED"]).right_align(&[3]);
+    for m in ms {
+        t.push(vec![
+            Cell::new(&m.repository),
+            Cell::new(m.digest.to_string()),
+            Cell::new(m.kind.map(|k| k.name()).unwrap_or("-")),
+            Cell::new(m.size.map(human_size).unwrap_or_else(|| "-".into())),
+            Cell::new(if m.tags.is_empty() { "-".to_string() } else { m.tags.join(",") }),
+        ]);
+    }
+    t.write(out)
+}
+
+fn write_blobs(bs: &[BlobDeletion], out: &mut dyn Write) -> io::Result<()> {
+    let mut t = Table::new(vec!["DIGEST", "SIZE", "STILL LINKED BY"]).right_align(&[1]);
+    for b in bs {
+        let linked = if b.linked_by.is_empty() { "-".to_string() } else { b.linked_by.join(",") };
+        t.push(vec![Cell::new(&b.digest), Cell::new(human_size(b.size)), Cell::new(linked)]);
+    }
+    t.write(out)
+}
+
+impl Report for GcReport {
+    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mode = if self.delete_untagged { " --delete-untagged" } else { "" };
+        writeln!(out, "{}registry {} garbage-collect{mode}{}", BOLD.render(), self.target, BOLD.render_reset())?;
+        if let Some(a) = &self.aborts {
+            let stage = serde_json::to_value(a.abort.stage).ok().and_then(|v| v.as_str().map(str::to_string));
+            let dry = if a.dry_run_too { "; --dry-run aborts too" } else { "; --dry-run does not" };
+            writeln!(
+                out,
+                "  {}Would abort{} ({}{dry}): {}",
+                BAD.render(),
+                BAD.render_reset(),
+                stage.unwrap_or_default(),
+                a.abort.reason
+            )?;
+            writeln!(out, "    at {}", a.abort.path)?;
+            writeln!(out, "    {}{}{}", DIM.render(), a.abort.message, DIM.render_reset())?;
+            let deleted = what(
+                self.manifests.len(),
+                self.blobs.len(),
+                self.layer_links.len(),
+                self.reclaimable_bytes,
+                self.removes.len(),
+            );
+            writeln!(out, "  Deleted before it aborts: {deleted}")?;
+        } else {
+            let deleted = what(
+                self.manifests.len(),
+                self.blobs.len(),
+                self.layer_links.len(),
+                self.reclaimable_bytes,
+                self.removes.len(),
+            );
+            writeln!(out, "  Would delete: {deleted}")?;
+        }
+        if self.removes_uncertain {
+            writeln!(out, "  (blobs are deleted in random order: some listed blobs may survive the abort)")?;
+        }
+        if let Some(f) = &self.would_delete_when_fixed {
+            let deleted =
+                what(f.manifests.len(), f.blobs.len(), f.layer_links.len(), f.reclaimable_bytes, f.removes.len());
+            writeln!(out, "  Once fixed, would delete: {deleted}")?;
+            for fix in &f.assumptions {
+                writeln!(out, "    assuming for {}: {}", fix.cause.path, fix.assumption)?;
+            }
+        }
+        if self.hazards.is_empty() {
+            writeln!(out, "  No hazards.")?;
+        } else {
+            writeln!(out, "  {}:", plural(self.hazards.len(), "hazard"))?;
+            write_hazards(&self.hazards, out)?;
+        }
+        for u in &self.unmodelled {
+            writeln!(out, "  {}not modelled{}: {u}", WARN.render(), WARN.render_reset())?;
+        }
+        if !self.manifests.is_empty() {
+            writeln!(out, "\nManifests deleted:")?;
+            write_manifests(&self.manifests, out)?;
+        }
+        if !self.blobs.is_empty() {
+            writeln!(out, "\nBlobs deleted:")?;
+            write_blobs(&self.blobs, out)?;
+        }
+        if !self.layer_links.is_empty() {
+            writeln!(out, "\nLayer links deleted:")?;
+            for l in &self.layer_links {
+                writeln!(out, "  {} {}", l.repository, l.digest)?;
+            }
+        }
+        if !self.removes.is_empty() {
+            writeln!(out, "\nFiles removed:")?;
+            for f in &self.removes {
+                writeln!(out, "  {f}")?;
+            }
+        }
+        if let Some(f) = &self.would_delete_when_fixed {
+            if !f.hazards.is_empty() {
+                writeln!(out, "\nHazards once fixed:")?;
+                write_hazards(&f.hazards, out)?;
+            }
+            if !f.manifests.is_empty() {
+                writeln!(out, "\nManifests deleted once fixed:")?;
+                write_manifests(&f.manifests, out)?;
+            }
+            if !f.blobs.is_empty() {
+                writeln!(out, "\nBlobs deleted once fixed:")?;
+                write_blobs(&f.blobs, out)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! `regaudit gc` against the real `docker-registry garbage-collect` 2.8.2:
+//! on a scratch copy of every testdata tree (and a few variants made here),
+//! in both modes, the prediction must match the real dry run (its stdout
+//! lines, its exit status) and the real run (the exact set of files that
+//! disappear, its exit status, its error message).
+
+mod common;
+#[path = "common/registry.rs"]
+mod registry;
+
+use std::path::Path;
+
+use common::*;
+use registry::Changes;
+
+const TREES: &[&str] = &["trees/full", "trees/minimal", "trees/minimal-multi", "trees/proxy"];
+
+fn broken_variants() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(testdata("broken"))
+        .unwrap()
+        .map(|e| format!("broken/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A variant made on the fly from a copy of a testdata tree.
+type Tweak = fn(&Path);
+
+fn v2(root: &Path) -> std::path::PathBuf {
+    root.join(V2)
+}
+
+/// `broken/symlink` has `repositories/escape -> /tmp`: the real GC would
+/// walk (and with --delete-untagged could delete) outside the copy. Point it
+/// at an empty directory inside the copy instead; the blob `data` symlink to
+/// /etc/hostname stays (GC only stats it).
+fn contain_symlink(root: &Path) {
+    let escape = v2(root).join("repositories/escape");
+    if escape.symlink_metadata().is_ok() {
+        std::fs::remove_file(&escape).unwrap();
+        let inside = root.join("elsewhere");
+        std::fs::create_dir_all(&inside).unwrap();
+        std::os::unix::fs::symlink(&inside, &escape).unwrap();
+    }
+}
+
+/// 2.8's walk stops listing a directory at an `_`-prefixed regular file:
+/// `app` sorts after `_junk`, so it is never marked and its blobs go.
+fn underscore_file(root: &Path) {
+    std::fs::write(v2(root).join("repositories/_junk"), b"x").unwrap();
+}
+
+/// No `_manifests/tags` at all while a revision is live: 2.8 aborts under
+/// --delete-untagged.
+fn no_tags_dir(root: &Path) {
+    std::fs::remove_dir_all(v2(root).join("repositories/app/_manifests/tags")).unwrap();
+}
+
+/// An empty `_manifests/tags` (all tags deleted through the API).
+fn empty_tags_dir(root: &Path) {
+    let tags = v2(root).join("repositories/app/_manifests/tags");
+    std::fs::remove_dir_all(&tags).unwrap();
+    std::fs::create_dir_all(&tags).unwrap();
+}
+
+/// A `tags/<name>` that is a regular file.
+fn tag_is_file(root: &Path) {
+    std::fs::write(v2(root).join("repositories/app/_manifests/tags/stray"), b"x").unwrap();
+}
+
+/// Missing `blobs/`: the blob enumeration aborts.
+fn no_blobs(root: &Path) {
+    std::fs::remove_dir_all(v2(root).join("blobs")).unwrap();
+}
+
+/// Missing `repositories/`: the walk aborts.
+fn no_repositories(root: &Path) {
+    std::fs::remove_dir_all(v2(root).join("repositories")).unwrap();
+}
+
+/// Untagged manifests plus a misplaced blob: under --delete-untagged the
+/// real run deletes the manifests, then aborts enumerating blobs.
+fn misplaced_after_untag(root: &Path) {
+    let src = testdata("broken/blob-misplaced");
+    copy_tree(&src.join(V2).join("blobs/sha256/3d"), &v2(root).join("blobs/sha256/3d"));
+}
+
+/// The real message, with the copy's absolute path taken out (we print
+/// paths relative to the storage root). Decoding errors are Go's own words:
+/// for those only the part naming the manifest must match.
+fn same_message(ours: &str, real: &str, root: &Path) -> bool {
+    let real = real.replace(root.to_str().unwrap(), "");
+    let key = "failed to retrieve manifest for digest ";
+    match ours.find(key) {
+        Some(i) => {
+            let upto = i + key.len() + 71;
+            real.get(..upto) == ours.get(..upto)
+        }
+        None => ours == real,
+    }
+}
+
+fn check(name: &str, src: &Path, tweak: Option<Tweak>, delete_untagged: bool) {
+    let label = format!("{name} (delete_untagged={delete_untagged})");
+    let (_dir, root) = registry::scratch_copy(src);
+    if let Some(t) = tweak {
+        t(&root);
+    }
+    let root_s = root.to_str().unwrap();
+    let mut args = vec!["gc", root_s];
+    if delete_untagged {
+        args.push("--delete-untagged");
+    }
+    let (_, predicted) = json(&args);
+    let log_args: Vec<&str> = args.iter().copied().chain(["--format", "gc-log"]).collect();
+    let log = regaudit(&log_args);
+
+    // Dry run: nothing changes; stdout and exit status match.
+    let before = registry::snapshot(&root);
+    let dry = registry::garbage_collect(&root, true, delete_untagged);
+    assert!(Changes::between(&before, &registry::snapshot(&root)).is_empty(), "{label}: the dry run changed the tree");
+    let aborts = &predicted["aborts"];
+    let dry_aborts = !aborts.is_null() && aborts["dry_run_too"] == true;
+    assert_eq!(!dry.status.success(), dry_aborts, "{label}: dry-run status {:?}, predicted {aborts}", dry.status);
+    let mut real_lines: Vec<String> = String::from_utf8_lossy(&dry.stdout).lines().map(str::to_string).collect();
+    let mut our_lines: Vec<String> = log.stdout.lines().map(str::to_string).collect();
+    // Blob lines come in Go map order: compare as multisets.
+    real_lines.sort();
+    our_lines.sort();
+    assert_eq!(our_lines, real_lines, "{label}: --dry-run stdout differs from --format gc-log");
+    if dry_aborts {
+        let real = String::from_utf8_lossy(&dry.stderr);
+        assert!(
+            same_message(&log.stderr, &real, &root),
+            "{label}: dry-run abort message\n ours: {}\n real: {real}",
+            log.stderr
+        );
+    }
+
+    // Real run: exactly the predicted files disappear.
+    let real = registry::garbage_collect(&root, false, delete_untagged);
+    let after = registry::snapshot(&root);
+    let changes = Changes::between(&before, &after).files(&after, &before);
+    assert!(changes.created.is_empty() && changes.modified.is_empty(), "{label}: {changes:?}");
+    let predicted_removes: Vec<String> =
+        predicted["removes"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert_eq!(predicted_removes, changes.removed, "{label}: removes");
+    assert_eq!(!real.status.success(), !aborts.is_null(), "{label}: real status {:?}, predicted {aborts}", real.status);
+    if !aborts.is_null() {
+        let ours = aborts["message"].as_str().unwrap();
+        let real = String::from_utf8_lossy(&real.stderr);
+        assert!(same_message(ours, &real, &root), "{label}: abort message\n ours: {ours}\n real: {real}");
+    }
+}
+
+#[test]
+fn gc_matches_the_real_registry_on_every_tree() {
+    if !registry::require() {
+        return;
+    }
+    let mut all: Vec<String> = TREES.iter().map(|s| s.to_string()).collect();
+    all.extend(broken_variants());
+    for rel in &all {
+        let tweak: Option<Tweak> = (rel == "broken/symlink").then_some(contain_symlink as Tweak);
+        for m in [false, true] {
+            check(rel, &testdata(rel), tweak, m);
+        }
+    }
+}
+
+#[test]
+fn gc_matches_the_real_registry_on_made_variants() {
+    if !registry::require() {
+        return;
+    }
+    let variants: &[(&str, &str, Tweak)] = &[
+        ("underscore-file", "trees/minimal", underscore_file),
+        ("no-tags-dir", "trees/minimal-multi", no_tags_dir),
+        ("empty-tags-dir", "trees/minimal-multi", empty_tags_dir),
+        ("tag-is-file", "trees/minimal", tag_is_file),
+        ("no-blobs", "trees/minimal", no_blobs),
+        ("no-repositories", "trees/minimal", no_repositories),
+        ("misplaced-after-untag", "trees/minimal-multi", misplaced_after_untag),
+    ];
+    for (name, base, tweak) in variants {
+        for m in [false, true] {
+            check(name, &testdata(base), Some(*tweak), m);
+        }
+    }
+}
