@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::digest::{parse_link, Digest, LINK_READ_LIMIT};
-use crate::inventory::{Blob, EntryKind, Inventory, Repository, WalkEntry, WalkFacts};
+use crate::inventory::{Blob, EntryKind, Inventory, Link, Repository, WalkEntry, WalkFacts};
 use crate::layout::{self, BlobPath, RepoPath};
 use crate::problem::{normalize, Code, Problem};
 
@@ -317,6 +317,14 @@ fn file_size(path: &Path) -> io::Result<u64> {
     Ok(std::fs::symlink_metadata(path)?.len())
 }
 
+/// A repository's links as the walk finds them, before they become maps.
+#[derive(Default)]
+struct LinkBuffers {
+    layers: Vec<(Digest, Link)>,
+    revisions: Vec<(Digest, Link)>,
+    tag_index: std::collections::BTreeMap<String, Vec<(Digest, Link)>>,
+}
+
 struct Walker<'a> {
     root: &'a Path,
     problems: Mutex<Vec<Problem>>,
@@ -500,6 +508,10 @@ impl Walker<'_> {
 
     fn read_repository(&self, dir: &Path, name: String, data: &[(String, Kind)]) -> Repository {
         let mut repo = Repository::new(name);
+        // Links arrive in sorted order; collecting them into the maps at the
+        // end bulk-builds full B-tree nodes (inserting one by one in order
+        // leaves every node half empty, which doubles the memory).
+        let mut links = LinkBuffers::default();
         for (top, kind) in data {
             let path = dir.join(top);
             let is_dir = *kind == Kind::Dir;
@@ -521,8 +533,13 @@ impl Walker<'_> {
             }
             let mut parts = vec![top.clone()];
             self.walk_subtree(&path, &mut parts, &mut |path, parts, is_dir| {
-                self.record(&mut repo, path, parts, is_dir)
+                self.record(&mut repo, &mut links, path, parts, is_dir)
             });
+        }
+        repo.layer_links = links.layers.into_iter().collect();
+        repo.revisions = links.revisions.into_iter().collect();
+        for (tag, index) in links.tag_index {
+            repo.tags.entry(tag).or_default().index = index.into_iter().collect();
         }
         repo
     }
@@ -538,7 +555,14 @@ impl Walker<'_> {
     }
 
     /// Records one entry of a repository; returns whether to descend.
-    fn record(&self, repo: &mut Repository, path: &Path, parts: &[&str], is_dir: bool) -> bool {
+    fn record(
+        &self,
+        repo: &mut Repository,
+        links: &mut LinkBuffers,
+        path: &Path,
+        parts: &[&str],
+        is_dir: bool,
+    ) -> bool {
         match layout::classify_repo_path(parts, is_dir) {
             RepoPath::Dir => true,
             RepoPath::Unexpected(why) => {
@@ -547,13 +571,13 @@ impl Walker<'_> {
             }
             RepoPath::LayerLink(d) => {
                 if let Some(link) = self.read_link(path) {
-                    repo.layer_links.insert(d, link);
+                    links.layers.push((d, link));
                 }
                 false
             }
             RepoPath::RevisionLink(d) => {
                 if let Some(link) = self.read_link(path) {
-                    repo.revisions.insert(d, link);
+                    links.revisions.push((d, link));
                 }
                 false
             }
@@ -572,7 +596,8 @@ impl Walker<'_> {
             }
             RepoPath::TagIndexLink(tag, d) => {
                 if let Some(link) = self.read_link(path) {
-                    repo.tags.entry(tag.to_string()).or_default().index.insert(d, link);
+                    repo.tags.entry(tag.to_string()).or_default();
+                    links.tag_index.entry(tag.to_string()).or_default().push((d, link));
                 }
                 false
             }
