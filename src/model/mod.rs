@@ -3,6 +3,7 @@
 //! the inventory and the decoded contents.
 
 pub mod serve;
+pub mod writes;
 
 use std::fmt;
 

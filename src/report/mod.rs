@@ -5,6 +5,7 @@ pub mod inspect;
 pub mod problems;
 pub mod table;
 pub mod tags;
+pub mod writes;
 
 use std::io::{self, Write};
 
