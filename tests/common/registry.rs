@@ -89,7 +89,11 @@ impl Registry {
     }
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
-        self.try_request(method, path, headers).unwrap_or_else(|e| Response { status: 0, headers: Vec::new(), body: e.to_string().into_bytes() })
+        self.try_request(method, path, headers).unwrap_or_else(|e| Response {
+            status: 0,
+            headers: Vec::new(),
+            body: e.to_string().into_bytes(),
+        })
     }
 
     fn try_request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {

@@ -1,0 +1,378 @@
+//! Conformance of `regaudit writes` with the real registry (Debian's
+//! docker-registry 2.8.2): for every tree in testdata, every tag is fetched
+//! by GET and HEAD with a schema1 Accept, with no Accept and with a modern
+//! Accept, from a writable copy (diffing the tree around each request and
+//! restoring it after) and from a read-only bind mount. What happened must
+//! be what regaudit predicted.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::UNIX_EPOCH;
+
+use common::registry::{self, Registry};
+use common::{copy_tree, testdata};
+use sha2::{Digest as _, Sha256};
+
+const NOW: &str = "2026-11-29T12:00:00Z";
+const SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+const MODERN: &str = "application/vnd.docker.distribution.manifest.v2+json, \
+                      application/vnd.docker.distribution.manifest.list.v2+json, \
+                      application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+
+/// Every storage root in testdata.
+fn trees() -> Vec<String> {
+    let mut out = Vec::new();
+    for group in ["trees", "broken"] {
+        let mut names: Vec<String> = std::fs::read_dir(testdata(group))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        out.extend(names.into_iter().map(|n| format!("{group}/{n}")));
+    }
+    out
+}
+
+fn predict(tree: &str) -> serde_json::Value {
+    let root = testdata(tree);
+    let (code, v) = common::json(&["writes", root.to_str().unwrap(), "--now", NOW]);
+    assert!(code == 0 || code == 1, "{tree}: exit {code}");
+    v
+}
+
+/// A file's content hash and mtime: a rewrite with the same bytes still counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Entry {
+    Dir,
+    File(String, u128),
+    Symlink(PathBuf),
+}
+
+fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Entry>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                out.insert(rel, Entry::Symlink(std::fs::read_link(&p).unwrap()));
+            } else if ft.is_dir() {
+                out.insert(rel, Entry::Dir);
+                walk(root, &p, out);
+            } else {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                let mtime = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_nanos())
+                    .unwrap_or(0);
+                out.insert(rel, Entry::File(hex::encode(Sha256::digest(&bytes)), mtime));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// (path, action) for every file created, modified or removed; removed
+/// directories are listed as directories (a purge deletes one).
+fn diff(before: &BTreeMap<String, Entry>, after: &BTreeMap<String, Entry>) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (p, e) in after {
+        if *e == Entry::Dir {
+            continue;
+        }
+        match before.get(p) {
+            None => out.insert((p.clone(), "create".into())),
+            Some(b) if b != e => out.insert((p.clone(), "modify".into())),
+            _ => false,
+        };
+    }
+    for (p, e) in before {
+        if after.contains_key(p) {
+            continue;
+        }
+        // Report the topmost removed path only.
+        let parent_removed = Path::new(p).parent().is_some_and(|d| {
+            let d = d.to_string_lossy();
+            before.contains_key(d.as_ref()) && !after.contains_key(d.as_ref())
+        });
+        if !parent_removed {
+            let _ = e;
+            out.insert((p.clone(), "delete".into()));
+        }
+    }
+    out
+}
+
+fn predicted_writes(op: &serde_json::Value) -> BTreeSet<(String, String)> {
+    op["writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["path"].as_str().unwrap().to_string(), w["action"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Puts the copy back as the testdata tree is.
+fn restore(src: &Path, root: &Path) {
+    std::fs::remove_dir_all(root.join("docker")).unwrap();
+    let _ = std::fs::remove_file(root.join("scheduler-state.json"));
+    copy_tree(src, root);
+}
+
+struct Request {
+    method: &'static str,
+    accept: Option<&'static str>,
+}
+
+const REQUESTS: [Request; 6] = [
+    Request { method: "GET", accept: Some(SCHEMA1) },
+    Request { method: "HEAD", accept: Some(SCHEMA1) },
+    Request { method: "GET", accept: None },
+    Request { method: "HEAD", accept: None },
+    Request { method: "GET", accept: Some(MODERN) },
+    Request { method: "HEAD", accept: Some(MODERN) },
+];
+
+fn send(reg: &Registry, repo: &str, tag: &str, r: &Request) -> u16 {
+    let path = format!("/v2/{repo}/manifests/{tag}");
+    let headers: Vec<(&str, &str)> = r.accept.iter().map(|a| ("Accept", *a)).collect();
+    reg.request(r.method, &path, &headers).status
+}
+
+/// Serves `src` from a read-only bind mount in a private mount namespace.
+fn serve_read_only(src: &Path, mnt: &Path, extra_env: &[(&str, &str)]) -> Registry {
+    let script = format!(
+        "mount --bind '{}' '{}' && mount -o remount,bind,ro '{}' && exec {} serve \"$0\"",
+        src.display(),
+        mnt.display(),
+        mnt.display(),
+        registry::BINARY
+    );
+    let env: Vec<(String, String)> = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let wrap = move |cfg: &Path| {
+        let mut c = Command::new("unshare");
+        c.args(["-m", "sh", "-c", &script]).arg(cfg);
+        c.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        c
+    };
+    Registry::serve_with(mnt, "", Some(&wrap))
+}
+
+/// Checks one tree; returns the failures and (requests, writing requests) counted.
+fn check_tree(tree: &str) -> (Vec<String>, usize, usize) {
+    let src = testdata(tree);
+    let prediction = predict(tree);
+    let ops: Vec<&serde_json::Value> =
+        prediction["operations"].as_array().unwrap().iter().filter(|o| o["kind"] == "manifest-get-schema1").collect();
+    let mut failures = Vec::new();
+    let (mut requests, mut writing) = (0, 0);
+    let (_keep, root) = registry::scratch_copy(&src);
+    let mut baseline = snapshot(&root);
+    // Writable: what each request writes, and its status.
+    let mut statuses: Vec<(usize, usize, u16)> = Vec::new();
+    {
+        let reg = Registry::serve(&root);
+        for (i, op) in ops.iter().enumerate() {
+            let (repo, tag) = (op["repository"].as_str().unwrap(), op["reference"].as_str().unwrap());
+            for (j, r) in REQUESTS.iter().enumerate() {
+                let status = send(&reg, repo, tag, r);
+                requests += 1;
+                let changes = diff(&baseline, &snapshot(&root));
+                let converts = r.accept != Some(MODERN);
+                let expected = if converts { predicted_writes(op) } else { BTreeSet::new() };
+                let label = format!("{tree} {} {repo}:{tag} Accept {:?}", r.method, r.accept.map(|a| &a[..30]));
+                if changes != expected {
+                    failures.push(format!("{label}: wrote {changes:?}, predicted {expected:?}"));
+                }
+                if converts && Some(u64::from(status)) != op["status"].as_u64() {
+                    failures.push(format!("{label}: status {status}, predicted {}", op["status"]));
+                }
+                if !changes.is_empty() {
+                    writing += 1;
+                    restore(&src, &root);
+                    baseline = snapshot(&root);
+                }
+                statuses.push((i, j, status));
+            }
+        }
+    }
+    if !registry::is_root() {
+        eprintln!("!!! NOT ROOT: the read-only-mount half of the writes conformance is SKIPPED for {tree} !!!");
+        return (failures, requests, writing);
+    }
+    // Read-only: every request predicted to write fails; every other one
+    // answers as the writable registry did.
+    let mnt = tempfile::tempdir().unwrap();
+    let reg = serve_read_only(&root, mnt.path(), &[]);
+    for (i, j, writable_status) in statuses {
+        let op = ops[i];
+        let r = &REQUESTS[j];
+        let (repo, tag) = (op["repository"].as_str().unwrap(), op["reference"].as_str().unwrap());
+        let status = send(&reg, repo, tag, r);
+        requests += 1;
+        let would_write = r.accept != Some(MODERN) && !predicted_writes(op).is_empty();
+        let label = format!("{tree} read-only {} {repo}:{tag} Accept {:?}", r.method, r.accept.map(|a| &a[..30]));
+        if would_write {
+            if (200..300).contains(&status) || Some(u64::from(status)) != op["read_only_status"].as_u64() {
+                failures.push(format!("{label}: predicted to write, answered {status}"));
+            }
+        } else if status != writable_status {
+            failures.push(format!("{label}: answered {status}, writable answered {writable_status}"));
+        }
+    }
+    (failures, requests, writing)
+}
+
+#[test]
+fn manifest_requests_write_what_regaudit_predicts() {
+    if !registry::require() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let trees = trees();
+    assert!(trees.len() >= 20, "testdata holds {} trees", trees.len());
+    // Two workers: the machine has two cores and each tree starts registries.
+    let results: Vec<(String, (Vec<String>, usize, usize))> = std::thread::scope(|s| {
+        let chunks: Vec<Vec<String>> = (0..2).map(|k| trees.iter().skip(k).step_by(2).cloned().collect()).collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| s.spawn(move || chunk.into_iter().map(|t| (t.clone(), check_tree(&t))).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let mut failures = Vec::new();
+    let (mut requests, mut writing) = (0, 0);
+    for (_, (f, r, w)) in results {
+        failures.extend(f);
+        requests += r;
+        writing += w;
+    }
+    eprintln!("writes conformance: {requests} requests, {writing} of them wrote ({:?})", started.elapsed());
+    // The suite must exercise writing requests, or it proves nothing.
+    assert!(writing >= 20, "only {writing} requests wrote");
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------
+// Upload status: 2.8 needs an HMAC-signed `_state` token.
+
+const SECRET: &str = "regaudit-conformance-secret";
+
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    let mut k = [0u8; 64];
+    k[..key.len()].copy_from_slice(key);
+    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(msg).finalize();
+    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().to_vec()
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push_str("%3D");
+            }
+        }
+    }
+    out
+}
+
+/// The token a registry with `SECRET` issued for this upload at `offset`.
+fn upload_token(repo: &str, uuid: &str, offset: u64) -> String {
+    let state = format!(r#"{{"Name":"{repo}","UUID":"{uuid}","Offset":{offset},"StartedAt":"{NOW}"}}"#);
+    let mut token = hmac_sha256(SECRET.as_bytes(), state.as_bytes());
+    token.extend_from_slice(state.as_bytes());
+    base64url(&token)
+}
+
+fn serve_with_secret(root: &Path) -> Registry {
+    let wrap = |cfg: &Path| {
+        let mut c = Command::new(registry::BINARY);
+        c.arg("serve").arg(cfg).env("REGISTRY_HTTP_SECRET", SECRET);
+        c
+    };
+    Registry::serve_with(root, "", Some(&wrap))
+}
+
+fn data_size(root: &Path, repo: &str, uuid: &str) -> u64 {
+    std::fs::metadata(root.join(format!("{}/repositories/{repo}/_uploads/{uuid}/data", common::V2)))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+#[test]
+fn upload_status_writes_what_regaudit_predicts() {
+    if !registry::require() {
+        return;
+    }
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for tree in ["trees/full", "broken/upload-no-startedat"] {
+        let src = testdata(tree);
+        let prediction = predict(tree);
+        let ops: Vec<&serde_json::Value> =
+            prediction["operations"].as_array().unwrap().iter().filter(|o| o["kind"] == "upload-status").collect();
+        assert!(!ops.is_empty(), "{tree} has uploads");
+        let (_keep, root) = registry::scratch_copy(&src);
+        let mut baseline = snapshot(&root);
+        let mut tokens = Vec::new();
+        {
+            let reg = serve_with_secret(&root);
+            for op in &ops {
+                let (repo, uuid) = (op["repository"].as_str().unwrap(), op["reference"].as_str().unwrap());
+                let token = upload_token(repo, uuid, data_size(&root, repo, uuid));
+                for method in ["GET", "HEAD"] {
+                    // Without a token: 404, nothing touched.
+                    let plain = reg.request(method, &format!("/v2/{repo}/blobs/uploads/{uuid}"), &[]);
+                    let changes = diff(&baseline, &snapshot(&root));
+                    if plain.status != 404 || !changes.is_empty() {
+                        failures.push(format!("{tree} {method} {uuid} without token: {} {changes:?}", plain.status));
+                    }
+                    // With the token: what regaudit predicts.
+                    let r = reg.request(method, &format!("/v2/{repo}/blobs/uploads/{uuid}?_state={token}"), &[]);
+                    let changes = diff(&baseline, &snapshot(&root));
+                    let expected = predicted_writes(op);
+                    if changes != expected {
+                        failures.push(format!(
+                            "{tree} {method} {uuid} with token ({}): wrote {changes:?}, predicted {expected:?}",
+                            r.status
+                        ));
+                    }
+                    checked += 1;
+                    if !changes.is_empty() {
+                        restore(&src, &root);
+                        baseline = snapshot(&root);
+                    }
+                }
+                tokens.push((repo.to_string(), uuid.to_string(), token, !predicted_writes(op).is_empty()));
+            }
+        }
+        if !registry::is_root() {
+            eprintln!("!!! NOT ROOT: the read-only-mount half of the upload-status conformance is SKIPPED !!!");
+            continue;
+        }
+        let mnt = tempfile::tempdir().unwrap();
+        let reg = serve_read_only(&root, mnt.path(), &[("REGISTRY_HTTP_SECRET", SECRET)]);
+        for (repo, uuid, token, writes) in tokens {
+            let r = reg.request("GET", &format!("/v2/{repo}/blobs/uploads/{uuid}?_state={token}"), &[]);
+            if writes && (200..300).contains(&r.status) {
+                failures.push(format!("{tree} read-only {uuid}: predicted to write, answered {}", r.status));
+            }
+        }
+    }
+    assert!(checked >= 4);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
