@@ -37,9 +37,12 @@ fn trees() -> Vec<String> {
 }
 
 fn predict(tree: &str) -> serde_json::Value {
-    let root = testdata(tree);
+    predict_at(&testdata(tree))
+}
+
+fn predict_at(root: &Path) -> serde_json::Value {
     let (code, v) = common::json(&["writes", root.to_str().unwrap(), "--now", NOW]);
-    assert!(code == 0 || code == 1, "{tree}: exit {code}");
+    assert!(code == 0 || code == 1, "{}: exit {code}", root.display());
     v
 }
 
@@ -167,8 +170,12 @@ fn serve_read_only(src: &Path, mnt: &Path, extra_env: &[(&str, &str)]) -> Regist
 
 /// Checks one tree; returns the failures and (requests, writing requests) counted.
 fn check_tree(tree: &str) -> (Vec<String>, usize, usize) {
-    let src = testdata(tree);
-    let prediction = predict(tree);
+    check_root(tree, &testdata(tree))
+}
+
+fn check_root(tree: &str, src: &Path) -> (Vec<String>, usize, usize) {
+    let src = src.to_path_buf();
+    let prediction = predict_at(&src);
     let ops: Vec<&serde_json::Value> =
         prediction["operations"].as_array().unwrap().iter().filter(|o| o["kind"] == "manifest-get-schema1").collect();
     let mut failures = Vec::new();
@@ -258,6 +265,163 @@ fn manifest_requests_write_what_regaudit_predicts() {
     // The suite must exercise writing requests, or it proves nothing.
     assert!(writing >= 20, "only {writing} requests wrote");
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------
+// Edge cases of the conversion, made from trees/minimal and checked the same way.
+
+const EMPTY_TAR_HEX: &str = "a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4";
+
+fn v2(root: &Path) -> PathBuf {
+    root.join(common::V2)
+}
+
+fn put_blob(root: &Path, bytes: &[u8]) -> String {
+    let hex = hex::encode(Sha256::digest(bytes));
+    let dir = v2(root).join(format!("blobs/sha256/{}/{hex}", &hex[..2]));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data"), bytes).unwrap();
+    hex
+}
+
+fn put_link(root: &Path, rel: &str, content: &str) {
+    let path = v2(root).join("repositories/app").join(rel).join("link");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+/// Tags `app:<tag>` with a schema2 image of minimal's layers and `config`.
+fn tag_image(root: &Path, tag: &str, config: &serde_json::Value) {
+    let config = serde_json::to_vec(config).unwrap();
+    let config_hex = put_blob(root, &config);
+    put_link(root, &format!("_layers/sha256/{config_hex}"), &format!("sha256:{config_hex}"));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config.len(),
+                   "digest": format!("sha256:{config_hex}")},
+        "layers": [
+            {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 326,
+             "digest": "sha256:45eda0bf87a676d4b2c3c855d5566f1a4fbc3daaae0dc17523baa54afdbdf881"},
+            {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 240,
+             "digest": "sha256:7dc163e26ccb92ac81308796b63ad8d2e64fff0fa3837e2737b1895677dc08be"}
+        ]
+    });
+    let m = put_blob(root, &serde_json::to_vec(&manifest).unwrap());
+    let d = format!("sha256:{m}");
+    put_link(root, &format!("_manifests/revisions/sha256/{m}"), &d);
+    put_link(root, &format!("_manifests/tags/{tag}/current"), &d);
+    put_link(root, &format!("_manifests/tags/{tag}/index/sha256/{m}"), &d);
+}
+
+fn minimal_config() -> serde_json::Value {
+    let path = testdata(&format!(
+        "trees/minimal/{}/blobs/sha256/78/7836251b9b37d6a17d985d95dc27f99cb145845ae5dcf01af1fc491c115e0bf9/data",
+        common::V2
+    ));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn gzipped_empty_tar() -> Vec<u8> {
+    std::fs::read(testdata(&format!("trees/full/{}/blobs/sha256/a3/{EMPTY_TAR_HEX}/data", common::V2))).unwrap()
+}
+
+#[test]
+fn conversion_edge_cases_write_what_regaudit_predicts() {
+    if !registry::require() {
+        return;
+    }
+    let empty = format!("sha256:{EMPTY_TAR_HEX}");
+    let layer_dir = format!("_layers/sha256/{EMPTY_TAR_HEX}");
+    type Mutation<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Mutation, &str)> = vec![
+        // (name, mutation, what the prediction for app:v1 must say)
+        ("link-without-data", Box::new(|r| put_link(r, &layer_dir, &empty)), "modify"),
+        ("link-with-newline", Box::new(|r| put_link(r, &layer_dir, &format!("{empty}\n"))), "400"),
+        // Debian's build rejects uppercase hex (go-digest 1.0.0): 400, no write.
+        ("link-uppercase", Box::new(|r| put_link(r, &layer_dir, &empty.to_uppercase().replace("SHA", "sha"))), "400"),
+        (
+            "config-link-uppercase",
+            Box::new(|r| {
+                let hex = "7836251b9b37d6a17d985d95dc27f99cb145845ae5dcf01af1fc491c115e0bf9";
+                put_link(r, &format!("_layers/sha256/{hex}"), &format!("sha256:{}", hex.to_uppercase()));
+            }),
+            "500",
+        ),
+        (
+            "link-and-data",
+            Box::new(|r| {
+                put_link(r, &layer_dir, &empty);
+                put_blob(r, &gzipped_empty_tar());
+            }),
+            "200",
+        ),
+        ("data-only", Box::new(|r| drop(put_blob(r, &gzipped_empty_tar()))), "create"),
+        (
+            "config-without-rootfs",
+            Box::new(|r| {
+                let mut c = minimal_config();
+                c.as_object_mut().unwrap().remove("rootfs");
+                tag_image(r, "v1", &c);
+            }),
+            "0",
+        ),
+        (
+            "too-many-non-empty-after-empty",
+            Box::new(|r| {
+                let mut c = minimal_config();
+                c["history"].as_array_mut().unwrap().push(serde_json::json!({"created_by": "extra"}));
+                tag_image(r, "v1", &c);
+            }),
+            "400",
+        ),
+        (
+            "history-time-invalid",
+            Box::new(|r| {
+                let mut c = minimal_config();
+                c["history"][0]["created"] = "yesterday".into();
+                tag_image(r, "v1", &c);
+            }),
+            "400",
+        ),
+        (
+            "no-history",
+            Box::new(|r| {
+                let mut c = minimal_config();
+                c["history"] = serde_json::json!([]);
+                tag_image(r, "v1", &c);
+            }),
+            "400",
+        ),
+    ];
+    let mut failures = Vec::new();
+    let mut writing = 0;
+    for (name, mutate, expect) in &cases {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&testdata("trees/minimal"), dir.path());
+        mutate(dir.path());
+        let prediction = predict_at(dir.path());
+        let op = prediction["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "manifest-get-schema1" && o["reference"] == "v1")
+            .unwrap()
+            .clone();
+        let text = op.to_string();
+        let shown = match *expect {
+            "create" | "modify" => op["writes"].as_array().unwrap().iter().any(|w| w["action"] == *expect),
+            status => op["status"].to_string() == status,
+        };
+        if !shown {
+            failures.push(format!("{name}: expected {expect}, predicted {text}"));
+        }
+        let (f, _, w) = check_root(name, dir.path());
+        failures.extend(f);
+        writing += w;
+    }
+    assert!(writing >= 8, "only {writing} requests wrote");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 // ---------------------------------------------------------------------------
