@@ -540,3 +540,45 @@ fn upload_status_writes_what_regaudit_predicts() {
     assert!(checked >= 4);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+// ---------------------------------------------------------------------------
+// Pull-through cache expiry: a proxy registry started on a tree whose
+// entries have all expired deletes what regaudit predicts.
+
+#[test]
+fn proxy_expiry_deletes_what_regaudit_predicts() {
+    if !registry::require() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&testdata("trees/proxy"), dir.path());
+    let state_path = dir.path().join("scheduler-state.json");
+    let state = std::fs::read_to_string(&state_path).unwrap();
+    std::fs::write(&state_path, state.replace("2026-12-06T", "2020-12-06T")).unwrap();
+    let prediction = predict_at(dir.path());
+    assert_eq!(prediction["proxy"]["expired"], 4, "{prediction}");
+    let mut expected = BTreeSet::new();
+    for op in prediction["operations"].as_array().unwrap().iter().filter(|o| o["kind"] == "proxy-expiry") {
+        expected.extend(predicted_writes(op));
+    }
+    let (_keep, root) = registry::scratch_copy(dir.path());
+    let before = snapshot(&root);
+    {
+        // The proxy pings its remote at startup; expiry then runs at once.
+        let (_remote_dir, remote_root) = registry::scratch_copy(&testdata("trees/minimal"));
+        let remote = Registry::serve(&remote_root);
+        let proxy = format!("proxy:\n  remoteurl: http://127.0.0.1:{}\n", remote.port);
+        let _reg = Registry::serve_with(&root, &proxy, None);
+        // The scheduler saves its state every 5 seconds.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let s = std::fs::read_to_string(root.join("scheduler-state.json")).unwrap_or_default();
+            if s.trim() == "{}" {
+                break;
+            }
+        }
+    }
+    let changes = diff(&before, &snapshot(&root));
+    assert_eq!(changes, expected);
+}
