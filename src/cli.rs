@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::audit::Audit;
 use crate::digest::Digest;
 use crate::exit_codes;
+use crate::model::writes;
 use crate::model::Target;
 use crate::progress::Progress;
 use crate::report::inspect::{self, Reference};
@@ -116,6 +117,18 @@ enum Command {
         /// Model `garbage-collect --delete-untagged`.
         #[arg(long, short = 'm')]
         delete_untagged: bool,
+    },
+    /// Every write a registry serving this tree would make, and whether it
+    /// can be served from a read-only volume (exit 1 when something writes).
+    Writes {
+        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        root: PathBuf,
+        /// Uploads whose startedat is older than this are purged (e.g. 168h, 30m, 7d).
+        #[arg(long, default_value = "168h")]
+        purge_age: String,
+        /// The time to predict for, RFC 3339 (default: now).
+        #[arg(long)]
+        now: Option<String>,
     },
 }
 
@@ -258,5 +271,24 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             }
             Ok(report.has_findings())
         }
+        Command::Writes { root, purge_age, now } => {
+            let settings = writes_settings(&purge_age, now.as_deref())?;
+            let audit = Audit::run(&root, config.target)?;
+            let report = report::writes::build(&audit, &settings, &purge_age);
+            report::emit(&report, config.format, out)?;
+            Ok(report.has_findings())
+        }
     }
+}
+
+/// Validates `writes` options before any work is done.
+fn writes_settings(purge_age: &str, now: Option<&str>) -> Result<writes::Settings, Failure> {
+    let purge_age = writes::parse_duration(purge_age).map_err(Failure)?;
+    let now = match now {
+        None => chrono::Utc::now(),
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map_err(|e| Failure(format!("invalid --now {s:?}: {e} (use RFC 3339, e.g. 2026-01-31T12:00:00Z)")))?
+            .with_timezone(&chrono::Utc),
+    };
+    Ok(writes::Settings { now, purge_age })
 }

@@ -287,6 +287,10 @@ pub struct ImageConfig {
     pub history: Vec<HistoryEntry>,
     pub labels: BTreeMap<String, String>,
     pub diff_ids: Vec<String>,
+    /// `rootfs` is present and not null: 2.8's schema1 conversion
+    /// dereferences it and panics without it.
+    #[serde(skip)]
+    pub has_rootfs: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -326,7 +330,8 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
         Some(c) => c.string_map("Labels")?,
         None => BTreeMap::new(),
     };
-    let diff_ids = match o.object("rootfs")? {
+    let rootfs = o.object("rootfs")?;
+    let diff_ids = match &rootfs {
         Some(r) => r.strings("diff_ids")?,
         None => Vec::new(),
     };
@@ -340,6 +345,7 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
         history,
         labels,
         diff_ids,
+        has_rootfs: rootfs.is_some(),
     })
 }
 

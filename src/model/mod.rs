@@ -4,6 +4,7 @@
 
 pub mod gc;
 pub mod serve;
+pub mod writes;
 
 use std::fmt;
 

@@ -10,6 +10,7 @@ pub mod scan;
 pub mod table;
 pub mod tags;
 pub mod verify;
+pub mod writes;
 
 use std::io::{self, Write};
 

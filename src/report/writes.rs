@@ -1,0 +1,185 @@
+//! `regaudit writes`: every write a registry serving this tree would make,
+//! and the verdict on serving it from a read-only volume.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::table::{human_size, Cell, Table, BAD, BOLD, DIM, GOOD, WARN};
+use super::{Report, SCHEMA_VERSION};
+use crate::audit::Audit;
+use crate::model::writes::{self, Action, Kind, Operation, ProxyState, Settings};
+use crate::model::Target;
+
+#[derive(Serialize)]
+pub struct WritesReport {
+    pub schema_version: u32,
+    pub target: Target,
+    pub root: String,
+    /// The time the prediction is made for (RFC 3339).
+    pub now: String,
+    /// The upload purge age, as given.
+    pub purge_age: String,
+    pub operations: Vec<Operation>,
+    /// Present when the tree holds `scheduler-state.json` (a pull-through cache).
+    pub proxy: Option<ProxyState>,
+    pub summary: Summary,
+}
+
+#[derive(Serialize)]
+pub struct Summary {
+    /// No operation writes anything.
+    pub serves_read_only: bool,
+    pub operations: usize,
+    pub writing_operations: usize,
+    /// Writing operations that need something only a client can hold (an upload's token).
+    pub conditional_operations: usize,
+    /// Writes summed over operations (each predicted on its own, so a file may count more than once).
+    pub creates: usize,
+    pub modifies: usize,
+    pub deletes: usize,
+}
+
+pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> WritesReport {
+    let prediction = writes::predict(&audit.inventory, &audit.contents, audit.target, settings);
+    let ops = &prediction.operations;
+    let writing: Vec<&Operation> = ops.iter().filter(|o| o.writes_anything()).collect();
+    let count = |a: Action| writing.iter().flat_map(|o| &o.writes).filter(|w| w.action == a).count();
+    let summary = Summary {
+        serves_read_only: writing.is_empty(),
+        operations: ops.len(),
+        writing_operations: writing.len(),
+        conditional_operations: writing.iter().filter(|o| o.condition.is_some()).count(),
+        creates: count(Action::Create),
+        modifies: count(Action::Modify),
+        deletes: count(Action::Delete),
+    };
+    WritesReport {
+        schema_version: SCHEMA_VERSION,
+        target: audit.target,
+        root: audit.root.path().display().to_string(),
+        now: settings.now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        purge_age: purge_age.to_string(),
+        operations: prediction.operations,
+        proxy: prediction.proxy,
+        summary,
+    }
+}
+
+impl WritesReport {
+    pub fn has_findings(&self) -> bool {
+        !self.summary.serves_read_only
+    }
+}
+
+fn status_text(op: &Operation) -> String {
+    match (op.status, op.read_only_status) {
+        (Some(s), Some(r)) if s != r => format!("{s} (ro {r})"),
+        (Some(s), _) => s.to_string(),
+        _ => "-".into(),
+    }
+}
+
+impl Report for WritesReport {
+    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "{}Writes of a registry {} serving this tree{} (now {}, upload purge age {})",
+            BOLD.render(),
+            self.target,
+            BOLD.render_reset(),
+            self.now,
+            self.purge_age
+        )?;
+        writeln!(
+            out,
+            "{}manifest-get-schema1 = GET or HEAD by tag without schema2 in Accept (none at all counts); STATUS = \
+             writable (ro = read-only mount){}\n",
+            DIM.render(),
+            DIM.render_reset()
+        )?;
+        if self.operations.is_empty() {
+            writeln!(out, "No tags, uploads or cache entries: nothing to predict.")?;
+        } else {
+            let mut table = Table::new(vec!["KIND", "REPOSITORY", "REFERENCE", "STATUS", "WRITES"]);
+            for op in &self.operations {
+                let (writes, style) = match (op.writes.len(), op.condition.is_some()) {
+                    (0, _) => ("-".to_string(), GOOD),
+                    (n, true) => (format!("{n} (conditional)"), WARN),
+                    (n, false) => (n.to_string(), BAD),
+                };
+                table.push(vec![
+                    Cell::new(op.kind.name()),
+                    Cell::new(&op.repository),
+                    Cell::new(&op.reference),
+                    Cell::new(status_text(op)),
+                    Cell::styled(writes, style),
+                ]);
+            }
+            table.write(out)?;
+        }
+        let writing: Vec<&Operation> = self.operations.iter().filter(|o| o.writes_anything()).collect();
+        if !writing.is_empty() {
+            writeln!(out, "\n{}Would write:{}", BOLD.render(), BOLD.render_reset())?;
+            for op in &writing {
+                writeln!(out, "  {} {} {}", op.kind.name(), op.repository, op.reference)?;
+                let mut why = op.reason.clone();
+                if let Some(c) = &op.condition {
+                    why = format!("only if {c}: {why}");
+                }
+                if let (Kind::UploadPurge, Some(bytes)) = (op.kind, op.bytes) {
+                    why = format!("{why} ({} of data)", human_size(bytes));
+                }
+                writeln!(out, "    {}{why}{}", DIM.render(), DIM.render_reset())?;
+                for w in &op.writes {
+                    writeln!(out, "    {:<6}  {}", w.action.name(), w.path)?;
+                }
+            }
+        }
+        let quiet: Vec<&Operation> = self.operations.iter().filter(|o| !o.writes_anything()).collect();
+        if !quiet.is_empty() {
+            writeln!(out, "\n{}Writes nothing:{}", BOLD.render(), BOLD.render_reset())?;
+            for op in quiet {
+                writeln!(
+                    out,
+                    "  {} {} {}: {}{}{}",
+                    op.kind.name(),
+                    op.repository,
+                    op.reference,
+                    DIM.render(),
+                    op.reason,
+                    DIM.render_reset()
+                )?;
+            }
+        }
+        if let Some(p) = &self.proxy {
+            writeln!(
+                out,
+                "\n{}Pull-through cache:{} scheduler-state.json is present.",
+                BOLD.render(),
+                BOLD.render_reset()
+            )?;
+            match &p.error {
+                Some(e) => writeln!(out, "  It cannot be read ({e}): the registry fails to start with it.")?,
+                None => writeln!(out, "  {} entries, {} already expired at {}.", p.entries, p.expired, self.now)?,
+            }
+            writeln!(out, "  Every miss writes: the fetched manifest or blob, its links and scheduler-state.json.")?;
+        }
+        let s = &self.summary;
+        let (verdict, style) = if s.serves_read_only { ("yes", GOOD) } else { ("no", BAD) };
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{}serves read-only: {}{verdict}{}{}",
+            BOLD.render(),
+            style.render(),
+            style.render_reset(),
+            BOLD.render_reset()
+        )?;
+        writeln!(
+            out,
+            "{} operations, {} write ({} only with a client's upload token): {} creates, {} modifies, {} deletes",
+            s.operations, s.writing_operations, s.conditional_operations, s.creates, s.modifies, s.deletes
+        )
+    }
+}
