@@ -161,9 +161,9 @@ pub enum LinkError {
     TrailingWhitespace,
     #[error("is not UTF-8 text")]
     NotUtf8,
-    /// Registry 2.8's go-digest accepts uppercase hex, then finds nothing at
-    /// the uppercase path; v3 rejects it.
-    #[error("names a digest in uppercase hex: 2.8 accepts it but finds no data under that name, 3 rejects it")]
+    /// Rejected by the registry (2.8.2 as Debian builds it, and 3); named
+    /// apart because it is an easy mistake to make by hand.
+    #[error("names a digest in uppercase hex, which the registry rejects")]
     UppercaseHex,
     #[error("is not a digest: {0}")]
     Invalid(DigestError),

@@ -129,6 +129,8 @@ fn broken_variants_report_their_problem() {
         ("stray-files", "unexpected-entry"),
         ("symlink", "symlink"),
         ("tag-link-newline", "link-invalid"),
+        ("tag-link-uppercase", "link-invalid"),
+        ("revision-link-uppercase", "link-invalid"),
         ("upload-no-startedat", "upload-without-started-at"),
         ("uppercase-repo", "repository-name-invalid"),
     ];

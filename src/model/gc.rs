@@ -223,13 +223,11 @@ fn abort(stage: Stage, reason: impl Into<String>, path: impl Into<String>, messa
 }
 
 /// Go's error text for a link the registry cannot parse.
-fn link_error_text(e: &LinkError, _v2: bool) -> &'static str {
+fn link_error_text(e: &LinkError) -> &'static str {
     match e {
         // Seen with 2.8.2: a trailing newline fails the length check.
         LinkError::TrailingWhitespace => "invalid checksum digest length",
-        LinkError::UppercaseHex | LinkError::Invalid(crate::digest::DigestError::WrongLength { .. }) => {
-            "invalid checksum digest length"
-        }
+        LinkError::Invalid(crate::digest::DigestError::WrongLength { .. }) => "invalid checksum digest length",
         LinkError::Invalid(crate::digest::DigestError::UnsupportedAlgorithm(_)) => "unsupported digest algorithm",
         _ => "invalid checksum digest format",
     }
@@ -424,11 +422,10 @@ impl Sim<'_> {
     fn revision_link(&mut self, repo: &Repository, link: &Link, path_digest: &Digest, path: &str) -> Step<()> {
         let content = match link {
             Ok(d) => d.clone(),
-            Err(LinkError::UppercaseHex) if self.v2 => return Ok(()), // parses, then nothing is found
             Err(e) => {
                 let message = format!(
                     "failed to garbage collect: failed to mark: filesystem: filesystem: {}",
-                    link_error_text(e, self.v2)
+                    link_error_text(e)
                 );
                 self.fail(
                     abort(Stage::Mark, format!("revision link {e}"), path, message),
@@ -456,11 +453,10 @@ impl Sim<'_> {
             match link {
                 None => continue,
                 Some(Ok(t)) => return Ok(self.inv.has_blob(t).then(|| t.clone())),
-                Some(Err(LinkError::UppercaseHex)) if self.v2 => return Ok(None),
                 Some(Err(e)) => {
                     let message = format!(
                         "failed to garbage collect: failed to mark: filesystem: filesystem: {}",
-                        link_error_text(e, self.v2)
+                        link_error_text(e)
                     );
                     self.fail(
                         abort(Stage::Mark, format!("link {e}"), path, message),
@@ -489,11 +485,10 @@ impl Sim<'_> {
             match &t.current {
                 Some(Ok(c)) if c == d => found.push(tag.clone()),
                 None | Some(Ok(_)) => {}
-                Some(Err(LinkError::UppercaseHex)) if self.v2 => {}
                 Some(Err(e)) => {
                     let message = format!(
                         "failed to garbage collect: failed to mark: filesystem: filesystem: failed to retrieve tags for digest {d}: {}",
-                        link_error_text(e, self.v2)
+                        link_error_text(e)
                     );
                     let path = layout::tag_current_link(&repo.name, tag);
                     self.fail(
@@ -665,7 +660,7 @@ impl Sim<'_> {
             let content = match link {
                 Ok(d) => d.clone(),
                 Err(e) => {
-                    let message = format!("failed to garbage collect: failed to mark: {}", link_error_text(e, false));
+                    let message = format!("failed to garbage collect: failed to mark: {}", link_error_text(e));
                     let path = layout::layer_link(name, path_digest);
                     self.fail(
                         abort(Stage::Mark, format!("layer link {e}"), path, message),

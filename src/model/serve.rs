@@ -60,25 +60,21 @@ pub struct Server<'a> {
 /// Follows the first link that exists, like the registry's linked blob
 /// statter: a missing link tries the next one, an invalid one is an error.
 fn follow<'l>(
-    target: Target,
     candidates: &[(LinkedBy, Option<&'l Link>, String)],
 ) -> Result<(LinkedBy, &'l Digest), Fetch> {
     for (by, link, path) in candidates {
         match link {
             None => continue,
             Some(Ok(d)) => return Ok((*by, d)),
-            Some(Err(e)) => return Err(link_failure(target, path, e)),
+            Some(Err(e)) => return Err(link_failure(path, e)),
         }
     }
     Err(Fetch::NotFound("not linked in the repository".into()))
 }
 
-/// What reading an invalid link costs a request.
-pub fn link_failure(target: Target, path: &str, e: &LinkError) -> Fetch {
-    match (target, e) {
-        (Target::V2_8, LinkError::UppercaseHex) => Fetch::NotFound(format!("link {path} {e}")),
-        _ => Fetch::ServerError(format!("link {path} {e}")),
-    }
+/// What reading an invalid link costs a request: the registry fails (500).
+pub fn link_failure(path: &str, e: &LinkError) -> Fetch {
+    Fetch::ServerError(format!("link {path} {e}"))
 }
 
 impl<'a> Server<'a> {
@@ -103,7 +99,7 @@ impl<'a> Server<'a> {
         if self.target == Target::V2_8 {
             candidates.push((LinkedBy::Layers, repo.layer_links.get(d), layout::layer_link(&repo.name, d)));
         }
-        let (by, target) = follow(self.target, &candidates).map_err(|f| match f {
+        let (by, target) = follow(&candidates).map_err(|f| match f {
             Fetch::NotFound(_) => Fetch::NotFound(format!("manifest {d} is not linked in {}", repo.name)),
             other => other,
         })?;
@@ -144,7 +140,7 @@ impl<'a> Server<'a> {
         }
         match repo.tags.get(tag).and_then(|t| t.current.as_ref()) {
             None => Err(Fetch::NotFound(format!("tag {tag} has no current link"))),
-            Some(Err(e)) => Err(link_failure(self.target, &layout::tag_current_link(&repo.name, tag), e)),
+            Some(Err(e)) => Err(link_failure(&layout::tag_current_link(&repo.name, tag), e)),
             Some(Ok(d)) => Ok(d.clone()),
         }
     }
@@ -156,7 +152,7 @@ impl<'a> Server<'a> {
             return f;
         }
         let path = layout::layer_link(&repo.name, d);
-        match follow(self.target, &[(LinkedBy::Layers, repo.layer_links.get(d), path)]) {
+        match follow(&[(LinkedBy::Layers, repo.layer_links.get(d), path)]) {
             Err(Fetch::NotFound(_)) => Fetch::NotFound(format!("blob {d} is not linked in {}", repo.name)),
             Err(f) => f,
             Ok((_, target)) if !self.inv.has_blob(target) => Fetch::NotFound(format!("blob {target} has no data")),
