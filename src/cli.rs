@@ -76,6 +76,8 @@ enum Command {
         /// Also hash every blob.
         #[arg(long)]
         verify: bool,
+        #[command(flatten)]
+        time: WritesTime,
     },
     /// Write an image or index as an OCI image layout in DEST, verifying every blob.
     Export {
@@ -123,13 +125,20 @@ enum Command {
     Writes {
         /// Storage root (holding docker/), docker/registry/v2, or a level between.
         root: PathBuf,
-        /// Uploads whose startedat is older than this are purged (e.g. 168h, 30m, 7d).
-        #[arg(long, default_value = "168h")]
-        purge_age: String,
-        /// The time to predict for, RFC 3339 (default: now).
-        #[arg(long)]
-        now: Option<String>,
+        #[command(flatten)]
+        time: WritesTime,
     },
+}
+
+/// When the predicted registry runs, for upload purging and proxy expiry.
+#[derive(clap::Args, Debug)]
+struct WritesTime {
+    /// Uploads whose startedat is older than this are purged (e.g. 168h, 30m, 7d).
+    #[arg(long, default_value = "168h")]
+    purge_age: String,
+    /// The time to predict for, RFC 3339 (default: now).
+    #[arg(long)]
+    now: Option<String>,
 }
 
 /// The validated run configuration.
@@ -232,13 +241,14 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             }
             Ok(report.has_findings())
         }
-        Command::Scan { root, verify: hash } => {
+        Command::Scan { root, verify: hash, time } => {
+            let settings = writes_settings(&time)?;
             let mut audit = Audit::run(&root, config.target)?;
             if hash {
                 let digests = audit.inventory.blobs.keys().cloned().collect();
                 verify(config, &mut audit, &digests);
             }
-            let report = report::scan::build(&audit);
+            let report = report::scan::build(&audit, &settings, &time.purge_age);
             report::emit(&report, config.format, out)?;
             Ok(report.has_findings())
         }
@@ -271,10 +281,10 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             }
             Ok(report.has_findings())
         }
-        Command::Writes { root, purge_age, now } => {
-            let settings = writes_settings(&purge_age, now.as_deref())?;
+        Command::Writes { root, time } => {
+            let settings = writes_settings(&time)?;
             let audit = Audit::run(&root, config.target)?;
-            let report = report::writes::build(&audit, &settings, &purge_age);
+            let report = report::writes::build(&audit, &settings, &time.purge_age);
             report::emit(&report, config.format, out)?;
             Ok(report.has_findings())
         }
@@ -282,9 +292,9 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
 }
 
 /// Validates `writes` options before any work is done.
-fn writes_settings(purge_age: &str, now: Option<&str>) -> Result<writes::Settings, Failure> {
-    let purge_age = writes::parse_duration(purge_age).map_err(Failure)?;
-    let now = match now {
+fn writes_settings(time: &WritesTime) -> Result<writes::Settings, Failure> {
+    let purge_age = writes::parse_duration(&time.purge_age).map_err(Failure)?;
+    let now = match time.now.as_deref() {
         None => chrono::Utc::now(),
         Some(s) => chrono::DateTime::parse_from_rfc3339(s)
             .map_err(|e| Failure(format!("invalid --now {s:?}: {e} (use RFC 3339, e.g. 2026-01-31T12:00:00Z)")))?

@@ -69,14 +69,24 @@ fn tags_and_inspect_fill_in_intact() {
 
 #[test]
 fn scan_summarises_the_tree() {
-    let run = regaudit(&["scan", &root("trees/full"), "--verify"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Fixed time: the uploads' age decides the purge prediction.
+    let now = "2026-12-01T00:00:00Z";
+    let run = regaudit(&["scan", &root("trees/full"), "--verify", "--now", now]);
+    // Serving it would write (schema1 conversion of tags with empty layers).
+    assert_eq!(run.code, 1, "{}", run.stderr);
     insta::assert_snapshot!("scan_full_verify", run.stdout.replace(&root("trees/full"), "[root]"));
-    let (exit, v) = json(&["scan", &root("trees/full")]);
-    assert_eq!(exit, 0);
+    let (exit, v) = json(&["scan", &root("trees/full"), "--now", now]);
+    assert_eq!(exit, 1);
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["inventory"]["repositories"], 14);
     assert!(v["verification"].is_null());
+    assert_eq!(v["writes"]["serves_read_only"], false);
+    assert_eq!(v["gc"][0]["delete_untagged"], false);
+    assert_eq!(v["gc"][1]["delete_untagged"], true);
+    assert!(v["gc"][1]["manifests"].as_u64().unwrap() > v["gc"][0]["manifests"].as_u64().unwrap());
+    // A tree whose tags have no empty layers and no uploads serves read-only.
+    let (_, v) = json(&["scan", &root("broken/revision-missing-data"), "--now", now]);
+    assert!(v["gc"][0]["aborts"].is_null(), "{v}");
     let (exit, v) = json(&["scan", &root("broken/blob-truncated"), "--verify"]);
     assert_eq!(exit, 1);
     assert_eq!(v["verification"]["damaged"], 1);

@@ -6,7 +6,9 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::table::{human_size, Cell, Table, BOLD};
+use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD};
+use super::{gc, writes};
+use crate::model::writes::Settings;
 use super::tags::resolve_all;
 use super::{problems, Report, SCHEMA_VERSION};
 use crate::audit::Audit;
@@ -24,7 +26,37 @@ pub struct ScanReport {
     pub tags: TagSummary,
     /// Null unless `--verify` was given.
     pub verification: Option<VerificationSummary>,
+    /// The `writes` verdict: would serving this tree write, and how much.
+    pub writes: writes::Summary,
+    /// `garbage-collect` in its two modes: default, then `--delete-untagged`.
+    pub gc: Vec<GcSummary>,
     pub problems: Vec<Problem>,
+}
+
+#[derive(Serialize)]
+pub struct GcSummary {
+    pub delete_untagged: bool,
+    /// Why the real run would abort; null when it completes.
+    pub aborts: Option<String>,
+    pub manifests: usize,
+    pub blobs: usize,
+    pub reclaimable_bytes: u64,
+    pub files: usize,
+    pub hazards: usize,
+}
+
+impl GcSummary {
+    fn of(r: &gc::GcReport) -> GcSummary {
+        GcSummary {
+            delete_untagged: r.delete_untagged,
+            aborts: r.aborts.as_ref().map(|a| a.abort.reason.clone()),
+            manifests: r.manifests.len(),
+            blobs: r.blobs.len(),
+            reclaimable_bytes: r.reclaimable_bytes,
+            files: r.removes.len(),
+            hazards: r.hazards.len(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -60,7 +92,7 @@ pub struct VerificationSummary {
     pub interrupted: bool,
 }
 
-pub fn build(audit: &Audit) -> ScanReport {
+pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> ScanReport {
     let inv = &audit.inventory;
     let mut manifests: BTreeMap<&'static str, usize> = BTreeMap::new();
     for m in audit.contents.manifests.values() {
@@ -106,6 +138,11 @@ pub fn build(audit: &Audit) -> ScanReport {
             damaged: v.blobs.values().filter(|c| !c.is_intact() && c.outcome != Outcome::NotChecked).count(),
             interrupted: v.interrupted,
         }),
+        writes: writes::build(audit, settings, purge_age).summary,
+        gc: {
+            let walk = audit.root.registry_walks();
+            [false, true].map(|untagged| GcSummary::of(&gc::build(audit, &walk, untagged))).into()
+        },
         problems: audit.problems.clone(),
     }
 }
@@ -113,6 +150,7 @@ pub fn build(audit: &Audit) -> ScanReport {
 impl ScanReport {
     pub fn has_findings(&self) -> bool {
         self.tags.not_served > 0
+            || !self.writes.serves_read_only
             || self.verification.as_ref().is_some_and(|v| v.damaged > 0)
             || self.problems.iter().any(Problem::is_finding)
     }
@@ -159,6 +197,34 @@ impl Report for ScanReport {
                 v.intact,
                 v.damaged
             )?;
+        }
+        let w = &self.writes;
+        let (verdict, style) = yes_no(w.serves_read_only);
+        writeln!(
+            out,
+            "\nServes read-only (registry {}): {}{verdict}{}  ({} of {} operations would write: {} creates, {} modifies, {} deletes; see `regaudit writes`)",
+            self.target,
+            style.render(),
+            style.render_reset(),
+            w.writing_operations,
+            w.operations,
+            w.creates,
+            w.modifies,
+            w.deletes
+        )?;
+        for g in &self.gc {
+            let mode = if g.delete_untagged { "garbage-collect --delete-untagged" } else { "garbage-collect" };
+            match &g.aborts {
+                Some(reason) => writeln!(out, "{mode}: {}would abort{}: {reason}", BAD.render(), BAD.render_reset())?,
+                None => writeln!(
+                    out,
+                    "{mode}: would delete {} manifests and {} blobs ({}), {} hazards",
+                    g.manifests,
+                    g.blobs,
+                    human_size(g.reclaimable_bytes),
+                    g.hazards
+                )?,
+            }
         }
         writeln!(out)?;
         problems::write(&self.problems, out)
