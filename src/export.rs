@@ -230,7 +230,7 @@ fn plan(
         let mut entry = ExportedBlob {
             role: n.role,
             digest: n.digest.clone(),
-            media_type: n.media_type.clone(),
+            media_type: n.media_type.as_ref().map(|m| m.to_string()),
             size: n.size,
             status: BlobStatus::Copied,
             reason: None,

@@ -55,7 +55,62 @@ pub struct Tag {
     /// `current/link`; None when the file is absent.
     pub current: Option<Link>,
     /// `index/<alg>/<hex>/link`: every manifest the tag has pointed at.
-    pub index: BTreeMap<Digest, Link>,
+    pub index: LinkList,
+}
+
+/// A small map of links, sorted by the digest in their path: a tag's
+/// history has a few entries, and a `BTreeMap` would allocate a whole node
+/// (about 1 KiB) for each tag.
+#[derive(Debug, Default)]
+pub struct LinkList(Vec<(Digest, Link)>);
+
+impl LinkList {
+    pub fn iter(&self) -> impl Iterator<Item = (&Digest, &Link)> {
+        self.0.iter().map(|(d, l)| (d, l))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Digest> {
+        self.0.iter().map(|(d, _)| d)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Link> {
+        self.0.iter().map(|(_, l)| l)
+    }
+
+    pub fn get(&self, d: &Digest) -> Option<&Link> {
+        self.0.binary_search_by(|(k, _)| k.cmp(d)).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, d: &Digest) -> bool {
+        self.get(d).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(Digest, Link)> for LinkList {
+    fn from_iter<I: IntoIterator<Item = (Digest, Link)>>(iter: I) -> LinkList {
+        let mut v: Vec<(Digest, Link)> = iter.into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        v.shrink_to_fit();
+        LinkList(v)
+    }
+}
+
+impl<'a> IntoIterator for &'a LinkList {
+    type Item = (&'a Digest, &'a Link);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (Digest, Link)>, fn(&'a (Digest, Link)) -> (&'a Digest, &'a Link)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(d, l)| (d, l))
+    }
 }
 
 #[derive(Debug, Default)]

@@ -2,7 +2,8 @@
 //! registry's own rules (distribution-facts §2): the kind comes from
 //! `schemaVersion` and `mediaType` in the body, never from outside.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
 
@@ -70,16 +71,76 @@ impl std::fmt::Display for Platform {
     }
 }
 
-/// A reference from a manifest to a blob or another manifest. The digest is
-/// kept as written: Go does not validate it on decode.
+/// A media type. Interned: a tree repeats a handful of them thousands of
+/// times, and a shared pointer is smaller than a copy each.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MediaType(Arc<str>);
+
+impl MediaType {
+    pub fn new(s: &str) -> MediaType {
+        static INTERNED: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+        let mut set = INTERNED.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = set.get(s) {
+            return MediaType(found.clone());
+        }
+        let arc: Arc<str> = Arc::from(s);
+        set.insert(arc.clone());
+        MediaType(arc)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for MediaType {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for MediaType {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for MediaType {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl std::fmt::Display for MediaType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for MediaType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for MediaType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A reference from a manifest to a blob or another manifest. Go does not
+/// validate the digest on decode, so an invalid one is kept as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Descriptor {
-    pub media_type: String,
-    pub digest_text: String,
+    pub media_type: MediaType,
     pub digest: Option<Digest>,
+    /// The digest as written, kept only when it does not parse.
+    invalid_digest: Option<Box<str>>,
     pub size: i64,
     pub urls: Vec<String>,
-    pub platform: Option<Platform>,
+    pub platform: Option<Box<Platform>>,
 }
 
 impl Descriptor {
@@ -94,33 +155,42 @@ impl Descriptor {
                 p.string("os.version")?;
                 p.strings("os.features")?;
                 p.strings("features")?;
-                Some(Platform {
+                Some(Box::new(Platform {
                     architecture: p.string_or_empty("architecture")?,
                     os: p.string_or_empty("os")?,
                     variant: p.string_or_empty("variant")?,
-                })
+                }))
             }
             None => None,
         };
         o.string_map("annotations")?;
         Ok(Descriptor {
-            media_type: o.string_or_empty("mediaType")?,
-            digest: Digest::parse(&digest_text).ok(),
-            digest_text,
+            media_type: MediaType::new(o.string("mediaType")?.unwrap_or_default()),
             size: o.int("size")?.unwrap_or(0),
             urls: o.strings("urls")?,
             platform,
+            ..Descriptor::from_digest_text(digest_text)
         })
     }
 
     fn from_digest_text(digest_text: String) -> Descriptor {
+        let digest = Digest::parse(&digest_text).ok();
         Descriptor {
-            media_type: String::new(),
-            digest: Digest::parse(&digest_text).ok(),
-            digest_text,
+            media_type: MediaType::default(),
+            invalid_digest: digest.is_none().then(|| digest_text.into_boxed_str()),
+            digest,
             size: 0,
             urls: Vec::new(),
             platform: None,
+        }
+    }
+
+    /// The digest as written in the manifest.
+    pub fn digest_text(&self) -> String {
+        match (&self.digest, &self.invalid_digest) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(raw)) => raw.to_string(),
+            (None, None) => String::new(),
         }
     }
 
@@ -286,7 +356,8 @@ pub struct ImageConfig {
     pub created: Option<String>,
     pub history: Vec<HistoryEntry>,
     pub labels: BTreeMap<String, String>,
-    pub diff_ids: Vec<String>,
+    /// How many `rootfs.diff_ids` there are (their values are not needed).
+    pub diff_ids: usize,
     /// `rootfs` is present and not null: 2.8's schema1 conversion
     /// dereferences it and panics without it.
     #[serde(skip)]
@@ -296,7 +367,6 @@ pub struct ImageConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct HistoryEntry {
     pub created: Option<String>,
-    pub created_by: String,
     pub empty_layer: bool,
 }
 
@@ -319,11 +389,8 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
             let Some(h) = h else {
                 return Ok(HistoryEntry::default());
             };
-            Ok(HistoryEntry {
-                created: h.string("created")?.map(str::to_string),
-                created_by: h.string_or_empty("created_by")?,
-                empty_layer: h.bool("empty_layer")?,
-            })
+            h.string("created_by")?; // decoded for type errors only
+            Ok(HistoryEntry { created: h.string("created")?.map(str::to_string), empty_layer: h.bool("empty_layer")? })
         })
         .collect::<gojson::Result<_>>()?;
     let labels = match o.object("config")? {
@@ -332,8 +399,8 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
     };
     let rootfs = o.object("rootfs")?;
     let diff_ids = match &rootfs {
-        Some(r) => r.strings("diff_ids")?,
-        None => Vec::new(),
+        Some(r) => r.strings("diff_ids")?.len(),
+        None => 0,
     };
     Ok(ImageConfig {
         platform: Platform {
@@ -388,7 +455,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.config.as_ref().unwrap().digest, None);
-        assert_eq!(m.layers[0].digest_text, "sha256:x");
+        assert_eq!(m.layers[0].digest_text(), "sha256:x");
         assert_eq!(m.layers[0].size, 3);
     }
 
@@ -403,7 +470,7 @@ mod tests {
         assert_eq!(c.platform.to_string(), "linux/arm64/v8");
         assert!(c.has_empty_layer());
         assert_eq!(c.labels["a"], "b");
-        assert_eq!(c.diff_ids, vec!["sha256:1"]);
+        assert_eq!(c.diff_ids, 1);
         assert!(parse_config(br#"{"history":[{"empty_layer":"yes"}]}"#).is_err());
     }
 }

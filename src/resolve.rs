@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::inventory::Repository;
-use crate::manifest::{Descriptor, ManifestError, ManifestKind, Platform};
+use crate::manifest::{Descriptor, ManifestError, ManifestKind, MediaType, Platform};
 use crate::model::serve::{Fetch, LinkedBy, Server};
 
 /// Indexes nested deeper than this are reported instead of followed, which
@@ -30,7 +30,7 @@ pub struct Node {
     /// As written in the referencing manifest (it may be invalid).
     pub digest: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
+    pub media_type: Option<MediaType>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<ManifestKind>,
     /// Size of the stored data.
@@ -199,7 +199,7 @@ impl<'a> Resolver<'a> {
         if let Some(desc) = desc {
             node.media_type = Some(desc.media_type.clone());
             node.declared_size = Some(desc.size);
-            node.platform = desc.platform.clone();
+            node.platform = desc.platform.as_deref().cloned();
         }
         let Some(d) = digest else {
             node.fetch = Fetch::NotFound(format!("{:?} is not a valid digest", node.digest));
@@ -227,7 +227,7 @@ impl<'a> Resolver<'a> {
         };
         node.parses = Some(true);
         node.kind = Some(m.kind);
-        node.subject = m.subject.as_ref().map(|s| s.digest_text.clone());
+        node.subject = m.subject.as_ref().map(|s| s.digest_text().clone());
         node.artifact_type = Some(m.artifact_type.clone()).filter(|a| !a.is_empty());
         if stack.contains(&d) {
             node.cut = Some(Cut::Cycle);
@@ -243,7 +243,7 @@ impl<'a> Resolver<'a> {
                 repo,
                 Role::Child,
                 Some(child),
-                child.digest_text.clone(),
+                child.digest_text().clone(),
                 child.digest.clone(),
                 stack,
             );
@@ -265,12 +265,12 @@ impl<'a> Resolver<'a> {
     }
 
     fn blob_node(&self, repo: &Repository, role: Role, desc: &Descriptor) -> Node {
-        let mut node = Node::new(role, desc.digest_text.clone(), desc.digest.clone());
+        let mut node = Node::new(role, desc.digest_text().clone(), desc.digest.clone());
         node.media_type = Some(desc.media_type.clone());
         node.declared_size = Some(desc.size);
         node.foreign = role == Role::Layer && desc.is_foreign();
         let Some(d) = desc.digest.clone() else {
-            node.fetch = Fetch::NotFound(format!("{:?} is not a valid digest", desc.digest_text));
+            node.fetch = Fetch::NotFound(format!("{:?} is not a valid digest", desc.digest_text()));
             return node;
         };
         self.fill_presence(&mut node, &d);

@@ -3,8 +3,7 @@
 
 mod common;
 
-#[path = "common/registry.rs"]
-mod registry;
+use common::registry;
 
 use std::process::Command;
 

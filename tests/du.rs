@@ -4,8 +4,7 @@
 
 mod common;
 
-#[path = "common/registry.rs"]
-mod registry;
+use common::registry;
 
 use common::*;
 

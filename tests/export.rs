@@ -8,8 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-#[path = "common/registry.rs"]
-mod registry;
+use common::registry;
 
 use common::*;
 use registry::Registry;

@@ -5,8 +5,7 @@
 //! disappear, its exit status, its error message).
 
 mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use common::registry;
 
 use std::path::Path;
 

@@ -583,7 +583,7 @@ impl Sim<'_> {
         };
         let name = &repo.name;
         for r in manifest.references() {
-            let text = r.digest_text.clone();
+            let text = r.digest_text().clone();
             if self.v2 {
                 self.mark(&text);
                 self.log(format!("{name}: marking blob {text}"));
@@ -766,7 +766,7 @@ impl Sim<'_> {
 
     fn describe(&self, d: &Digest) -> (Option<ManifestKind>, Option<u64>, Option<String>) {
         let m = self.contents.manifest(d).and_then(|m| m.as_ref().ok());
-        (m.map(|m| m.kind), self.inv.blob_size(d), m.and_then(|m| m.subject.as_ref()).map(|s| s.digest_text.clone()))
+        (m.map(|m| m.kind), self.inv.blob_size(d), m.and_then(|m| m.subject.as_ref()).map(|s| s.digest_text().clone()))
     }
 
     /// `blobStore.Enumerate`: every `data` file below `blobs/`, by the digest

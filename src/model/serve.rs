@@ -59,9 +59,7 @@ pub struct Server<'a> {
 
 /// Follows the first link that exists, like the registry's linked blob
 /// statter: a missing link tries the next one, an invalid one is an error.
-fn follow<'l>(
-    candidates: &[(LinkedBy, Option<&'l Link>, String)],
-) -> Result<(LinkedBy, &'l Digest), Fetch> {
+fn follow<'l>(candidates: &[(LinkedBy, Option<&'l Link>, String)]) -> Result<(LinkedBy, &'l Digest), Fetch> {
     for (by, link, path) in candidates {
         match link {
             None => continue,

@@ -229,11 +229,14 @@ fn default_child<'a>(
         .manifests
         .iter()
         .find(|c| c.platform.as_ref().is_some_and(|p| p.architecture == "amd64" && p.os == "linux"));
-    let Some(entry) = entry.filter(|e| !e.digest_text.is_empty()) else {
+    let Some(entry) = entry.filter(|e| !e.digest_text().is_empty()) else {
         return Err(Outcome::answer(404, "the manifest list has no linux/amd64 entry"));
     };
     let Some(child) = entry.digest.clone() else {
-        return Err(Outcome::answer(500, format!("the linux/amd64 entry's digest {:?} is invalid", entry.digest_text)));
+        return Err(Outcome::answer(
+            500,
+            format!("the linux/amd64 entry's digest {:?} is invalid", entry.digest_text()),
+        ));
     };
     match server.manifest(repo, &child) {
         (Fetch::Ok, Some(m)) => Ok((child, m)),
@@ -331,7 +334,7 @@ fn convert(server: &Server, repo: &Repository, m: &Manifest, what: &str) -> Outc
     };
     // 2. Every layer digest must be valid.
     if let Some(bad) = m.layers.iter().find(|l| l.digest.is_none()) {
-        return Outcome::answer(400, format!("layer digest {:?} is invalid; nothing is written", bad.digest_text));
+        return Outcome::answer(400, format!("layer digest {:?} is invalid; nothing is written", bad.digest_text()));
     }
     build(server, repo, config, m.layers.len(), what)
 }
@@ -351,7 +354,7 @@ fn build(server: &Server, repo: &Repository, config: &ImageConfig, layers: usize
             "the config has no rootfs: the conversion panics and drops the connection; nothing is written",
         );
     }
-    if config.diff_ids.len() != layers {
+    if config.diff_ids != layers {
         return Outcome::answer(400, "rootfs.diff_ids and the layers differ in number; nothing is written");
     }
     // Walk the history as Build does: the first empty layer needs the empty
@@ -367,7 +370,7 @@ fn build(server: &Server, repo: &Repository, config: &ImageConfig, layers: usize
                     break;
                 }
             }
-        } else if consumed >= config.diff_ids.len() {
+        } else if consumed >= config.diff_ids {
             let w = match writes {
                 Some(Ok(w)) => w,
                 _ => Vec::new(),

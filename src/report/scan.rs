@@ -7,12 +7,12 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD};
+use super::tags::for_each_tag;
 use super::{gc, writes};
-use crate::model::writes::Settings;
-use super::tags::resolve_all;
 use super::{problems, Report, SCHEMA_VERSION};
 use crate::audit::Audit;
 use crate::manifest::ManifestError;
+use crate::model::writes::Settings;
 use crate::model::Target;
 use crate::problem::Problem;
 use crate::verify::Outcome;
@@ -111,8 +111,11 @@ pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> ScanReport 
             Target::V3 => r.has_manifests_dir,
         })
         .count();
-    let tags = resolve_all(audit, &[]);
-    let served = tags.iter().filter(|t| t.served).count();
+    let (mut total, mut served) = (0, 0);
+    for_each_tag(audit, &[], |t| {
+        total += 1;
+        served += usize::from(t.served);
+    });
     ScanReport {
         schema_version: SCHEMA_VERSION,
         target: audit.target,
@@ -120,7 +123,7 @@ pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> ScanReport 
         inventory: InventorySummary {
             repositories: inv.repositories.len(),
             repositories_in_catalog: in_catalog,
-            tags: tags.len(),
+            tags: total,
             manifests,
             revision_links: inv.repositories.iter().map(|r| r.revisions.len()).sum(),
             layer_links: inv.repositories.iter().map(|r| r.layer_links.len()).sum(),
@@ -130,7 +133,7 @@ pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> ScanReport 
             upload_bytes: inv.repositories.iter().flat_map(|r| r.uploads.values()).filter_map(|u| u.data_size).sum(),
             files: inv.files,
         },
-        tags: TagSummary { total: tags.len(), served, not_served: tags.len() - served },
+        tags: TagSummary { total, served, not_served: total - served },
         verification: audit.verification.as_ref().map(|v| VerificationSummary {
             blobs_checked: v.blobs.values().filter(|c| c.outcome != Outcome::NotChecked).count(),
             bytes_hashed: v.bytes_hashed,

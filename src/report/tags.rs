@@ -27,35 +27,36 @@ pub fn unknown_repositories<'a>(audit: &Audit, filter: &'a [String]) -> Vec<&'a 
     filter.iter().filter(|r| audit.inventory.repository(r).is_none()).map(String::as_str).collect()
 }
 
-/// Every tag of the selected repositories (all when `filter` is empty), resolved.
-pub fn resolve_all(audit: &Audit, filter: &[String]) -> Vec<ResolvedTag> {
+/// Resolves every tag of the selected repositories (all when `filter` is
+/// empty) in order, handing each to `visit` with its tree. One tag at a
+/// time, so that memory does not grow with the number of trees.
+pub fn for_each_tag(audit: &Audit, filter: &[String], mut visit: impl FnMut(ResolvedTag)) {
     let server = audit.server();
     let resolver = Resolver::new(&server);
-    let mut tags: Vec<ResolvedTag> = audit
-        .inventory
-        .repositories
-        .iter()
-        .filter(|r| filter.is_empty() || filter.contains(&r.name))
-        .flat_map(|repo| repo.tags.keys().map(|t| resolver.tag(repo, t)).collect::<Vec<_>>())
-        .collect();
-    if audit.verification.is_some() {
-        for t in &mut tags {
-            t.intact = match &t.tree {
-                Some(tree) => audit.intact(tree.digests()),
-                None => Some(false),
-            };
+    for repo in audit.inventory.repositories.iter().filter(|r| filter.is_empty() || filter.contains(&r.name)) {
+        for tag in repo.tags.keys() {
+            let mut t = resolver.tag(repo, tag);
+            if audit.verification.is_some() {
+                t.intact = match &t.tree {
+                    Some(tree) => audit.intact(tree.digests()),
+                    None => Some(false),
+                };
+            }
+            visit(t);
         }
     }
-    tags
 }
 
 /// Every digest the selected tags reach.
 pub fn reachable_digests(audit: &Audit, filter: &[String]) -> BTreeSet<Digest> {
-    resolve_all(audit, filter).iter().filter_map(|t| t.tree.as_ref()).flat_map(|t| t.digests().cloned()).collect()
+    let mut out = BTreeSet::new();
+    for_each_tag(audit, filter, |t| out.extend(t.tree.iter().flat_map(|tree| tree.digests().cloned())));
+    out
 }
 
 pub fn build(audit: &Audit, filter: &[String]) -> TagsReport {
-    let tags = resolve_all(audit, filter);
+    let mut tags = Vec::new();
+    for_each_tag(audit, filter, |t| tags.push(ResolvedTag { tree: None, ..t }));
     TagsReport {
         schema_version: SCHEMA_VERSION,
         target: audit.target,

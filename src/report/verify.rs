@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::table::{human_size, Cell, Table, BAD, BOLD};
-use super::tags::{resolve_all, short};
+use super::tags::{for_each_tag, short};
 use super::{problems, Report, SCHEMA_VERSION};
 use crate::audit::Audit;
 use crate::digest::Digest;
@@ -67,8 +67,8 @@ pub fn build(audit: &Audit, filter: &[String]) -> VerifyReport {
     // Which tags reach each digest, and which reached digests have no data.
     let mut breaks: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
     let mut missing: BTreeSet<Digest> = BTreeSet::new();
-    for t in resolve_all(audit, filter) {
-        let Some(tree) = &t.tree else { continue };
+    for_each_tag(audit, filter, |t| {
+        let Some(tree) = &t.tree else { return };
         for n in tree.walk() {
             if let Some(d) = &n.parsed_digest {
                 breaks.entry(d.clone()).or_default().push(format!("{}:{}", t.repository, t.tag));
@@ -77,7 +77,7 @@ pub fn build(audit: &Audit, filter: &[String]) -> VerifyReport {
                 }
             }
         }
-    }
+    });
     let tags_of = |d: &Digest| {
         let mut t = breaks.get(d).cloned().unwrap_or_default();
         t.dedup();
