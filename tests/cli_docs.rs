@@ -109,7 +109,11 @@ fn man_page_lists_every_subcommand_and_renders() {
             Ok(out) if out.status.success() && !out.stdout.is_empty() => {
                 let text = String::from_utf8_lossy(&out.stdout);
                 assert!(text.contains("SYNOPSIS") && text.contains("regaudit-scan(1)"), "{text}");
-                assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "{}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    !String::from_utf8_lossy(&out.stderr).contains("warning"),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             other => eprintln!("man -l could not render (no groff?), not checked: {other:?}"),
         }

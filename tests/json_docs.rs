@@ -77,7 +77,10 @@ fn parse_doc(text: &str) -> Doc {
     for (name, scope) in doc.commands.iter().chain(&doc.types) {
         for (path, field) in scope {
             for t in &field.types {
-                assert!(PRIMITIVES.contains(&t.as_str()) || doc.types.contains_key(t), "{name}.{path}: unknown type {t}");
+                assert!(
+                    PRIMITIVES.contains(&t.as_str()) || doc.types.contains_key(t),
+                    "{name}.{path}: unknown type {t}"
+                );
             }
         }
     }
