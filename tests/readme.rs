@@ -1,7 +1,8 @@
 //! The README's examples are real: every ```console block that starts with
 //! `$ regaudit ARGS` is run on testdata and must print what the block shows
 //! (absolute paths shortened to `testdata/…`; a line ending in `…` was cut
-//! and matches any line it begins).
+//! and matches any line it begins). `scripts/update-readme-examples` rewrites
+//! them from the current output.
 
 mod common;
 
