@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::audit::Audit;
 use crate::digest::Digest;
@@ -20,11 +20,17 @@ use crate::report::inspect::{self, Reference};
 use crate::report::{self, diff, du, gc, tags, Format};
 use crate::verify::CANCEL;
 
+/// Shown by `--help` and in the man page.
+const EXIT_STATUS: &str = "Exit status: 0 nothing found; 1 findings (problems, a tag not served, \
+differences, deletions, hazards); 2 could not run (bad arguments, not a registry tree, I/O). \
+JSON documents are described in docs/json.md.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "regaudit",
     version,
-    about = "Audit a Docker Distribution registry's storage tree without running a registry"
+    about = "Audit a Docker Distribution registry's storage tree without running a registry",
+    after_long_help = EXIT_STATUS
 )]
 struct Args {
     /// Output format.
@@ -128,6 +134,20 @@ enum Command {
         #[command(flatten)]
         time: WritesTime,
     },
+    /// Print a shell completion script (e.g. `regaudit completions bash > /etc/bash_completion.d/regaudit`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `regaudit man | man -l -`, or write all pages to a directory.
+    Man {
+        /// The page of this subcommand (regaudit-COMMAND(1)) instead of regaudit(1).
+        command: Option<String>,
+        /// Write regaudit.1 and every regaudit-COMMAND.1 into this directory instead.
+        #[arg(long, conflicts_with = "command")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 /// When the predicted registry runs, for upload purging and proxy expiry.
@@ -202,6 +222,26 @@ fn check_repositories(audit: &Audit, repositories: &[String]) -> Result<(), Fail
     } else {
         Err(Failure(format!("no repository {} in this tree", unknown.join(", "))))
     }
+}
+
+/// Renders regaudit(1) or regaudit-COMMAND(1), or writes them all to `out_dir`.
+fn man(command: Option<&str>, out_dir: Option<PathBuf>, out: &mut dyn Write) -> Result<(), Failure> {
+    // Built the way clap_mangen::generate_to builds it, so pages name each other alike.
+    let mut cmd = Args::command().disable_help_subcommand(true);
+    cmd.build();
+    if let Some(dir) = out_dir {
+        clap_mangen::generate_to(cmd, &dir).map_err(|e| Failure(format!("{}: {e}", dir.display())))?;
+        return Ok(());
+    }
+    let page = match command {
+        None => cmd,
+        Some(name) => cmd
+            .find_subcommand(name)
+            .cloned()
+            .ok_or_else(|| Failure(format!("no subcommand {name}; see `regaudit --help`")))?,
+    };
+    clap_mangen::Man::new(page).render(out)?;
+    Ok(())
 }
 
 /// Runs one command; `Ok(true)` means it found something.
@@ -287,6 +327,15 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             let report = report::writes::build(&audit, &settings, &time.purge_age);
             report::emit(&report, config.format, out)?;
             Ok(report.has_findings())
+        }
+        // Both come from the same clap definition, so they never drift from the parser.
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Args::command(), "regaudit", out);
+            Ok(false)
+        }
+        Command::Man { command, out_dir } => {
+            man(command.as_deref(), out_dir, out)?;
+            Ok(false)
         }
     }
 }
