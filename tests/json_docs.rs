@@ -25,7 +25,7 @@ const PRIMITIVES: [&str; 8] = ["string", "integer", "number", "bool", "null", "o
 const NOT_EXERCISED: &[(&str, &str)] = &[
     ("diff", "tag_history.added[]"),
     ("diff", "tag_history.removed[]"),
-    ("gc-manifest", "tags[]"),
+    ("writes", "proxy.error"),
     ("node", "cut"),
     ("node", "foreign"),
 ];
@@ -228,6 +228,8 @@ fn runs(scratch: &Path) -> Vec<(String, Vec<String>)> {
         run("tags", &["tags", t, "--verify"]);
         run("verify", &["verify", t]);
         run("du", &["du", t]);
+        run("writes", &["writes", t, "--now", "2030-01-01T00:00:00Z"]);
+        run("writes", &["writes", t, "--target", "3"]);
         run("gc", &["gc", t, "-m"]);
         run("gc", &["gc", t, "--target", "3"]);
         run("diff", &["diff", &minimal, t]);
