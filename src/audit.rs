@@ -9,7 +9,7 @@ use crate::progress::Progress;
 
 use crate::checks;
 use crate::contents::Contents;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Repository};
 use crate::model::serve::Server;
 use crate::model::Target;
 use crate::problem::Problem;
@@ -33,6 +33,11 @@ impl Audit {
         let contents = Contents::load(&root, &inventory);
         let problems = checks::check(&inventory, &contents, target);
         Ok(Audit { root, target, inventory, contents, problems, verification: None })
+    }
+
+    /// A repository of the tree, or the error to show when there is none.
+    pub fn repository(&self, name: &str) -> Result<&Repository, String> {
+        self.inventory.repository(name).ok_or_else(|| format!("no repository {name:?} in this tree"))
     }
 
     pub fn server(&self) -> Server<'_> {

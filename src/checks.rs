@@ -1,6 +1,8 @@
 //! Structural checks: turns the inventory and the resolved manifests into
 //! problems. No hashing here; verification adds its own findings.
 
+use std::collections::BTreeMap;
+
 use crate::contents::Contents;
 use crate::digest::Digest;
 use crate::inventory::{Inventory, Link, Repository};
@@ -81,48 +83,14 @@ fn link_problem(out: &mut Vec<Problem>, path: String, link: &Link) -> bool {
 }
 
 fn check_links(out: &mut Vec<Problem>, inv: &Inventory, repo: &Repository) {
-    for (d, link) in &repo.layer_links {
-        let path = layout::layer_link(&repo.name, d);
-        if link_problem(out, path.clone(), link) {
-            continue;
-        }
-        let target = link.as_ref().expect("checked above");
-        if target != d {
-            out.push(Problem::new(
-                Code::LinkAlias,
-                path.clone(),
-                format!("link names {target}, not the digest in its path"),
-            ));
-        }
-        if !inv.has_blob(target) {
-            out.push(Problem::new(
-                Code::LayerLinkDangling,
-                path,
-                format!("blob {target} has no data (a garbage-collected blob leaves this behind)"),
-            ));
-        }
-    }
-    for (d, link) in &repo.revisions {
-        let path = layout::revision_link(&repo.name, d);
-        if link_problem(out, path.clone(), link) {
-            continue;
-        }
-        let target = link.as_ref().expect("checked above");
-        if target != d {
-            out.push(Problem::new(
-                Code::LinkAlias,
-                path.clone(),
-                format!("link names {target}, not the digest in its path"),
-            ));
-        }
-        if !inv.has_blob(target) {
-            out.push(Problem::new(
-                Code::RevisionMissingData,
-                path,
-                format!("manifest {target} has a revision link but no blob data"),
-            ));
-        }
-    }
+    let layer_dangling = |target: &Digest| {
+        (Code::LayerLinkDangling, format!("blob {target} has no data (a garbage-collected blob leaves this behind)"))
+    };
+    let revision_dangling = |target: &Digest| {
+        (Code::RevisionMissingData, format!("manifest {target} has a revision link but no blob data"))
+    };
+    check_link_map(out, inv, &repo.layer_links, |d| layout::layer_link(&repo.name, d), layer_dangling);
+    check_link_map(out, inv, &repo.revisions, |d| layout::revision_link(&repo.name, d), revision_dangling);
     let mut signed: Vec<&Digest> = repo.signature_links.iter().map(|(r, _)| r).collect();
     signed.dedup();
     for r in signed {
@@ -131,6 +99,31 @@ fn check_links(out: &mut Vec<Problem>, inv: &Inventory, repo: &Repository) {
             format!("{}/signatures", layout::revision_dir(&repo.name, r)),
             "schema1 signature links from a registry before 2.5: ignored when serving, walked by garbage-collect",
         ));
+    }
+}
+
+/// Checks one kind of link: valid content, alias, and data behind it.
+fn check_link_map(
+    out: &mut Vec<Problem>,
+    inv: &Inventory,
+    links: &BTreeMap<Digest, Link>,
+    path_of: impl Fn(&Digest) -> String,
+    dangling: impl Fn(&Digest) -> (Code, String),
+) {
+    for (d, link) in links {
+        let path = path_of(d);
+        let Ok(target) = link else {
+            link_problem(out, path, link);
+            continue;
+        };
+        if target != d {
+            let msg = format!("link names {target}, not the digest in its path");
+            out.push(Problem::new(Code::LinkAlias, path.clone(), msg));
+        }
+        if !inv.has_blob(target) {
+            let (code, msg) = dangling(target);
+            out.push(Problem::new(code, path, msg));
+        }
     }
 }
 

@@ -103,10 +103,7 @@ struct Planned {
 }
 
 pub fn export(audit: &Audit, reference: &Reference, dest: &Path, opts: &Options) -> Result<ExportReport, String> {
-    let repo = audit
-        .inventory
-        .repository(reference.repository())
-        .ok_or_else(|| format!("no repository {:?} in this tree", reference.repository()))?;
+    let repo = audit.repository(reference.repository())?;
     let server = audit.server();
     let resolver = Resolver::new(&server);
     let (digest, default_name) = match reference {

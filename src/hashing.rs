@@ -7,14 +7,15 @@ use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 use crate::digest::{Algorithm, Digest};
 
-enum Hasher {
+/// A running hash with the digest's own algorithm.
+pub enum Hasher {
     Sha256(Sha256),
     Sha384(Sha384),
     Sha512(Sha512),
 }
 
 impl Hasher {
-    fn new(alg: Algorithm) -> Hasher {
+    pub fn new(alg: Algorithm) -> Hasher {
         match alg {
             Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
             Algorithm::Sha384 => Hasher::Sha384(Sha384::new()),
@@ -22,7 +23,7 @@ impl Hasher {
         }
     }
 
-    fn update(&mut self, bytes: &[u8]) {
+    pub fn update(&mut self, bytes: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(bytes),
             Hasher::Sha384(h) => h.update(bytes),
@@ -30,7 +31,7 @@ impl Hasher {
         }
     }
 
-    fn finish(self) -> Digest {
+    pub fn finish(self) -> Digest {
         match self {
             Hasher::Sha256(h) => Digest::from_raw(Algorithm::Sha256, &h.finalize()),
             Hasher::Sha384(h) => Digest::from_raw(Algorithm::Sha384, &h.finalize()),

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 use serde::Serialize;
-use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 use crate::contents::Contents;
-use crate::digest::{Algorithm, Digest};
+use crate::digest::Digest;
+use crate::hashing::Hasher;
 use crate::inventory::Inventory;
 use crate::layout;
 use crate::problem::{Code, Problem};
@@ -130,44 +130,6 @@ pub fn verify(
     let interrupted = checks.iter().any(|c| c.outcome == Outcome::NotChecked);
     let bytes_hashed = checks.iter().filter(|c| c.outcome != Outcome::NotChecked).map(|c| c.size).sum();
     Verification { blobs: checks.into_iter().map(|c| (c.digest.clone(), c)).collect(), bytes_hashed, interrupted }
-}
-
-enum Hasher {
-    Sha256(Sha256),
-    Sha384(Sha384),
-    Sha512(Sha512),
-}
-
-impl Hasher {
-    fn new(alg: Algorithm) -> Hasher {
-        match alg {
-            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
-            Algorithm::Sha384 => Hasher::Sha384(Sha384::new()),
-            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::Sha384(h) => h.update(bytes),
-            Hasher::Sha512(h) => h.update(bytes),
-        }
-    }
-
-    fn finish(self) -> Digest {
-        let alg = match &self {
-            Hasher::Sha256(_) => Algorithm::Sha256,
-            Hasher::Sha384(_) => Algorithm::Sha384,
-            Hasher::Sha512(_) => Algorithm::Sha512,
-        };
-        let raw: Vec<u8> = match self {
-            Hasher::Sha256(h) => h.finalize().to_vec(),
-            Hasher::Sha384(h) => h.finalize().to_vec(),
-            Hasher::Sha512(h) => h.finalize().to_vec(),
-        };
-        Digest::from_raw(alg, &raw)
-    }
 }
 
 /// Hashes one blob with its own algorithm and compares.

@@ -86,10 +86,7 @@ pub fn reachable_digests(audit: &Audit, reference: &Reference) -> BTreeSet<Diges
 }
 
 pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, String> {
-    let repo = audit
-        .inventory
-        .repository(reference.repository())
-        .ok_or_else(|| format!("no repository {:?} in this tree", reference.repository()))?;
+    let repo = audit.repository(reference.repository())?;
     let server = audit.server();
     let resolver = Resolver::new(&server);
     let (tag, digest, tree, history, not_served): (_, _, Option<Node>, _, _) = match reference {
