@@ -1,8 +1,6 @@
 //! Structural checks: turns the inventory and the resolved manifests into
 //! problems. No hashing here; verification adds its own findings.
 
-use std::collections::BTreeMap;
-
 use crate::contents::Contents;
 use crate::digest::Digest;
 use crate::inventory::{Inventory, Link, Repository};
@@ -12,6 +10,7 @@ use crate::model::serve::Server;
 use crate::model::Target;
 use crate::problem::{Code, Problem};
 use crate::resolve::{Cut, Node, Resolver, Role};
+use crate::sorted_map::SortedMap;
 
 pub fn check(inv: &Inventory, contents: &Contents, target: Target) -> Vec<Problem> {
     let server = Server::new(inv, contents, target);
@@ -106,7 +105,7 @@ fn check_links(out: &mut Vec<Problem>, inv: &Inventory, repo: &Repository) {
 fn check_link_map(
     out: &mut Vec<Problem>,
     inv: &Inventory,
-    links: &BTreeMap<Digest, Link>,
+    links: &SortedMap<Digest, Link>,
     path_of: impl Fn(&Digest) -> String,
     dangling: impl Fn(&Digest) -> (Code, String),
 ) {

@@ -1,12 +1,13 @@
 //! The inventory: everything the tree holds, as the reader found it, before
 //! any interpretation. Built by [`crate::tree`], read by everything else.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::digest::{Digest, LinkError};
 use crate::layout;
 use crate::problem::Problem;
+use crate::sorted_map::SortedMap;
 
 /// A link file's content, parsed strictly.
 pub type Link = Result<Digest, LinkError>;
@@ -16,7 +17,7 @@ pub struct Inventory {
     /// The storage root (the directory holding `docker/`).
     pub root: PathBuf,
     /// Blobs whose `data` file exists where the registry looks for it.
-    pub blobs: HashMap<Digest, Blob>,
+    pub blobs: SortedMap<Digest, Blob>,
     /// Sorted by name.
     pub repositories: Vec<Repository>,
     /// `scheduler-state.json` beside `docker/`, when present (proxy caches).
@@ -41,9 +42,9 @@ pub struct Repository {
     pub has_manifests_dir: bool,
     pub has_uploads_dir: bool,
     /// `_layers/<alg>/<hex>/link`, keyed by the digest in the path.
-    pub layer_links: BTreeMap<Digest, Link>,
+    pub layer_links: SortedMap<Digest, Link>,
     /// `_manifests/revisions/<alg>/<hex>/link`, keyed by the digest in the path.
-    pub revisions: BTreeMap<Digest, Link>,
+    pub revisions: SortedMap<Digest, Link>,
     /// Old schema1 signature links: (revision, signature).
     pub signature_links: Vec<(Digest, Digest)>,
     pub tags: BTreeMap<String, Tag>,
@@ -55,62 +56,7 @@ pub struct Tag {
     /// `current/link`; None when the file is absent.
     pub current: Option<Link>,
     /// `index/<alg>/<hex>/link`: every manifest the tag has pointed at.
-    pub index: LinkList,
-}
-
-/// A small map of links, sorted by the digest in their path: a tag's
-/// history has a few entries, and a `BTreeMap` would allocate a whole node
-/// (about 1 KiB) for each tag.
-#[derive(Debug, Default)]
-pub struct LinkList(Vec<(Digest, Link)>);
-
-impl LinkList {
-    pub fn iter(&self) -> impl Iterator<Item = (&Digest, &Link)> {
-        self.0.iter().map(|(d, l)| (d, l))
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &Digest> {
-        self.0.iter().map(|(d, _)| d)
-    }
-
-    pub fn values(&self) -> impl Iterator<Item = &Link> {
-        self.0.iter().map(|(_, l)| l)
-    }
-
-    pub fn get(&self, d: &Digest) -> Option<&Link> {
-        self.0.binary_search_by(|(k, _)| k.cmp(d)).ok().map(|i| &self.0[i].1)
-    }
-
-    pub fn contains_key(&self, d: &Digest) -> bool {
-        self.get(d).is_some()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl FromIterator<(Digest, Link)> for LinkList {
-    fn from_iter<I: IntoIterator<Item = (Digest, Link)>>(iter: I) -> LinkList {
-        let mut v: Vec<(Digest, Link)> = iter.into_iter().collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v.dedup_by(|a, b| a.0 == b.0);
-        v.shrink_to_fit();
-        LinkList(v)
-    }
-}
-
-impl<'a> IntoIterator for &'a LinkList {
-    type Item = (&'a Digest, &'a Link);
-    type IntoIter =
-        std::iter::Map<std::slice::Iter<'a, (Digest, Link)>, fn(&'a (Digest, Link)) -> (&'a Digest, &'a Link)>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(d, l)| (d, l))
-    }
+    pub index: SortedMap<Digest, Link>,
 }
 
 #[derive(Debug, Default)]

@@ -18,5 +18,6 @@ pub mod problem;
 pub mod progress;
 pub mod report;
 pub mod resolve;
+pub mod sorted_map;
 pub mod tree;
 pub mod verify;

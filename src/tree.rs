@@ -22,6 +22,7 @@ use crate::digest::{parse_link, Digest, LINK_READ_LIMIT};
 use crate::inventory::{Blob, EntryKind, Inventory, Link, Repository, WalkEntry, WalkFacts};
 use crate::layout::{self, BlobPath, RepoPath};
 use crate::problem::{normalize, Code, Problem};
+use crate::sorted_map::SortedMap;
 
 /// Longest `startedat` we read; a valid one is 20 bytes.
 const STARTEDAT_READ_LIMIT: usize = 256;
@@ -405,7 +406,7 @@ impl Walker<'_> {
         }
     }
 
-    fn walk_blobs(&self, blobs_dir: &Path) -> HashMap<Digest, Blob> {
+    fn walk_blobs(&self, blobs_dir: &Path) -> SortedMap<Digest, Blob> {
         // Shards (`<alg>/<hh>`) are the unit of parallel work.
         let mut shards = Vec::new();
         for (alg, kind) in self.children(blobs_dir) {
@@ -470,10 +471,10 @@ impl Walker<'_> {
                 }
                 found
             })
-            .reduce(HashMap::new, |mut a, b| {
-                a.extend(b);
-                a
-            })
+            .flat_map_iter(|found| found)
+            .collect::<Vec<(Digest, Blob)>>()
+            .into_iter()
+            .collect()
     }
 
     /// Finds repositories below `dir` (whose name so far is `name`). A
