@@ -211,6 +211,7 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
                 let code = match cut {
                     Cut::Cycle => Code::IndexCycle,
                     Cut::TooDeep => Code::IndexTooDeep,
+                    Cut::TooLarge => Code::IndexTooLarge,
                 };
                 out.push(Problem::new(code, &data, cut.describe(&node.digest)));
             }

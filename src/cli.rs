@@ -180,6 +180,7 @@ impl<E: std::fmt::Display> From<E> for Failure {
 }
 
 pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
+    crate::tree::configure_threads();
     let args = match Args::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) => {

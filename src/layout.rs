@@ -186,6 +186,15 @@ pub fn classify_repo_path<'a>(parts: &[&'a str], is_dir: bool) -> RepoPath<'a> {
     r.unwrap_or_else(Unexpected)
 }
 
+/// `<hh>` below an algorithm directory. Checked at every depth, so a blob
+/// below a malformed shard is never taken for a canonical one.
+fn shard_dir(hh: &str) -> Result<(), &'static str> {
+    if hh.len() != 2 || !hh.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err("shard directory is not two lowercase hex characters");
+    }
+    Ok(())
+}
+
 pub fn classify_blob_path(parts: &[&str], is_dir: bool) -> BlobPath {
     use BlobPath::*;
     let r = (|| match parts {
@@ -195,17 +204,17 @@ pub fn classify_blob_path(parts: &[&str], is_dir: bool) -> BlobPath {
         }
         [alg, hh] => {
             algorithm_dir(alg)?;
-            if hh.len() != 2 || !hh.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-                return Err("shard directory is not two lowercase hex characters");
-            }
+            shard_dir(hh)?;
             shaped(is_dir, true, Dir)
         }
         [alg, hh, hex] => {
+            shard_dir(hh)?;
             let digest = path_digest(alg, hex)?;
             let misplaced = !hex.starts_with(hh);
             shaped(is_dir, true, BlobDir { digest, misplaced })
         }
         [alg, hh, hex, "data"] => {
+            shard_dir(hh)?;
             let digest = path_digest(alg, hex)?;
             let misplaced = !hex.starts_with(hh);
             shaped(is_dir, false, Data { digest, misplaced })

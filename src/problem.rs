@@ -26,6 +26,7 @@ pub enum Code {
     NotRegularFile,
     NonUtf8Name,
     Unreadable,
+    NfsLeftover,
     // Blobs.
     BlobWithoutData,
     BlobMisplaced,
@@ -49,6 +50,7 @@ pub enum Code {
     ConfigUnparseable,
     IndexCycle,
     IndexTooDeep,
+    IndexTooLarge,
     ReferenceInvalidDigest,
     ChildMissing,
     ChildNotLinked,
@@ -73,6 +75,7 @@ impl Code {
             Symlink
             | UnexpectedEntry
             | NonUtf8Name
+            | NfsLeftover
             | BlobWithoutData
             | RepositoryNotInCatalog
             | TagEmpty
@@ -92,6 +95,7 @@ impl Code {
             | ConfigUnparseable
             | IndexCycle
             | IndexTooDeep
+            | IndexTooLarge
             | ReferenceInvalidDigest
             | ChildMissing
             | ChildNotLinked

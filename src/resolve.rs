@@ -15,6 +15,11 @@ use crate::model::serve::{Fetch, LinkedBy, Server};
 /// bounds memory and stack on hostile trees.
 pub const MAX_DEPTH: usize = 16;
 
+/// Most nodes one resolved tree may have. An index may name the same child
+/// many times, and that child may do the same: without a budget, a few
+/// kilobytes of indexes expand into billions of nodes.
+pub const MAX_NODES: usize = 20_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
@@ -80,6 +85,8 @@ pub enum Cut {
     Cycle,
     /// It is nested more than [`MAX_DEPTH`] indexes deep.
     TooDeep,
+    /// Following it would make the tree larger than [`MAX_NODES`] nodes.
+    TooLarge,
 }
 
 impl Cut {
@@ -87,6 +94,9 @@ impl Cut {
         match self {
             Cut::Cycle => format!("manifest {d} refers back to itself through its children"),
             Cut::TooDeep => format!("manifest {d} is nested more than {MAX_DEPTH} indexes deep"),
+            Cut::TooLarge => {
+                format!("manifest {d} was not followed: its tree would have more than {MAX_NODES} nodes")
+            }
         }
     }
 }
@@ -175,6 +185,13 @@ pub struct Resolver<'a> {
     pub server: &'a Server<'a>,
 }
 
+/// State of one tree's resolution: the manifests above the current one, and
+/// how many more nodes the tree may grow.
+struct Walk {
+    stack: Vec<Digest>,
+    budget: usize,
+}
+
 impl<'a> Resolver<'a> {
     pub fn new(server: &'a Server<'a>) -> Resolver<'a> {
         Resolver { server }
@@ -182,8 +199,8 @@ impl<'a> Resolver<'a> {
 
     /// Resolves a manifest by digest in a repository, with everything below it.
     pub fn manifest(&self, repo: &Repository, d: &Digest) -> Node {
-        let mut stack = Vec::new();
-        self.manifest_node(repo, Role::Manifest, None, d.to_string(), Some(d.clone()), &mut stack)
+        let mut walk = Walk { stack: Vec::new(), budget: MAX_NODES };
+        self.manifest_node(repo, Role::Manifest, None, d.to_string(), Some(d.clone()), &mut walk)
     }
 
     fn manifest_node(
@@ -193,7 +210,7 @@ impl<'a> Resolver<'a> {
         desc: Option<&Descriptor>,
         digest_text: String,
         digest: Option<Digest>,
-        stack: &mut Vec<Digest>,
+        walk: &mut Walk,
     ) -> Node {
         let mut node = Node::new(role, digest_text, digest.clone());
         if let Some(desc) = desc {
@@ -229,15 +246,21 @@ impl<'a> Resolver<'a> {
         node.kind = Some(m.kind);
         node.subject = m.subject.as_ref().map(|s| s.digest_text().clone());
         node.artifact_type = Some(m.artifact_type.clone()).filter(|a| !a.is_empty());
-        if stack.contains(&d) {
+        if walk.stack.contains(&d) {
             node.cut = Some(Cut::Cycle);
             return node;
         }
-        if stack.len() >= MAX_DEPTH {
+        if walk.stack.len() >= MAX_DEPTH {
             node.cut = Some(Cut::TooDeep);
             return node;
         }
-        stack.push(d.clone());
+        let references = m.manifests.len() + m.layers.len() + usize::from(m.config.is_some());
+        if references > walk.budget {
+            node.cut = Some(Cut::TooLarge);
+            return node;
+        }
+        walk.budget -= references;
+        walk.stack.push(d.clone());
         for child in &m.manifests {
             let c = self.manifest_node(
                 repo,
@@ -245,7 +268,7 @@ impl<'a> Resolver<'a> {
                 Some(child),
                 child.digest_text().clone(),
                 child.digest.clone(),
-                stack,
+                walk,
             );
             node.children.push(c);
         }
@@ -255,7 +278,7 @@ impl<'a> Resolver<'a> {
         for layer in &m.layers {
             node.children.push(self.blob_node(repo, Role::Layer, layer));
         }
-        stack.pop();
+        walk.stack.pop();
         node
     }
 

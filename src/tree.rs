@@ -29,6 +29,18 @@ const STARTEDAT_READ_LIMIT: usize = 256;
 /// Largest `scheduler-state.json` we read.
 pub const SCHEDULER_STATE_READ_LIMIT: usize = 64 << 20;
 
+/// Stack of each walker thread. The walks recurse once per directory level,
+/// and a hostile tree nests directories as deep as a path can reach
+/// (PATH_MAX, about 2,000 levels); beyond that opens fail and are reported.
+/// Only the pages used are ever touched.
+const WALKER_STACK: usize = 64 << 20;
+
+/// Gives the global thread pool stacks deep enough for [`WALKER_STACK`]'s
+/// worst case. Call before any parallel work; later calls do nothing.
+pub fn configure_threads() {
+    let _ = rayon::ThreadPoolBuilder::new().stack_size(WALKER_STACK).build_global();
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LocateError {
     #[error("{0}: {1}")]
@@ -198,21 +210,53 @@ struct Entry {
 /// Set once the kernel refuses `O_NOATIME` (we do not own the files and
 /// lack CAP_FOWNER); from then on we open without it.
 static NOATIME_REFUSED: AtomicBool = AtomicBool::new(false);
+/// Set once `openat2` proves unusable (a kernel before 5.6, or a seccomp
+/// policy that refuses it); from then on we use plain `open`.
+static OPENAT2_UNUSABLE: AtomicBool = AtomicBool::new(false);
 
+/// Opens `path` read-only: never for writing, never creating, never
+/// following a symlink in any component (`RESOLVE_NO_SYMLINKS`; the root
+/// itself is canonical, so it has none), with `O_NOATIME` where allowed and
+/// `O_NONBLOCK` so a FIFO cannot hang us.
 fn open(path: &Path, extra: OFlags) -> io::Result<rustix::fd::OwnedFd> {
     let base = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | extra;
     if !NOATIME_REFUSED.load(Ordering::Relaxed) {
-        match rustix::fs::open(path, base | OFlags::NOATIME, Mode::empty()) {
+        match open_no_symlinks(path, base | OFlags::NOATIME) {
             Err(rustix::io::Errno::PERM) => NOATIME_REFUSED.store(true, Ordering::Relaxed),
             other => return other.map_err(io::Error::from),
         }
     }
-    rustix::fs::open(path, base, Mode::empty()).map_err(io::Error::from)
+    open_no_symlinks(path, base).map_err(io::Error::from)
 }
 
-/// Reads at most `limit` + 1 bytes of a regular file, never following a symlink.
+fn open_no_symlinks(path: &Path, flags: OFlags) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    use rustix::io::Errno;
+    if !OPENAT2_UNUSABLE.load(Ordering::Relaxed) {
+        match rustix::fs::openat2(rustix::fs::CWD, path, flags, Mode::empty(), rustix::fs::ResolveFlags::NO_SYMLINKS) {
+            Err(Errno::NOSYS) => OPENAT2_UNUSABLE.store(true, Ordering::Relaxed),
+            // Either O_NOATIME was refused or a seccomp policy refuses
+            // openat2 itself: a plain open tells them apart.
+            Err(Errno::PERM) => {
+                let plain = rustix::fs::open(path, flags, Mode::empty());
+                if plain.is_ok() {
+                    OPENAT2_UNUSABLE.store(true, Ordering::Relaxed);
+                }
+                return plain;
+            }
+            other => return other,
+        }
+    }
+    rustix::fs::open(path, flags, Mode::empty())
+}
+
+/// Reads at most `limit` + 1 bytes of a regular file, never following a
+/// symlink; anything else (a FIFO, a device, a directory) is refused, so a
+/// planted `/dev/zero` cannot feed us forever.
 pub fn read_capped(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     let file = std::fs::File::from(open(path, OFlags::empty())?);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+    }
     let mut buf = Vec::new();
     file.take(limit as u64 + 1).read_to_end(&mut buf)?;
     Ok(buf)
@@ -378,6 +422,12 @@ impl Walker<'_> {
                 self.problem(Code::NonUtf8Name, &full, "name is not UTF-8, so the registry cannot address it".into());
                 continue;
             };
+            if name.starts_with(".nfs") && entry.kind != Kind::Dir {
+                let msg = "is an NFS silly-rename leftover: a file deleted while a client still had it open; \
+                           it goes away when that client closes it";
+                self.problem(Code::NfsLeftover, &full, msg.into());
+                continue;
+            }
             match entry.kind {
                 Kind::Dir | Kind::File => out.push((name.to_string(), entry.kind)),
                 kind => self.unexpected(&full, kind, ""),
@@ -525,7 +575,11 @@ impl Walker<'_> {
                     self.unexpected(&path, *kind, why);
                     continue;
                 }
-                _ => unreachable!("a single component is a directory or unexpected"),
+                // A single component is a directory or unexpected; stay total.
+                _ => {
+                    self.unexpected(&path, *kind, "not part of the registry layout");
+                    continue;
+                }
             }
             match top.as_str() {
                 "_layers" => repo.has_layers_dir = true,

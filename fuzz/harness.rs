@@ -1,0 +1,63 @@
+//! What each fuzz target does with one input: call the parser and check the
+//! properties that must hold for every input. Shared with the main crate's
+//! `tests/fuzz_regressions.rs`, which replays every saved crasher through
+//! these same functions on stable Rust.
+#![allow(dead_code)]
+
+use regaudit::digest::parse_link;
+use regaudit::layout::{self, BlobPath, RepoPath};
+use regaudit::manifest::{parse_config, parse_manifest};
+
+/// A link file's bytes. What parses is exactly a digest, so it prints back
+/// as the same bytes.
+pub fn link(data: &[u8]) {
+    if let Ok(d) = parse_link(data) {
+        assert_eq!(d.to_string().as_bytes(), data, "a link parsed but does not print back as itself");
+    }
+}
+
+/// Blob bytes read as a manifest and as an image config.
+pub fn manifest(data: &[u8]) {
+    if let Ok(m) = parse_manifest(data) {
+        for d in m.references() {
+            if let Some(digest) = &d.digest {
+                // A parsed reference prints back as the text it came from.
+                assert_eq!(digest.to_string(), d.digest_text());
+            }
+        }
+    }
+    let _ = parse_config(data);
+}
+
+/// A path below `blobs/` or a repository directory: the first byte says
+/// whether it is a directory, the rest is `/`-separated components. What
+/// the classifier accepts as a registry object must be the path the layout
+/// builds for that object, so the reader and the reports agree.
+pub fn path(data: &[u8]) {
+    let Some((&flags, rest)) = data.split_first() else { return };
+    let is_dir = flags & 1 == 1;
+    let text = String::from_utf8_lossy(rest);
+    let parts: Vec<&str> = text.split('/').collect();
+    let blobs = format!("{}/blobs/{text}", layout::V2);
+    match layout::classify_blob_path(&parts, is_dir) {
+        BlobPath::Data { digest, misplaced: false } => assert_eq!(layout::blob_data(&digest), blobs),
+        BlobPath::BlobDir { digest, misplaced: false } => assert_eq!(layout::blob_dir(&digest), blobs),
+        _ => {}
+    }
+    let repo = "r";
+    let full = format!("{}/{text}", layout::repo_dir(repo));
+    match layout::classify_repo_path(&parts, is_dir) {
+        RepoPath::LayerLink(d) => assert_eq!(layout::layer_link(repo, &d), full),
+        RepoPath::RevisionLink(d) => assert_eq!(layout::revision_link(repo, &d), full),
+        RepoPath::SignatureLink { revision, signature } => {
+            assert_eq!(layout::signature_link(repo, &revision, &signature), full)
+        }
+        RepoPath::TagDir(tag) => assert_eq!(layout::tag_dir(repo, tag), full),
+        RepoPath::TagCurrentLink(tag) => assert_eq!(layout::tag_current_link(repo, tag), full),
+        RepoPath::TagIndexLink(tag, d) => assert_eq!(layout::tag_index_link(repo, tag, &d), full),
+        RepoPath::UploadDir(uuid) => assert_eq!(layout::upload_dir(repo, uuid), full),
+        _ => {}
+    }
+    let _ = layout::repository_name_is_valid(&text);
+    let _ = layout::tag_name_is_valid(&text);
+}
