@@ -1,6 +1,8 @@
 //! Structural checks: turns the inventory and the resolved manifests into
 //! problems. No hashing here; verification adds its own findings.
 
+use rayon::prelude::*;
+
 use crate::contents::Contents;
 use crate::digest::Digest;
 use crate::inventory::{Inventory, Link, Repository};
@@ -15,35 +17,48 @@ use crate::sorted_map::SortedMap;
 pub fn check(inv: &Inventory, contents: &Contents, target: Target) -> Vec<Problem> {
     let server = Server::new(inv, contents, target);
     let resolver = Resolver::new(&server);
+    // Repositories are independent: check them in parallel.
+    let per_repo: Vec<Vec<Problem>> = inv
+        .repositories
+        .par_iter()
+        .map(|repo| {
+            let mut out = Vec::new();
+            check_one(&mut out, &server, &resolver, repo, target);
+            out
+        })
+        .collect();
     let mut out = inv.problems.clone();
-    for repo in &inv.repositories {
-        check_repository(&mut out, repo, target);
-        check_links(&mut out, inv, repo);
-        check_tags(&mut out, &server, repo);
-        // Every revision, tagged or not: a pull by digest must work too.
-        for d in repo.revisions.keys() {
-            let tree = resolver.manifest(repo, d);
-            check_tree(&mut out, repo, &tree);
-        }
-        for (n, upload) in &repo.uploads {
-            let path = layout::upload_dir(&repo.name, n);
-            match upload.started_at.as_deref() {
-                None => out.push(Problem::new(
-                    Code::UploadWithoutStartedAt,
-                    path,
-                    "upload has no readable startedat file, so the upload purger never removes it",
-                )),
-                Some(text) if parse_started_at(text).is_none() => out.push(Problem::new(
-                    Code::UploadStartedAtInvalid,
-                    path,
-                    format!("startedat {text:?} is not an RFC 3339 time, so the upload purger never removes it"),
-                )),
-                Some(_) => {}
-            }
-        }
-    }
+    out.extend(per_repo.into_iter().flatten());
     crate::problem::normalize(&mut out);
     out
+}
+
+/// Every problem of one repository.
+fn check_one(out: &mut Vec<Problem>, server: &Server, resolver: &Resolver, repo: &Repository, target: Target) {
+    check_repository(out, repo, target);
+    check_links(out, server.inv, repo);
+    check_tags(out, server, repo);
+    // Every revision, tagged or not: a pull by digest must work too.
+    for d in repo.revisions.keys() {
+        let tree = resolver.manifest(repo, d);
+        check_tree(out, repo, &tree);
+    }
+    for (n, upload) in &repo.uploads {
+        let path = layout::upload_dir(&repo.name, n);
+        match upload.started_at.as_deref() {
+            None => out.push(Problem::new(
+                Code::UploadWithoutStartedAt,
+                path,
+                "upload has no readable startedat file, so the upload purger never removes it",
+            )),
+            Some(text) if parse_started_at(text).is_none() => out.push(Problem::new(
+                Code::UploadStartedAtInvalid,
+                path,
+                format!("startedat {text:?} is not an RFC 3339 time, so the upload purger never removes it"),
+            )),
+            Some(_) => {}
+        }
+    }
 }
 
 /// Parses `startedat` as the registry does (Go's time.RFC3339), to Unix seconds.

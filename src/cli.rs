@@ -314,7 +314,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
         }
         Command::Gc { root, delete_untagged } => {
             let audit = Audit::run(&root, config.target)?;
-            let walk = audit.root.registry_walks();
+            let walk = audit.root.registry_walks(&audit.inventory);
             let report = gc::build(&audit, &walk, delete_untagged);
             match config.format {
                 Format::GcLog => report.write_log(out, &mut anstream::stderr())?,

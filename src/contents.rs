@@ -9,18 +9,19 @@ use rayon::prelude::*;
 use crate::digest::Digest;
 use crate::inventory::Inventory;
 use crate::manifest::{parse_config, parse_manifest, ImageConfig, Manifest, ManifestError, MANIFEST_READ_LIMIT};
+use crate::sorted_map::SortedMap;
 use crate::tree::StorageRoot;
 
 #[derive(Debug, Default)]
 pub struct Contents {
     /// Keyed by the digest whose data was read; only blobs with data.
-    pub manifests: HashMap<Digest, Result<Manifest, ManifestError>>,
-    pub configs: HashMap<Digest, Result<ImageConfig, String>>,
+    pub manifests: SortedMap<Digest, Result<Manifest, ManifestError>>,
+    pub configs: SortedMap<Digest, Result<ImageConfig, String>>,
 }
 
 impl Contents {
     pub fn load(root: &StorageRoot, inv: &Inventory) -> Contents {
-        let mut contents = Contents::default();
+        let mut manifests: HashMap<Digest, Result<Manifest, ManifestError>> = HashMap::new();
         let mut wanted: HashSet<Digest> = HashSet::new();
         for repo in &inv.repositories {
             for (path_digest, link) in &repo.revisions {
@@ -34,8 +35,7 @@ impl Contents {
         }
         // Indexes name further manifests; follow them until nothing is new.
         while !wanted.is_empty() {
-            let batch: Vec<Digest> =
-                wanted.drain().filter(|d| inv.has_blob(d) && !contents.manifests.contains_key(d)).collect();
+            let batch: Vec<Digest> = wanted.drain().filter(|d| inv.has_blob(d) && !manifests.contains_key(d)).collect();
             let loaded: Vec<(Digest, Result<Manifest, ManifestError>)> = batch
                 .into_par_iter()
                 .map(|d| {
@@ -50,16 +50,15 @@ impl Contents {
                 if let Ok(m) = &parsed {
                     wanted.extend(m.manifests.iter().filter_map(|c| c.digest.clone()));
                 }
-                contents.manifests.insert(d, parsed);
+                manifests.insert(d, parsed);
             }
         }
-        let config_digests: HashSet<Digest> = contents
-            .manifests
+        let config_digests: HashSet<Digest> = manifests
             .values()
             .filter_map(|m| m.as_ref().ok()?.config.as_ref()?.digest.clone())
             .filter(|d| inv.has_blob(d))
             .collect();
-        contents.configs = config_digests
+        let configs: Vec<(Digest, Result<ImageConfig, String>)> = config_digests
             .into_par_iter()
             .map(|d| {
                 let parsed = match root.read_blob(&d, MANIFEST_READ_LIMIT) {
@@ -69,7 +68,7 @@ impl Contents {
                 (d, parsed)
             })
             .collect();
-        contents
+        Contents { manifests: manifests.into_iter().collect(), configs: configs.into_iter().collect() }
     }
 
     pub fn manifest(&self, d: &Digest) -> Option<&Result<Manifest, ManifestError>> {

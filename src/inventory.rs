@@ -26,6 +26,10 @@ pub struct Inventory {
     pub problems: Vec<Problem>,
     /// Files seen, for statistics.
     pub files: u64,
+    /// Entries under `blobs/` (relative to it) that are not part of a
+    /// canonical blob: misplaced, unexpected, symlinks. Sorted in the
+    /// registry's walk order.
+    pub blob_anomalies: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -336,8 +336,9 @@ pub struct ResolvedTag {
     pub not_served: Vec<String>,
     /// Earlier manifests of this tag (its index), excluding the current one.
     pub history: Vec<String>,
+    /// Boxed: most tags are listed without their tree.
     #[serde(skip)]
-    pub tree: Option<Node>,
+    pub tree: Option<Box<Node>>,
 }
 
 impl Resolver<'_> {
@@ -375,7 +376,7 @@ impl Resolver<'_> {
         out.size = tree.total_size();
         out.served = tree.served();
         out.not_served = tree.failures();
-        out.tree = Some(tree);
+        out.tree = Some(Box::new(tree));
         out
     }
 

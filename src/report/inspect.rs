@@ -79,7 +79,7 @@ pub fn reachable_digests(audit: &Audit, reference: &Reference) -> BTreeSet<Diges
     let server = audit.server();
     let resolver = Resolver::new(&server);
     let tree = match reference {
-        Reference::Tag { tag, .. } => resolver.tag(repo, tag).tree,
+        Reference::Tag { tag, .. } => resolver.tag(repo, tag).tree.map(|t| *t),
         Reference::Digest { digest, .. } => Some(resolver.manifest(repo, digest)),
     };
     tree.iter().flat_map(|t| t.digests().cloned()).collect()
@@ -95,7 +95,7 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
                 return Err(format!("no tag {tag:?} in repository {:?}", repo.name));
             }
             let t = resolver.tag(repo, tag);
-            (Some(tag.clone()), t.digest, t.tree, t.history, t.not_served)
+            (Some(tag.clone()), t.digest, t.tree.map(|t| *t), t.history, t.not_served)
         }
         Reference::Digest { digest, .. } => {
             let tree = resolver.manifest(repo, digest);

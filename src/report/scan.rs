@@ -111,11 +111,25 @@ pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> ScanReport 
             Target::V3 => r.has_manifests_dir,
         })
         .count();
-    let (mut total, mut served) = (0, 0);
-    for_each_tag(audit, &[], |t| {
-        total += 1;
-        served += usize::from(t.served);
-    });
+    // The four analyses only read the audit: run them side by side.
+    let count_tags = || {
+        let (mut total, mut served) = (0, 0);
+        for_each_tag(audit, &[], |t| {
+            total += 1;
+            served += usize::from(t.served);
+        });
+        (total, served)
+    };
+    let gc_both = || {
+        let walk = audit.root.registry_walks(&audit.inventory);
+        let (plain, untagged) = rayon::join(
+            || GcSummary::of(&gc::build(audit, &walk, false)),
+            || GcSummary::of(&gc::build(audit, &walk, true)),
+        );
+        vec![plain, untagged]
+    };
+    let ((total, served), (writes, gc)) =
+        rayon::join(count_tags, || rayon::join(|| writes::build(audit, settings, purge_age).summary, gc_both));
     ScanReport {
         schema_version: SCHEMA_VERSION,
         target: audit.target,
@@ -141,11 +155,8 @@ pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> ScanReport 
             damaged: v.blobs.values().filter(|c| !c.is_intact() && c.outcome != Outcome::NotChecked).count(),
             interrupted: v.interrupted,
         }),
-        writes: writes::build(audit, settings, purge_age).summary,
-        gc: {
-            let walk = audit.root.registry_walks();
-            [false, true].map(|untagged| GcSummary::of(&gc::build(audit, &walk, untagged))).into()
-        },
+        writes,
+        gc,
         problems: audit.problems.clone(),
     }
 }
