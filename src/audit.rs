@@ -30,8 +30,20 @@ impl Audit {
     pub fn run(path: &Path, target: Target) -> Result<Audit, LocateError> {
         let root = StorageRoot::locate(path)?;
         let inventory = root.scan();
-        let contents = Contents::load(&root, &inventory);
+        let contents = Contents::load(&root, &inventory, true);
         let problems = checks::check(&inventory, &contents, target);
+        Ok(Audit { root, target, inventory, contents, problems, verification: None })
+    }
+
+    /// What modelling `garbage-collect` needs and no more: the inventory and
+    /// the manifests, without configs and without the problem checks (the
+    /// gc report has its own aborts and hazards). `problems` holds only what
+    /// the reader found.
+    pub fn run_for_gc(path: &Path, target: Target) -> Result<Audit, LocateError> {
+        let root = StorageRoot::locate(path)?;
+        let inventory = root.scan();
+        let contents = Contents::load(&root, &inventory, false);
+        let problems = inventory.problems.clone();
         Ok(Audit { root, target, inventory, contents, problems, verification: None })
     }
 

@@ -313,7 +313,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             Ok(false)
         }
         Command::Gc { root, delete_untagged } => {
-            let audit = Audit::run(&root, config.target)?;
+            let audit = Audit::run_for_gc(&root, config.target)?;
             let walk = audit.root.registry_walks(&audit.inventory);
             let report = gc::build(&audit, &walk, delete_untagged);
             match config.format {

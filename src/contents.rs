@@ -20,7 +20,8 @@ pub struct Contents {
 }
 
 impl Contents {
-    pub fn load(root: &StorageRoot, inv: &Inventory) -> Contents {
+    /// Reads every manifest the tree names, and with `configs` their configs.
+    pub fn load(root: &StorageRoot, inv: &Inventory, configs: bool) -> Contents {
         let mut manifests: HashMap<Digest, Result<Manifest, ManifestError>> = HashMap::new();
         let mut wanted: HashSet<Digest> = HashSet::new();
         for repo in &inv.repositories {
@@ -56,7 +57,7 @@ impl Contents {
         let config_digests: HashSet<Digest> = manifests
             .values()
             .filter_map(|m| m.as_ref().ok()?.config.as_ref()?.digest.clone())
-            .filter(|d| inv.has_blob(d))
+            .filter(|d| configs && inv.has_blob(d))
             .collect();
         let configs: Vec<(Digest, Result<ImageConfig, String>)> = config_digests
             .into_par_iter()

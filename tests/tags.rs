@@ -153,3 +153,28 @@ fn broken_variants_report_their_problem() {
         insta::assert_snapshot!(format!("broken_{variant}"), text.stdout);
     }
 }
+
+/// Git cannot keep an empty directory, so this variant is built here: a tag
+/// directory with nothing in it. The real registry lists the tag and answers
+/// 404 to its GET; regaudit reports `tag-empty` and the tag as not served.
+#[test]
+fn empty_tag_directory() {
+    let dir = scratch("trees/minimal");
+    std::fs::create_dir_all(dir.path().join(V2).join("repositories/app/_manifests/tags/ghost")).unwrap();
+    let root = dir.path().to_str().unwrap();
+    let (exit, v) = json(&["tags", root]);
+    assert_eq!(exit, 1);
+    let ghost = v["tags"].as_array().unwrap().iter().find(|t| t["tag"] == "ghost").expect("ghost is listed");
+    assert_eq!(ghost["served"], false);
+    assert!(ghost["digest"].is_null());
+    assert!(ghost["not_served"][0].as_str().unwrap().contains("404"), "{ghost}");
+    assert!(v["problems"].as_array().unwrap().iter().any(|p| p["code"] == "tag-empty"));
+
+    if !common::registry::require() {
+        return;
+    }
+    let reg = common::registry::Registry::serve(dir.path());
+    let list = reg.request("GET", "/v2/app/tags/list", &[]);
+    assert!(String::from_utf8_lossy(&list.body).contains("\"ghost\""), "2.8 lists the empty tag directory");
+    assert_eq!(reg.request("GET", "/v2/app/manifests/ghost", &[]).status, 404);
+}
