@@ -120,13 +120,11 @@ pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> ScanReport 
         });
         (total, served)
     };
+    // The two gc models one after the other: each holds a mark set as large
+    // as the tree's blobs, and running them together doubled peak memory.
     let gc_both = || {
         let walk = audit.root.registry_walks(&audit.inventory);
-        let (plain, untagged) = rayon::join(
-            || GcSummary::of(&gc::build(audit, &walk, false)),
-            || GcSummary::of(&gc::build(audit, &walk, true)),
-        );
-        vec![plain, untagged]
+        [false, true].map(|untagged| GcSummary::of(&gc::build(audit, &walk, untagged))).into()
     };
     let ((total, served), (writes, gc)) =
         rayon::join(count_tags, || rayon::join(|| writes::build(audit, settings, purge_age).summary, gc_both));
