@@ -177,14 +177,7 @@ fn json(args: &[String]) -> Option<Value> {
 }
 
 fn trees() -> Vec<String> {
-    let mut trees: Vec<String> = ["trees/full", "trees/minimal", "trees/minimal-multi", "trees/proxy"]
-        .iter()
-        .map(|t| testdata(t).to_str().unwrap().to_owned())
-        .collect();
-    let mut broken: Vec<_> = std::fs::read_dir(testdata("broken")).unwrap().map(|e| e.unwrap().path()).collect();
-    broken.sort();
-    trees.extend(broken.iter().map(|p| p.to_str().unwrap().to_owned()));
-    trees
+    common::all_trees().iter().map(|t| testdata(t).to_str().unwrap().to_owned()).collect()
 }
 
 /// `repository@digest` of every revision link in a tree (untagged ones too).

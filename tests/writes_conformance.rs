@@ -10,9 +10,8 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::UNIX_EPOCH;
 
-use common::registry::{self, Registry};
+use common::registry::{self, snapshot, Entry, Registry};
 use common::{copy_tree, testdata};
 use sha2::{Digest as _, Sha256};
 
@@ -21,20 +20,6 @@ const SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws
 const MODERN: &str = "application/vnd.docker.distribution.manifest.v2+json, \
                       application/vnd.docker.distribution.manifest.list.v2+json, \
                       application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
-
-/// Every storage root in testdata.
-fn trees() -> Vec<String> {
-    let mut out = Vec::new();
-    for group in ["trees", "broken"] {
-        let mut names: Vec<String> = std::fs::read_dir(testdata(group))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        out.extend(names.into_iter().map(|n| format!("{group}/{n}")));
-    }
-    out
-}
 
 fn predict(tree: &str) -> serde_json::Value {
     predict_at(&testdata(tree))
@@ -47,41 +32,6 @@ fn predict_at(root: &Path) -> serde_json::Value {
 }
 
 /// A file's content hash and mtime: a rewrite with the same bytes still counts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Entry {
-    Dir,
-    File(String, u128),
-    Symlink(PathBuf),
-}
-
-fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Entry>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
-        for e in rd.flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let ft = e.file_type().unwrap();
-            if ft.is_symlink() {
-                out.insert(rel, Entry::Symlink(std::fs::read_link(&p).unwrap()));
-            } else if ft.is_dir() {
-                out.insert(rel, Entry::Dir);
-                walk(root, &p, out);
-            } else {
-                let bytes = std::fs::read(&p).unwrap_or_default();
-                let mtime = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_nanos())
-                    .unwrap_or(0);
-                out.insert(rel, Entry::File(hex::encode(Sha256::digest(&bytes)), mtime));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
 /// (path, action) for every file created, modified or removed; removed
 /// directories are listed as directories (a purge deletes one).
 fn diff(before: &BTreeMap<String, Entry>, after: &BTreeMap<String, Entry>) -> BTreeSet<(String, String)> {
@@ -246,7 +196,7 @@ fn manifest_requests_write_what_regaudit_predicts() {
         return;
     }
     let started = std::time::Instant::now();
-    let trees = trees();
+    let trees = common::all_trees();
     assert!(trees.len() >= 20, "testdata holds {} trees", trees.len());
     // Two workers: the machine has two cores and each tree starts registries.
     let results: Vec<(String, Checked)> = std::thread::scope(|s| {

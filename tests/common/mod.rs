@@ -59,4 +59,18 @@ pub fn scratch(rel: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Every storage root in testdata, as `trees/NAME` then `broken/NAME`, sorted.
+pub fn all_trees() -> Vec<String> {
+    let mut out = Vec::new();
+    for group in ["trees", "broken"] {
+        let mut names: Vec<String> = std::fs::read_dir(testdata(group))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        out.extend(names.into_iter().map(|n| format!("{group}/{n}")));
+    }
+    out
+}
+
 pub const V2: &str = "docker/registry/v2";

@@ -167,7 +167,8 @@ pub fn garbage_collect(storage_root: &Path, dry_run: bool, delete_untagged: bool
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
     Dir,
-    File(String),
+    /// Content hash and mtime (ns): a rewrite with the same bytes counts too.
+    File(String, u128),
     Symlink(PathBuf),
 }
 
@@ -187,7 +188,12 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
                 walk(root, &p, out);
             } else {
                 let bytes = std::fs::read(&p).unwrap_or_default();
-                out.insert(rel, Entry::File(hex::encode(Sha256::digest(&bytes))));
+                let mtime = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos())
+                    .unwrap_or(0);
+                out.insert(rel, Entry::File(hex::encode(Sha256::digest(&bytes)), mtime));
             }
         }
     }
