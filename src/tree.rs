@@ -10,13 +10,15 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{self, Read};
+use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 
 use crate::digest::{parse_link, Digest, LINK_READ_LIMIT};
 use crate::inventory::{Blob, EntryKind, Inventory, Link, Repository, WalkEntry, WalkFacts};
@@ -181,7 +183,7 @@ impl StorageRoot {
         let v2 = self.path.join(layout::V2);
         let mut blobs_dir = None;
         let mut repos_dir = None;
-        for entry in walker.list(&v2) {
+        for entry in walker.list(None, &v2) {
             match (entry.name.as_bytes(), entry.kind) {
                 (b"blobs", Kind::Dir) => blobs_dir = Some(v2.join("blobs")),
                 (b"repositories", Kind::Dir) => repos_dir = Some(v2.join("repositories")),
@@ -292,14 +294,13 @@ pub fn read_capped(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Reads a small file the walk listed as regular: at most `limit` + 1
-/// bytes, with one `read` when the file is smaller than that (a short read
+/// Reads at most `limit` + 1 bytes of a small file the walk listed as
+/// regular, with one `read` when the file is smaller than that (a short read
 /// of a regular file means its end), and no `fstat`: the listing already
 /// said what it is, and `O_NONBLOCK` keeps a file swapped for a FIFO in the
 /// meantime from hanging us. Two syscalls fewer per link than
 /// [`read_capped`], on the path that reads every link of the tree.
-fn read_listed_file(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
-    let mut file = std::fs::File::from(open(path, OFlags::empty())?);
+fn read_to_limit(mut file: std::fs::File, limit: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; limit + 1];
     let mut filled = 0;
     while filled < buf.len() {
@@ -320,31 +321,97 @@ fn read_listed_file(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
 }
 
 fn list_dir(path: &Path) -> io::Result<Vec<Entry>> {
-    let fd = open(path, OFlags::DIRECTORY)?;
+    list_fd(open(path, OFlags::DIRECTORY)?.as_fd())
+}
+
+/// Lists an open directory with `getdents64` on the descriptor itself.
+fn list_fd(dir: BorrowedFd) -> io::Result<Vec<Entry>> {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 16 << 10];
+    let mut raw = RawDir::new(dir, &mut buf);
     let mut out = Vec::new();
-    for entry in rustix::fs::Dir::new(fd)? {
+    while let Some(entry) = raw.next() {
         let entry = entry?;
         let name = entry.file_name().to_bytes();
         if name == b"." || name == b".." {
             continue;
         }
-        let name = OsStr::from_bytes(name).to_os_string();
         let kind = match entry.file_type() {
             FileType::Directory => Kind::Dir,
             FileType::RegularFile => Kind::File,
             FileType::Symlink => Kind::Symlink,
             // Some filesystems do not fill d_type; ask lstat.
-            FileType::Unknown => match std::fs::symlink_metadata(path.join(&name)) {
-                Ok(m) if m.is_dir() => Kind::Dir,
-                Ok(m) if m.is_file() => Kind::File,
-                Ok(m) if m.file_type().is_symlink() => Kind::Symlink,
-                _ => Kind::Other,
+            FileType::Unknown => match rustix::fs::statat(dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+                    FileType::Directory => Kind::Dir,
+                    FileType::RegularFile => Kind::File,
+                    FileType::Symlink => Kind::Symlink,
+                    _ => Kind::Other,
+                },
+                Err(_) => Kind::Other,
             },
             _ => Kind::Other,
         };
-        out.push(Entry { name, kind });
+        out.push(Entry { name: OsStr::from_bytes(name).to_os_string(), kind });
     }
     Ok(out)
+}
+
+/// A name inside a directory the walk holds open. Opening relative to that
+/// descriptor makes the kernel resolve one path component instead of the
+/// dozen of a full path: the largest single cost of a walk.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    dir: BorrowedFd<'a>,
+    name: &'a str,
+    /// The full path, for problems.
+    path: &'a Path,
+}
+
+impl At<'_> {
+    /// Opens the name read-only, never through a symlink (`RESOLVE_BENEATH`
+    /// and `RESOLVE_NO_SYMLINKS`; or, without `openat2`, `O_NOFOLLOW` on a
+    /// single component), with `O_NOATIME` where allowed.
+    fn open(&self, extra: OFlags) -> io::Result<OwnedFd> {
+        let base = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | extra;
+        if !NOATIME_REFUSED.load(Ordering::Relaxed) {
+            match self.open_flags(base | OFlags::NOATIME) {
+                Err(rustix::io::Errno::PERM) => NOATIME_REFUSED.store(true, Ordering::Relaxed),
+                other => return other.map_err(io::Error::from),
+            }
+        }
+        self.open_flags(base).map_err(io::Error::from)
+    }
+
+    fn open_flags(&self, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+        use rustix::fs::ResolveFlags;
+        use rustix::io::Errno;
+        if !OPENAT2_UNUSABLE.load(Ordering::Relaxed) {
+            let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH;
+            match rustix::fs::openat2(self.dir, self.name, flags, Mode::empty(), resolve) {
+                Err(Errno::NOSYS) => OPENAT2_UNUSABLE.store(true, Ordering::Relaxed),
+                // As in `open_no_symlinks`: O_NOATIME refused, or openat2 itself.
+                Err(Errno::PERM) => {
+                    let plain = rustix::fs::openat(self.dir, self.name, flags, Mode::empty());
+                    if plain.is_ok() {
+                        OPENAT2_UNUSABLE.store(true, Ordering::Relaxed);
+                    }
+                    return plain;
+                }
+                other => return other,
+            }
+        }
+        rustix::fs::openat(self.dir, self.name, flags, Mode::empty())
+    }
+
+    /// Reads a small file the listing said is regular; see [`read_to_limit`].
+    fn read_listed(&self, limit: usize) -> io::Result<Vec<u8>> {
+        read_to_limit(std::fs::File::from(self.open(OFlags::empty())?), limit)
+    }
+
+    /// Size of the entry, without following a symlink.
+    fn size(&self) -> io::Result<u64> {
+        Ok(rustix::fs::statat(self.dir, self.name, AtFlags::SYMLINK_NOFOLLOW)?.st_size as u64)
+    }
 }
 
 fn is_real_dir(path: &Path) -> bool {
@@ -415,10 +482,6 @@ fn files_below_dir(dir: &Path, rel: &str, out: &mut Vec<String>) {
     }
 }
 
-fn file_size(path: &Path) -> io::Result<u64> {
-    Ok(std::fs::symlink_metadata(path)?.len())
-}
-
 /// A repository's links as the walk finds them, before they become maps.
 #[derive(Default)]
 struct LinkBuffers {
@@ -471,8 +534,12 @@ impl Walker<'_> {
     }
 
     /// Lists a directory, reporting (not failing on) errors.
-    fn list(&self, path: &Path) -> Vec<Entry> {
-        match list_dir(path) {
+    fn list(&self, dir: Option<BorrowedFd>, path: &Path) -> Vec<Entry> {
+        let listed = match dir {
+            Some(fd) => list_fd(fd),
+            None => list_dir(path),
+        };
+        match listed {
             Ok(entries) => entries,
             Err(e) => {
                 self.problem(Code::Unreadable, path, format!("directory cannot be listed: {e}"));
@@ -484,8 +551,13 @@ impl Walker<'_> {
     /// Lists a directory, keeping only entries that can be walked: names that
     /// are UTF-8, and directories or regular files. Others are reported.
     fn children(&self, path: &Path) -> Vec<(String, Kind)> {
+        self.children_of(None, path)
+    }
+
+    /// [`Walker::children`] of a directory already open as `dir`.
+    fn children_of(&self, dir: Option<BorrowedFd>, path: &Path) -> Vec<(String, Kind)> {
         let mut out = Vec::new();
-        for entry in self.list(path) {
+        for entry in self.list(dir, path) {
             let full = path.join(&entry.name);
             let Some(name) = entry.name.to_str() else {
                 self.problem(Code::NonUtf8Name, &full, "name is not UTF-8, so the registry cannot address it".into());
@@ -509,17 +581,34 @@ impl Walker<'_> {
     /// Walks everything below `dir`, calling `visit` for every file and
     /// directory with its components relative to `base`; a directory is
     /// descended only when `visit` returns true.
-    fn walk_subtree(&self, dir: &Path, parts: &mut Vec<String>, visit: &mut dyn FnMut(&Path, &[&str], bool) -> bool) {
-        for (name, kind) in self.children(dir) {
+    fn walk_subtree(&self, dir: &Path, parts: &mut Vec<String>, visit: &mut dyn FnMut(At, &[&str], bool) -> bool) {
+        match open(dir, OFlags::DIRECTORY) {
+            Ok(fd) => self.walk_open(fd.as_fd(), dir, parts, visit),
+            Err(e) => self.problem(Code::Unreadable, dir, format!("directory cannot be listed: {e}")),
+        }
+    }
+
+    fn walk_open(
+        &self,
+        fd: BorrowedFd,
+        dir: &Path,
+        parts: &mut Vec<String>,
+        visit: &mut dyn FnMut(At, &[&str], bool) -> bool,
+    ) {
+        for (name, kind) in self.children_of(Some(fd), dir) {
             let path = dir.join(&name);
-            parts.push(name);
-            let view: Vec<&str> = parts.iter().map(String::as_str).collect();
             let is_dir = kind == Kind::Dir;
             if !is_dir {
                 self.files.fetch_add(1, Ordering::Relaxed);
             }
-            if visit(&path, &view, is_dir) && is_dir {
-                self.walk_subtree(&path, parts, visit);
+            let at = At { dir: fd, name: &name, path: &path };
+            parts.push(name.clone());
+            let view: Vec<&str> = parts.iter().map(String::as_str).collect();
+            if visit(at, &view, is_dir) && is_dir {
+                match at.open(OFlags::DIRECTORY) {
+                    Ok(child) => self.walk_open(child.as_fd(), &path, parts, visit),
+                    Err(e) => self.problem(Code::Unreadable, &path, format!("directory cannot be listed: {e}")),
+                }
             }
             parts.pop();
         }
@@ -551,31 +640,31 @@ impl Walker<'_> {
                 let mut blob_dirs = Vec::new();
                 let mut parts = vec![alg.clone(), hh.clone()];
                 let dir = blobs_dir.join(alg).join(hh);
-                self.walk_subtree(&dir, &mut parts, &mut |path, parts, is_dir| match layout::classify_blob_path(
+                self.walk_subtree(&dir, &mut parts, &mut |at, parts, is_dir| match layout::classify_blob_path(
                     parts, is_dir,
                 ) {
                     BlobPath::BlobDir { digest, misplaced: true } => {
                         let msg =
                             format!("blob {digest} sits in the wrong shard directory; the registry never looks here");
-                        self.problem(Code::BlobMisplaced, path, msg);
+                        self.problem(Code::BlobMisplaced, at.path, msg);
                         false
                     }
                     BlobPath::BlobDir { digest, misplaced: false } => {
-                        blob_dirs.push((digest, path.to_path_buf()));
+                        blob_dirs.push((digest, at.path.to_path_buf()));
                         true
                     }
                     BlobPath::Data { digest, .. } => {
-                        match file_size(path) {
+                        match at.size() {
                             Ok(size) => {
                                 found.insert(digest, Blob { size });
                             }
-                            Err(e) => self.problem(Code::Unreadable, path, format!("cannot be examined: {e}")),
+                            Err(e) => self.problem(Code::Unreadable, at.path, format!("cannot be examined: {e}")),
                         }
                         false
                     }
                     BlobPath::Dir => true,
                     BlobPath::Unexpected(why) => {
-                        self.unexpected(path, if is_dir { Kind::Dir } else { Kind::File }, why);
+                        self.unexpected(at.path, if is_dir { Kind::Dir } else { Kind::File }, why);
                         false
                     }
                 });
@@ -656,8 +745,8 @@ impl Walker<'_> {
                 _ => repo.has_uploads_dir = true,
             }
             let mut parts = vec![top.clone()];
-            self.walk_subtree(&path, &mut parts, &mut |path, parts, is_dir| {
-                self.record(&mut repo, &mut links, path, parts, is_dir)
+            self.walk_subtree(&path, &mut parts, &mut |at, parts, is_dir| {
+                self.record(&mut repo, &mut links, at, parts, is_dir)
             });
         }
         repo.layer_links = links.layers.into_iter().collect();
@@ -668,39 +757,32 @@ impl Walker<'_> {
         repo
     }
 
-    fn read_link(&self, path: &Path) -> Option<crate::inventory::Link> {
-        match read_listed_file(path, LINK_READ_LIMIT) {
+    fn read_link(&self, at: At) -> Option<crate::inventory::Link> {
+        match at.read_listed(LINK_READ_LIMIT) {
             Ok(bytes) => Some(parse_link(&bytes)),
             Err(e) => {
-                self.problem(Code::Unreadable, path, format!("link cannot be read: {e}"));
+                self.problem(Code::Unreadable, at.path, format!("link cannot be read: {e}"));
                 None
             }
         }
     }
 
     /// Records one entry of a repository; returns whether to descend.
-    fn record(
-        &self,
-        repo: &mut Repository,
-        links: &mut LinkBuffers,
-        path: &Path,
-        parts: &[&str],
-        is_dir: bool,
-    ) -> bool {
+    fn record(&self, repo: &mut Repository, links: &mut LinkBuffers, at: At, parts: &[&str], is_dir: bool) -> bool {
         match layout::classify_repo_path(parts, is_dir) {
             RepoPath::Dir => true,
             RepoPath::Unexpected(why) => {
-                self.unexpected(path, if is_dir { Kind::Dir } else { Kind::File }, why);
+                self.unexpected(at.path, if is_dir { Kind::Dir } else { Kind::File }, why);
                 false
             }
             RepoPath::LayerLink(d) => {
-                if let Some(link) = self.read_link(path) {
+                if let Some(link) = self.read_link(at) {
                     links.layers.push((d, link));
                 }
                 false
             }
             RepoPath::RevisionLink(d) => {
-                if let Some(link) = self.read_link(path) {
+                if let Some(link) = self.read_link(at) {
                     links.revisions.push((d, link));
                 }
                 false
@@ -714,12 +796,12 @@ impl Walker<'_> {
                 true
             }
             RepoPath::TagCurrentLink(tag) => {
-                let link = self.read_link(path);
+                let link = self.read_link(at);
                 repo.tags.entry(tag.to_string()).or_default().current = link;
                 false
             }
             RepoPath::TagIndexLink(tag, d) => {
-                if let Some(link) = self.read_link(path) {
+                if let Some(link) = self.read_link(at) {
                     repo.tags.entry(tag.to_string()).or_default();
                     links.tag_index.entry(tag.to_string()).or_default().push((d, link));
                 }
@@ -730,19 +812,19 @@ impl Walker<'_> {
                 true
             }
             RepoPath::UploadData(uuid) => {
-                match file_size(path) {
+                match at.size() {
                     Ok(size) => repo.uploads.entry(uuid.to_string()).or_default().data_size = Some(size),
-                    Err(e) => self.problem(Code::Unreadable, path, format!("cannot be examined: {e}")),
+                    Err(e) => self.problem(Code::Unreadable, at.path, format!("cannot be examined: {e}")),
                 }
                 false
             }
             RepoPath::UploadStartedAt(uuid) => {
-                match read_listed_file(path, STARTEDAT_READ_LIMIT) {
+                match at.read_listed(STARTEDAT_READ_LIMIT) {
                     Ok(bytes) => {
                         repo.uploads.entry(uuid.to_string()).or_default().started_at =
                             Some(String::from_utf8_lossy(&bytes).into_owned())
                     }
-                    Err(e) => self.problem(Code::Unreadable, path, format!("cannot be read: {e}")),
+                    Err(e) => self.problem(Code::Unreadable, at.path, format!("cannot be read: {e}")),
                 }
                 false
             }

@@ -272,7 +272,10 @@ fn violations(log: &str, tree: &str, outside: &str, opens: &mut usize) -> Vec<St
                     _ => a.get(2).copied().unwrap_or(""),
                 };
                 let path_arg = if name == "open" { 0 } else { 1 };
-                if !under(path_arg) {
+                // The walk opens names relative to a directory of the tree it
+                // holds open: then the directory argument is under the tree.
+                let relative_to_tree = name != "open" && under(0);
+                if !under(path_arg) && !relative_to_tree {
                     continue;
                 }
                 *opens += 1;
