@@ -118,23 +118,14 @@ fn uploads_are_purged_by_age() {
     assert!(no_date["writes"].as_array().unwrap().is_empty());
     assert!(no_date["reason"].as_str().unwrap().contains("never purged"));
     // Strictly older: an upload started exactly at the cutoff stays.
-    let (_, v) = json(&["writes", &tree, "--now", "2020-01-08T00:00:00Z", "--purge-age", "7d"]);
-    let op = v["operations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["kind"] == "upload-purge" && o["time"].is_string())
-        .unwrap()
-        .clone();
+    let dated_purge_at = |now: &str| {
+        let (_, v) = json(&["writes", &tree, "--now", now, "--purge-age", "7d"]);
+        let ops = v["operations"].as_array().unwrap().clone();
+        ops.into_iter().find(|o| o["kind"] == "upload-purge" && o["time"].is_string()).unwrap()
+    };
+    let op = dated_purge_at("2020-01-08T00:00:00Z");
     assert!(op["writes"].as_array().unwrap().is_empty(), "{op}");
-    let (_, v) = json(&["writes", &tree, "--now", "2020-01-08T00:00:01Z", "--purge-age", "7d"]);
-    let op = v["operations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["kind"] == "upload-purge" && o["time"].is_string())
-        .unwrap()
-        .clone();
+    let op = dated_purge_at("2020-01-08T00:00:01Z");
     assert_eq!(op["writes"].as_array().unwrap().len(), 1, "{op}");
 }
 
