@@ -22,13 +22,8 @@ pub struct GcReport {
     pub delete_untagged: bool,
     /// Null when the real run completes.
     pub aborts: Option<AbortReport>,
-    pub manifests: Vec<ManifestDeletion>,
-    pub blobs: Vec<BlobDeletion>,
-    /// v3 only: `_layers` links removed.
-    pub layer_links: Vec<LayerLinkDeletion>,
-    pub reclaimable_bytes: u64,
-    /// Every file the real run deletes, relative to the storage root.
-    pub removes: Vec<String>,
+    #[serde(flatten)]
+    pub deletes: Deletions,
     /// The directories it deletes recursively.
     pub removed_dirs: Vec<String>,
     /// True when the run aborts midway through its random-order blob deletion.
@@ -57,14 +52,35 @@ pub struct AbortReport {
     pub dry_run_too: bool,
 }
 
+/// What a run deletes; the same for the prediction and for "once fixed".
+#[derive(Serialize)]
+pub struct Deletions {
+    pub manifests: Vec<ManifestDeletion>,
+    pub blobs: Vec<BlobDeletion>,
+    /// v3 only: `_layers` links removed.
+    pub layer_links: Vec<LayerLinkDeletion>,
+    pub reclaimable_bytes: u64,
+    /// Every file the real run deletes, relative to the storage root.
+    pub removes: Vec<String>,
+}
+
+impl Deletions {
+    fn of(audit: &Audit, o: &mut GcOutcome) -> Deletions {
+        Deletions {
+            removes: removes(audit, o),
+            reclaimable_bytes: o.reclaimable_bytes(),
+            manifests: std::mem::take(&mut o.manifests),
+            blobs: std::mem::take(&mut o.blobs),
+            layer_links: std::mem::take(&mut o.layer_links),
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct WhenFixed {
     pub assumptions: Vec<Fix>,
-    pub manifests: Vec<ManifestDeletion>,
-    pub blobs: Vec<BlobDeletion>,
-    pub layer_links: Vec<LayerLinkDeletion>,
-    pub reclaimable_bytes: u64,
-    pub removes: Vec<String>,
+    #[serde(flatten)]
+    pub deletes: Deletions,
     pub hazards: Vec<Hazard>,
 }
 
@@ -80,14 +96,10 @@ fn removes(audit: &Audit, o: &GcOutcome) -> Vec<String> {
 
 pub fn build(audit: &Audit, walk: &WalkFacts, delete_untagged: bool) -> GcReport {
     let opts = GcOptions { target: audit.target, delete_untagged };
-    let (o, fixed) = gc::predict(&audit.inventory, &audit.contents, walk, opts);
-    let would_delete_when_fixed = fixed.map(|f| WhenFixed {
-        removes: removes(audit, &f),
-        reclaimable_bytes: f.reclaimable_bytes(),
+    let (mut o, fixed) = gc::predict(&audit.inventory, &audit.contents, walk, opts);
+    let would_delete_when_fixed = fixed.map(|mut f| WhenFixed {
+        deletes: Deletions::of(audit, &mut f),
         assumptions: f.fixes,
-        manifests: f.manifests,
-        blobs: f.blobs,
-        layer_links: f.layer_links,
         hazards: f.hazards,
     });
     GcReport {
@@ -96,8 +108,7 @@ pub fn build(audit: &Audit, walk: &WalkFacts, delete_untagged: bool) -> GcReport
         root: audit.root.path().display().to_string(),
         delete_untagged,
         aborts: o.abort.clone().map(|abort| AbortReport { abort, dry_run_too: o.dry_run_abort.is_some() }),
-        removes: removes(audit, &o),
-        reclaimable_bytes: o.reclaimable_bytes(),
+        deletes: Deletions::of(audit, &mut o),
         removed_dirs: o
             .removed_dirs
             .iter()
@@ -111,9 +122,6 @@ pub fn build(audit: &Audit, walk: &WalkFacts, delete_untagged: bool) -> GcReport
         eligible_blobs: o.eligible_blobs,
         eligible_manifests: o.eligible_manifests,
         dry_run_message: o.dry_run_abort.as_ref().map(|a| a.message.clone()),
-        manifests: o.manifests,
-        blobs: o.blobs,
-        layer_links: o.layer_links,
         repositories: o.repositories,
         hazards: o.hazards,
         unmodelled: o.unmodelled,
@@ -124,7 +132,7 @@ pub fn build(audit: &Audit, walk: &WalkFacts, delete_untagged: bool) -> GcReport
 
 impl GcReport {
     pub fn has_findings(&self) -> bool {
-        self.aborts.is_some() || !self.removes.is_empty() || !self.hazards.is_empty()
+        self.aborts.is_some() || !self.deletes.removes.is_empty() || !self.hazards.is_empty()
     }
 
     /// `--format gc-log`: the dry run's stdout; its abort message goes to `err`.
@@ -205,20 +213,20 @@ impl Report for GcReport {
             writeln!(out, "    at {}", a.abort.path)?;
             writeln!(out, "    {}{}{}", DIM.render(), a.abort.message, DIM.render_reset())?;
             let deleted = what(
-                self.manifests.len(),
-                self.blobs.len(),
-                self.layer_links.len(),
-                self.reclaimable_bytes,
-                self.removes.len(),
+                self.deletes.manifests.len(),
+                self.deletes.blobs.len(),
+                self.deletes.layer_links.len(),
+                self.deletes.reclaimable_bytes,
+                self.deletes.removes.len(),
             );
             writeln!(out, "  Deleted before it aborts: {deleted}")?;
         } else {
             let deleted = what(
-                self.manifests.len(),
-                self.blobs.len(),
-                self.layer_links.len(),
-                self.reclaimable_bytes,
-                self.removes.len(),
+                self.deletes.manifests.len(),
+                self.deletes.blobs.len(),
+                self.deletes.layer_links.len(),
+                self.deletes.reclaimable_bytes,
+                self.deletes.removes.len(),
             );
             writeln!(out, "  Would delete: {deleted}")?;
         }
@@ -226,8 +234,13 @@ impl Report for GcReport {
             writeln!(out, "  (blobs are deleted in random order: some listed blobs may survive the abort)")?;
         }
         if let Some(f) = &self.would_delete_when_fixed {
-            let deleted =
-                what(f.manifests.len(), f.blobs.len(), f.layer_links.len(), f.reclaimable_bytes, f.removes.len());
+            let deleted = what(
+                f.deletes.manifests.len(),
+                f.deletes.blobs.len(),
+                f.deletes.layer_links.len(),
+                f.deletes.reclaimable_bytes,
+                f.deletes.removes.len(),
+            );
             writeln!(out, "  Once fixed, would delete: {deleted}")?;
             for fix in &f.assumptions {
                 writeln!(out, "    assuming for {}: {}", fix.cause.path, fix.assumption)?;
@@ -242,23 +255,23 @@ impl Report for GcReport {
         for u in &self.unmodelled {
             writeln!(out, "  {}not modelled{}: {u}", WARN.render(), WARN.render_reset())?;
         }
-        if !self.manifests.is_empty() {
+        if !self.deletes.manifests.is_empty() {
             writeln!(out, "\nManifests deleted:")?;
-            write_manifests(&self.manifests, out)?;
+            write_manifests(&self.deletes.manifests, out)?;
         }
-        if !self.blobs.is_empty() {
+        if !self.deletes.blobs.is_empty() {
             writeln!(out, "\nBlobs deleted:")?;
-            write_blobs(&self.blobs, out)?;
+            write_blobs(&self.deletes.blobs, out)?;
         }
-        if !self.layer_links.is_empty() {
+        if !self.deletes.layer_links.is_empty() {
             writeln!(out, "\nLayer links deleted:")?;
-            for l in &self.layer_links {
+            for l in &self.deletes.layer_links {
                 writeln!(out, "  {} {}", l.repository, l.digest)?;
             }
         }
-        if !self.removes.is_empty() {
+        if !self.deletes.removes.is_empty() {
             writeln!(out, "\nFiles removed:")?;
-            for f in &self.removes {
+            for f in &self.deletes.removes {
                 writeln!(out, "  {f}")?;
             }
         }
@@ -267,13 +280,13 @@ impl Report for GcReport {
                 writeln!(out, "\nHazards once fixed:")?;
                 write_hazards(&f.hazards, out)?;
             }
-            if !f.manifests.is_empty() {
+            if !f.deletes.manifests.is_empty() {
                 writeln!(out, "\nManifests deleted once fixed:")?;
-                write_manifests(&f.manifests, out)?;
+                write_manifests(&f.deletes.manifests, out)?;
             }
-            if !f.blobs.is_empty() {
+            if !f.deletes.blobs.is_empty() {
                 writeln!(out, "\nBlobs deleted once fixed:")?;
-                write_blobs(&f.blobs, out)?;
+                write_blobs(&f.deletes.blobs, out)?;
             }
         }
         Ok(())

@@ -50,10 +50,10 @@ impl GcSummary {
         GcSummary {
             delete_untagged: r.delete_untagged,
             aborts: r.aborts.as_ref().map(|a| a.abort.reason.clone()),
-            manifests: r.manifests.len(),
-            blobs: r.blobs.len(),
-            reclaimable_bytes: r.reclaimable_bytes,
-            files: r.removes.len(),
+            manifests: r.deletes.manifests.len(),
+            blobs: r.deletes.blobs.len(),
+            reclaimable_bytes: r.deletes.reclaimable_bytes,
+            files: r.deletes.removes.len(),
             hazards: r.hazards.len(),
         }
     }
