@@ -18,6 +18,7 @@ use crate::model::Target;
 use crate::progress::Progress;
 use crate::report::inspect::{self, Reference};
 use crate::report::{self, diff, du, gc, tags, Format};
+use crate::tree::LocateError;
 use crate::verify::CANCEL;
 
 /// Shown by `--help` and in the man page.
@@ -169,13 +170,36 @@ pub struct Config {
     pub progress: bool,
 }
 
-/// Why a command could not run (exit code 2).
+/// Why a command stopped early.
 #[derive(Debug)]
-struct Failure(String);
+enum Failure {
+    /// It could not run (exit code 2); the message goes to stderr.
+    Error(String),
+    /// The reader closed our stdout (`| head`): stop quietly, as ripgrep
+    /// and other Unix tools do.
+    ClosedPipe,
+}
 
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Failure {
-        Failure(e.to_string())
+use Failure::Error as Failed;
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failed(e)
+    }
+}
+
+impl From<LocateError> for Failure {
+    fn from(e: LocateError) -> Failure {
+        Failed(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        match e.kind() {
+            std::io::ErrorKind::BrokenPipe => Failure::ClosedPipe,
+            _ => Failed(e.to_string()),
+        }
     }
 }
 
@@ -195,11 +219,12 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
             let _ = out.flush();
             exit_codes::from_findings(found)
         }
-        Err(Failure(msg)) => {
+        Err(Failed(msg)) => {
             let _ = out.flush();
             let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
             exit_codes::ERROR
         }
+        Err(Failure::ClosedPipe) => exit_codes::CLEAN,
     }
 }
 
@@ -221,7 +246,7 @@ fn check_repositories(audit: &Audit, repositories: &[String]) -> Result<(), Fail
     if unknown.is_empty() {
         Ok(())
     } else {
-        Err(Failure(format!("no repository {} in this tree", unknown.join(", "))))
+        Err(Failed(format!("no repository {} in this tree", unknown.join(", "))))
     }
 }
 
@@ -231,7 +256,7 @@ fn man(command: Option<&str>, out_dir: Option<PathBuf>, out: &mut dyn Write) -> 
     let mut cmd = Args::command().disable_help_subcommand(true);
     cmd.build();
     if let Some(dir) = out_dir {
-        clap_mangen::generate_to(cmd, &dir).map_err(|e| Failure(format!("{}: {e}", dir.display())))?;
+        clap_mangen::generate_to(cmd, &dir).map_err(|e| Failed(format!("{}: {e}", dir.display())))?;
         return Ok(());
     }
     let page = match command {
@@ -239,7 +264,7 @@ fn man(command: Option<&str>, out_dir: Option<PathBuf>, out: &mut dyn Write) -> 
         Some(name) => cmd
             .find_subcommand(name)
             .cloned()
-            .ok_or_else(|| Failure(format!("no subcommand {name}; see `regaudit --help`")))?,
+            .ok_or_else(|| Failed(format!("no subcommand {name}; see `regaudit --help`")))?,
     };
     clap_mangen::Man::new(page).render(out)?;
     Ok(())
@@ -278,7 +303,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             let report = report::verify::build(&audit, &repositories);
             report::emit(&report, config.format, out)?;
             if report.interrupted {
-                return Err(Failure("interrupted: the report above covers only what was verified".into()));
+                return Err(Failed("interrupted: the report above covers only what was verified".into()));
             }
             Ok(report.has_findings())
         }
@@ -343,11 +368,11 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
 
 /// Validates `writes` options before any work is done.
 fn writes_settings(time: &WritesTime) -> Result<writes::Settings, Failure> {
-    let purge_age = writes::parse_duration(&time.purge_age).map_err(Failure)?;
+    let purge_age = writes::parse_duration(&time.purge_age).map_err(Failed)?;
     let now = match time.now.as_deref() {
         None => chrono::Utc::now(),
         Some(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .map_err(|e| Failure(format!("invalid --now {s:?}: {e} (use RFC 3339, e.g. 2026-01-31T12:00:00Z)")))?
+            .map_err(|e| Failed(format!("invalid --now {s:?}: {e} (use RFC 3339, e.g. 2026-01-31T12:00:00Z)")))?
             .with_timezone(&chrono::Utc),
     };
     Ok(writes::Settings { now, purge_age })

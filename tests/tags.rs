@@ -178,3 +178,32 @@ fn empty_tag_directory() {
     assert!(String::from_utf8_lossy(&list.body).contains("\"ghost\""), "2.8 lists the empty tag directory");
     assert_eq!(reg.request("GET", "/v2/app/manifests/ghost", &[]).status, 404);
 }
+
+/// A reader that stops early (`regaudit tags … | head`) ends the run quietly,
+/// as with other Unix tools, instead of an error and exit 2.
+#[test]
+fn closed_stdout_is_not_an_error() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let dir = scratch("trees/minimal");
+    let tags = dir.path().join(V2).join("repositories/app/_manifests/tags");
+    let current = std::fs::read(tags.join("v1/current/link")).unwrap();
+    // Enough tags that the output overflows the pipe's buffer.
+    for i in 0..2000 {
+        let link = tags.join(format!("t{i}/current"));
+        std::fs::create_dir_all(&link).unwrap();
+        std::fs::write(link.join("link"), &current).unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regaudit"))
+        .args(["tags", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's read end is dropped here.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
