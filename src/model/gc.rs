@@ -418,19 +418,19 @@ impl Sim<'_> {
         self.layer_link_check(name, Some(repo))
     }
 
+    /// Marking reads a link that is not a digest: the real run aborts.
+    fn invalid_link_while_marking(&mut self, reason: String, path: &str, e: &LinkError) -> Step<()> {
+        let message =
+            format!("failed to garbage collect: failed to mark: filesystem: filesystem: {}", link_error_text(e));
+        self.fail(abort(Stage::Mark, reason, path, message), "the link is rewritten to hold the digest its path names")
+    }
+
     /// One `link` file found under `_manifests/revisions`.
     fn revision_link(&mut self, repo: &Repository, link: &Link, path_digest: &Digest, path: &str) -> Step<()> {
         let content = match link {
             Ok(d) => d.clone(),
             Err(e) => {
-                let message = format!(
-                    "failed to garbage collect: failed to mark: filesystem: filesystem: {}",
-                    link_error_text(e)
-                );
-                self.fail(
-                    abort(Stage::Mark, format!("revision link {e}"), path, message),
-                    "the link is rewritten to hold the digest its path names",
-                )?;
+                self.invalid_link_while_marking(format!("revision link {e}"), path, e)?;
                 path_digest.clone()
             }
         };
@@ -454,14 +454,7 @@ impl Sim<'_> {
                 None => continue,
                 Some(Ok(t)) => return Ok(self.inv.has_blob(t).then(|| t.clone())),
                 Some(Err(e)) => {
-                    let message = format!(
-                        "failed to garbage collect: failed to mark: filesystem: filesystem: {}",
-                        link_error_text(e)
-                    );
-                    self.fail(
-                        abort(Stage::Mark, format!("link {e}"), path, message),
-                        "the link is rewritten to hold the digest its path names",
-                    )?;
+                    self.invalid_link_while_marking(format!("link {e}"), &path, e)?;
                     return Ok(self.inv.has_blob(d).then(|| d.clone()));
                 }
             }

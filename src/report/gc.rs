@@ -155,13 +155,18 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-fn what(manifests: usize, blobs: usize, links: usize, bytes: u64, files: usize) -> String {
-    let mut parts =
-        vec![plural(manifests, "manifest"), format!("{} ({} reclaimable)", plural(blobs, "blob"), human_size(bytes))];
-    if links > 0 {
-        parts.push(plural(links, "layer link"));
+impl Deletions {
+    /// One line for people: "2 manifests, 4 blobs (2.4 KiB reclaimable); 6 files".
+    fn summary(&self) -> String {
+        let mut parts = vec![
+            plural(self.manifests.len(), "manifest"),
+            format!("{} ({} reclaimable)", plural(self.blobs.len(), "blob"), human_size(self.reclaimable_bytes)),
+        ];
+        if !self.layer_links.is_empty() {
+            parts.push(plural(self.layer_links.len(), "layer link"));
+        }
+        format!("{}; {}", parts.join(", "), plural(self.removes.len(), "file"))
     }
-    format!("{}; {}", parts.join(", "), plural(files, "file"))
 }
 
 fn write_hazards(hazards: &[Hazard], out: &mut dyn Write) -> io::Result<()> {
@@ -212,35 +217,17 @@ impl Report for GcReport {
             )?;
             writeln!(out, "    at {}", a.abort.path)?;
             writeln!(out, "    {}{}{}", DIM.render(), a.abort.message, DIM.render_reset())?;
-            let deleted = what(
-                self.deletes.manifests.len(),
-                self.deletes.blobs.len(),
-                self.deletes.layer_links.len(),
-                self.deletes.reclaimable_bytes,
-                self.deletes.removes.len(),
-            );
+            let deleted = self.deletes.summary();
             writeln!(out, "  Deleted before it aborts: {deleted}")?;
         } else {
-            let deleted = what(
-                self.deletes.manifests.len(),
-                self.deletes.blobs.len(),
-                self.deletes.layer_links.len(),
-                self.deletes.reclaimable_bytes,
-                self.deletes.removes.len(),
-            );
+            let deleted = self.deletes.summary();
             writeln!(out, "  Would delete: {deleted}")?;
         }
         if self.removes_uncertain {
             writeln!(out, "  (blobs are deleted in random order: some listed blobs may survive the abort)")?;
         }
         if let Some(f) = &self.would_delete_when_fixed {
-            let deleted = what(
-                f.deletes.manifests.len(),
-                f.deletes.blobs.len(),
-                f.deletes.layer_links.len(),
-                f.deletes.reclaimable_bytes,
-                f.deletes.removes.len(),
-            );
+            let deleted = f.deletes.summary();
             writeln!(out, "  Once fixed, would delete: {deleted}")?;
             for fix in &f.assumptions {
                 writeln!(out, "    assuming for {}: {}", fix.cause.path, fix.assumption)?;
