@@ -294,14 +294,14 @@ pub fn read_capped(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Reads at most `limit` + 1 bytes of a small file the walk listed as
-/// regular, with one `read` when the file is smaller than that (a short read
-/// of a regular file means its end), and no `fstat`: the listing already
-/// said what it is, and `O_NONBLOCK` keeps a file swapped for a FIFO in the
-/// meantime from hanging us. Two syscalls fewer per link than
-/// [`read_capped`], on the path that reads every link of the tree.
-fn read_to_limit(mut file: std::fs::File, limit: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; limit + 1];
+/// Fills `buf` (its length is the read limit + 1) from a small file the
+/// walk listed as regular, with one `read` when the file is smaller than
+/// that (a short read of a regular file means its end), and no `fstat`: the
+/// listing already said what it is, and `O_NONBLOCK` keeps a file swapped
+/// for a FIFO in the meantime from hanging us. Two syscalls fewer per link
+/// than [`read_capped`], on the path that reads every link of the tree.
+/// Returns the number of bytes read.
+fn read_to_limit(mut file: std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {
@@ -316,8 +316,7 @@ fn read_to_limit(mut file: std::fs::File, limit: usize) -> io::Result<Vec<u8>> {
             Err(e) => return Err(e),
         }
     }
-    buf.truncate(filled);
-    Ok(buf)
+    Ok(filled)
 }
 
 fn list_dir(path: &Path) -> io::Result<Vec<Entry>> {
@@ -363,11 +362,16 @@ fn list_fd(dir: BorrowedFd) -> io::Result<Vec<Entry>> {
 struct At<'a> {
     dir: BorrowedFd<'a>,
     name: &'a str,
-    /// The full path, for problems.
-    path: &'a Path,
+    /// The directory's path, for problems.
+    parent: &'a Path,
 }
 
 impl At<'_> {
+    /// The full path, built only when a problem needs it.
+    fn path(&self) -> PathBuf {
+        self.parent.join(self.name)
+    }
+
     /// Opens the name read-only, never through a symlink (`RESOLVE_BENEATH`
     /// and `RESOLVE_NO_SYMLINKS`; or, without `openat2`, `O_NOFOLLOW` on a
     /// single component), with `O_NOATIME` where allowed.
@@ -403,9 +407,11 @@ impl At<'_> {
         rustix::fs::openat(self.dir, self.name, flags, Mode::empty())
     }
 
-    /// Reads a small file the listing said is regular; see [`read_to_limit`].
-    fn read_listed(&self, limit: usize) -> io::Result<Vec<u8>> {
-        read_to_limit(std::fs::File::from(self.open(OFlags::empty())?), limit)
+    /// Reads a small file the listing said is regular into `buf`; see
+    /// [`read_to_limit`].
+    fn read_listed<'b>(&self, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
+        let n = read_to_limit(std::fs::File::from(self.open(OFlags::empty())?), buf)?;
+        Ok(&buf[..n])
     }
 
     /// Size of the entry, without following a symlink.
@@ -558,20 +564,23 @@ impl Walker<'_> {
     fn children_of(&self, dir: Option<BorrowedFd>, path: &Path) -> Vec<(String, Kind)> {
         let mut out = Vec::new();
         for entry in self.list(dir, path) {
-            let full = path.join(&entry.name);
-            let Some(name) = entry.name.to_str() else {
-                self.problem(Code::NonUtf8Name, &full, "name is not UTF-8, so the registry cannot address it".into());
-                continue;
+            let name = match entry.name.into_string() {
+                Ok(name) => name,
+                Err(name) => {
+                    let msg = "name is not UTF-8, so the registry cannot address it";
+                    self.problem(Code::NonUtf8Name, &path.join(name), msg.into());
+                    continue;
+                }
             };
             if name.starts_with(".nfs") && entry.kind != Kind::Dir {
                 let msg = "is an NFS silly-rename leftover: a file deleted while a client still had it open; \
                            it goes away when that client closes it";
-                self.problem(Code::NfsLeftover, &full, msg.into());
+                self.problem(Code::NfsLeftover, &path.join(name), msg.into());
                 continue;
             }
             match entry.kind {
-                Kind::Dir | Kind::File => out.push((name.to_string(), entry.kind)),
-                kind => self.unexpected(&full, kind, ""),
+                Kind::Dir | Kind::File => out.push((name, entry.kind)),
+                kind => self.unexpected(&path.join(name), kind, ""),
             }
         }
         out.sort();
@@ -579,39 +588,48 @@ impl Walker<'_> {
     }
 
     /// Walks everything below `dir`, calling `visit` for every file and
-    /// directory with its components relative to `base`; a directory is
-    /// descended only when `visit` returns true.
-    fn walk_subtree(&self, dir: &Path, parts: &mut Vec<String>, visit: &mut dyn FnMut(At, &[&str], bool) -> bool) {
+    /// directory with its components relative to where the walk started
+    /// (`parts` names `dir` itself); a directory is descended only when
+    /// `visit` returns true.
+    fn walk_subtree(&self, dir: &Path, parts: &[&str], visit: &mut dyn FnMut(At, &[&str], bool) -> bool) {
         match open(dir, OFlags::DIRECTORY) {
-            Ok(fd) => self.walk_open(fd.as_fd(), dir, parts, visit),
+            Ok(fd) => self.walk_open(fd.as_fd(), &mut dir.to_path_buf(), parts, visit),
             Err(e) => self.problem(Code::Unreadable, dir, format!("directory cannot be listed: {e}")),
         }
     }
 
+    /// The walk proper. `dir` is the open directory's path, extended and
+    /// restored as the walk descends; one component list per directory is
+    /// shared by its entries. Nothing here allocates per file but its name.
     fn walk_open(
         &self,
         fd: BorrowedFd,
-        dir: &Path,
-        parts: &mut Vec<String>,
+        dir: &mut PathBuf,
+        parts: &[&str],
         visit: &mut dyn FnMut(At, &[&str], bool) -> bool,
     ) {
-        for (name, kind) in self.children_of(Some(fd), dir) {
-            let path = dir.join(&name);
-            let is_dir = kind == Kind::Dir;
-            if !is_dir {
-                self.files.fetch_add(1, Ordering::Relaxed);
-            }
-            let at = At { dir: fd, name: &name, path: &path };
-            parts.push(name.clone());
-            let view: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let children = self.children_of(Some(fd), dir);
+        let mut view = Vec::with_capacity(parts.len() + 1);
+        view.extend_from_slice(parts);
+        view.push("");
+        let mut files = 0;
+        for (name, kind) in &children {
+            let is_dir = *kind == Kind::Dir;
+            files += u64::from(!is_dir);
+            *view.last_mut().expect("view ends with this entry") = name;
+            let at = At { dir: fd, name, parent: dir };
             if visit(at, &view, is_dir) && is_dir {
                 match at.open(OFlags::DIRECTORY) {
-                    Ok(child) => self.walk_open(child.as_fd(), &path, parts, visit),
-                    Err(e) => self.problem(Code::Unreadable, &path, format!("directory cannot be listed: {e}")),
+                    Ok(child) => {
+                        dir.push(name);
+                        self.walk_open(child.as_fd(), dir, &view, visit);
+                        dir.pop();
+                    }
+                    Err(e) => self.problem(Code::Unreadable, &at.path(), format!("directory cannot be listed: {e}")),
                 }
             }
-            parts.pop();
         }
+        self.files.fetch_add(files, Ordering::Relaxed);
     }
 
     fn walk_blobs(&self, blobs_dir: &Path) -> SortedMap<Digest, Blob> {
@@ -638,19 +656,18 @@ impl Walker<'_> {
             .map(|(alg, hh)| {
                 let mut found = HashMap::new();
                 let mut blob_dirs = Vec::new();
-                let mut parts = vec![alg.clone(), hh.clone()];
                 let dir = blobs_dir.join(alg).join(hh);
-                self.walk_subtree(&dir, &mut parts, &mut |at, parts, is_dir| match layout::classify_blob_path(
+                self.walk_subtree(&dir, &[alg, hh], &mut |at, parts, is_dir| match layout::classify_blob_path(
                     parts, is_dir,
                 ) {
                     BlobPath::BlobDir { digest, misplaced: true } => {
                         let msg =
                             format!("blob {digest} sits in the wrong shard directory; the registry never looks here");
-                        self.problem(Code::BlobMisplaced, at.path, msg);
+                        self.problem(Code::BlobMisplaced, &at.path(), msg);
                         false
                     }
                     BlobPath::BlobDir { digest, misplaced: false } => {
-                        blob_dirs.push((digest, at.path.to_path_buf()));
+                        blob_dirs.push(digest);
                         true
                     }
                     BlobPath::Data { digest, .. } => {
@@ -658,21 +675,21 @@ impl Walker<'_> {
                             Ok(size) => {
                                 found.insert(digest, Blob { size });
                             }
-                            Err(e) => self.problem(Code::Unreadable, at.path, format!("cannot be examined: {e}")),
+                            Err(e) => self.problem(Code::Unreadable, &at.path(), format!("cannot be examined: {e}")),
                         }
                         false
                     }
                     BlobPath::Dir => true,
                     BlobPath::Unexpected(why) => {
-                        self.unexpected(at.path, if is_dir { Kind::Dir } else { Kind::File }, why);
+                        self.unexpected(&at.path(), if is_dir { Kind::Dir } else { Kind::File }, why);
                         false
                     }
                 });
-                for (digest, path) in blob_dirs {
+                for digest in blob_dirs {
                     if !found.contains_key(&digest) {
                         self.problem(
                             Code::BlobWithoutData,
-                            &path,
+                            &self.root.join(layout::blob_dir(&digest)),
                             format!("blob {digest} has a directory but no data file"),
                         );
                     }
@@ -744,8 +761,7 @@ impl Walker<'_> {
                 "_manifests" => repo.has_manifests_dir = true,
                 _ => repo.has_uploads_dir = true,
             }
-            let mut parts = vec![top.clone()];
-            self.walk_subtree(&path, &mut parts, &mut |at, parts, is_dir| {
+            self.walk_subtree(&path, &[top], &mut |at, parts, is_dir| {
                 self.record(&mut repo, &mut links, at, parts, is_dir)
             });
         }
@@ -758,10 +774,11 @@ impl Walker<'_> {
     }
 
     fn read_link(&self, at: At) -> Option<crate::inventory::Link> {
-        match at.read_listed(LINK_READ_LIMIT) {
-            Ok(bytes) => Some(parse_link(&bytes)),
+        let mut buf = [0u8; LINK_READ_LIMIT + 1];
+        match at.read_listed(&mut buf) {
+            Ok(bytes) => Some(parse_link(bytes)),
             Err(e) => {
-                self.problem(Code::Unreadable, at.path, format!("link cannot be read: {e}"));
+                self.problem(Code::Unreadable, &at.path(), format!("link cannot be read: {e}"));
                 None
             }
         }
@@ -772,7 +789,7 @@ impl Walker<'_> {
         match layout::classify_repo_path(parts, is_dir) {
             RepoPath::Dir => true,
             RepoPath::Unexpected(why) => {
-                self.unexpected(at.path, if is_dir { Kind::Dir } else { Kind::File }, why);
+                self.unexpected(&at.path(), if is_dir { Kind::Dir } else { Kind::File }, why);
                 false
             }
             RepoPath::LayerLink(d) => {
@@ -792,18 +809,20 @@ impl Walker<'_> {
                 false
             }
             RepoPath::TagDir(tag) => {
-                repo.tags.entry(tag.to_string()).or_default();
+                tag_mut(repo, tag);
                 true
             }
             RepoPath::TagCurrentLink(tag) => {
-                let link = self.read_link(at);
-                repo.tags.entry(tag.to_string()).or_default().current = link;
+                tag_mut(repo, tag).current = self.read_link(at);
                 false
             }
             RepoPath::TagIndexLink(tag, d) => {
                 if let Some(link) = self.read_link(at) {
-                    repo.tags.entry(tag.to_string()).or_default();
-                    links.tag_index.entry(tag.to_string()).or_default().push((d, link));
+                    tag_mut(repo, tag);
+                    match links.tag_index.get_mut(tag) {
+                        Some(index) => index.push((d, link)),
+                        None => drop(links.tag_index.insert(tag.to_string(), vec![(d, link)])),
+                    }
                 }
                 false
             }
@@ -814,17 +833,18 @@ impl Walker<'_> {
             RepoPath::UploadData(uuid) => {
                 match at.size() {
                     Ok(size) => repo.uploads.entry(uuid.to_string()).or_default().data_size = Some(size),
-                    Err(e) => self.problem(Code::Unreadable, at.path, format!("cannot be examined: {e}")),
+                    Err(e) => self.problem(Code::Unreadable, &at.path(), format!("cannot be examined: {e}")),
                 }
                 false
             }
             RepoPath::UploadStartedAt(uuid) => {
-                match at.read_listed(STARTEDAT_READ_LIMIT) {
+                let mut buf = [0u8; STARTEDAT_READ_LIMIT + 1];
+                match at.read_listed(&mut buf) {
                     Ok(bytes) => {
                         repo.uploads.entry(uuid.to_string()).or_default().started_at =
-                            Some(String::from_utf8_lossy(&bytes).into_owned())
+                            Some(String::from_utf8_lossy(bytes).into_owned())
                     }
-                    Err(e) => self.problem(Code::Unreadable, at.path, format!("cannot be read: {e}")),
+                    Err(e) => self.problem(Code::Unreadable, &at.path(), format!("cannot be read: {e}")),
                 }
                 false
             }
@@ -835,4 +855,12 @@ impl Walker<'_> {
             }
         }
     }
+}
+
+/// The tag's record, created on first sight; the name is copied only then.
+fn tag_mut<'r>(repo: &'r mut Repository, tag: &str) -> &'r mut crate::inventory::Tag {
+    if !repo.tags.contains_key(tag) {
+        repo.tags.insert(tag.to_string(), Default::default());
+    }
+    repo.tags.get_mut(tag).expect("inserted above")
 }
