@@ -340,7 +340,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
         Command::Gc { root, delete_untagged } => {
             let audit = Audit::run_for_gc(&root, config.target)?;
             let walk = audit.root.registry_walks(&audit.inventory);
-            let report = gc::build(&audit, &walk, delete_untagged);
+            let report = gc::build(&audit, &walk, delete_untagged, config.format == Format::GcLog);
             match config.format {
                 Format::GcLog => report.write_log(out, &mut anstream::stderr())?,
                 format => report::emit(&report, format, out)?,

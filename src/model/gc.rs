@@ -9,7 +9,7 @@
 //! aborts. A second, lenient simulation treats every abort cause as fixed
 //! (each with a stated assumption) to say what would go once it is.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 
@@ -18,12 +18,25 @@ use crate::contents::Contents;
 use crate::digest::{Digest, LinkError};
 use crate::inventory::{EntryKind, Inventory, Link, Repository, WalkFacts};
 use crate::layout;
-use crate::manifest::{Manifest, ManifestKind};
+use crate::manifest::{Descriptor, Manifest, ManifestKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GcOptions {
     pub target: Target,
     pub delete_untagged: bool,
+    /// Keep the dry run's stdout lines in [`GcOutcome::log`]; only
+    /// `--format gc-log` shows them, and formatting a line per blob costs.
+    pub log: bool,
+}
+
+/// Appends a line to the dry-run log, formatted only when the log is kept.
+macro_rules! log {
+    ($sim:expr, $($fmt:tt)*) => {
+        if $sim.opts.log {
+            let line = format!($($fmt)*);
+            $sim.out.log.push(line);
+        }
+    };
 }
 
 /// The phase of the run in which it stops.
@@ -184,7 +197,7 @@ fn simulate(inv: &Inventory, contents: &Contents, walk: &WalkFacts, opts: GcOpti
         lenient,
         v2: opts.target == Target::V2_8,
         out: GcOutcome::default(),
-        marks: BTreeSet::new(),
+        marks: Marks::default(),
         to_delete: Vec::new(),
         layer_deletes: Vec::new(),
     };
@@ -210,13 +223,51 @@ struct Sim<'a> {
     lenient: bool,
     v2: bool,
     out: GcOutcome,
-    /// The mark set: digests as strings, as Go keys them (invalid ones too).
-    marks: BTreeSet<String>,
+    marks: Marks,
     to_delete: Vec<Queued>,
     layer_deletes: Vec<(String, Digest)>,
 }
 
 type Step<T> = Result<T, Abort>;
+
+/// The mark set. Go keys it by digest *string*, so a reference whose digest
+/// does not parse is marked too, as written; such a string never equals a
+/// valid digest's, so the two kinds are kept apart, valid ones as digests.
+#[derive(Default)]
+struct Marks {
+    digests: HashSet<Digest>,
+    invalid: HashSet<String>,
+}
+
+impl Marks {
+    /// Marks a reference; false when it already was.
+    fn insert(&mut self, r: &Descriptor) -> bool {
+        match &r.digest {
+            Some(d) => self.insert_digest(d),
+            None => self.invalid.insert(r.digest_text()),
+        }
+    }
+
+    fn insert_digest(&mut self, d: &Digest) -> bool {
+        self.digests.insert(d.clone())
+    }
+
+    fn contains(&self, d: &Digest) -> bool {
+        self.digests.contains(d)
+    }
+
+    /// Whether Go's set holds this string.
+    fn contains_text(&self, s: &str) -> bool {
+        match Digest::parse(s) {
+            Ok(d) => self.digests.contains(&d),
+            Err(_) => self.invalid.contains(s),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.digests.len() + self.invalid.len()
+    }
+}
 
 fn abort(stage: Stage, reason: impl Into<String>, path: impl Into<String>, message: impl Into<String>) -> Abort {
     Abort { stage, reason: reason.into(), path: path.into(), message: message.into(), panics: false }
@@ -233,7 +284,7 @@ fn link_error_text(e: &LinkError) -> &'static str {
     }
 }
 
-impl Sim<'_> {
+impl<'a> Sim<'a> {
     /// Strict: the abort. Lenient: records it as fixed and carries on.
     fn fail(&mut self, cause: Abort, assumption: &str) -> Step<()> {
         if self.lenient {
@@ -242,14 +293,6 @@ impl Sim<'_> {
         } else {
             Err(cause)
         }
-    }
-
-    fn log(&mut self, line: String) {
-        self.out.log.push(line);
-    }
-
-    fn mark(&mut self, d: &str) -> bool {
-        !self.marks.insert(d.to_string())
     }
 
     fn run(&mut self) -> Step<()> {
@@ -271,21 +314,21 @@ impl Sim<'_> {
             }
         };
         self.out.eligible_blobs = delete_set.len();
-        self.log(String::new());
-        let summary = format!(
+        self.out.marked = self.marks.len();
+        log!(self, "");
+        log!(
+            self,
             "{} blobs marked, {} blobs and {} manifests eligible for deletion",
-            self.marks.len(),
+            self.out.marked,
             delete_set.len(),
             self.out.eligible_manifests
         );
-        self.log(summary);
-        self.out.marked = self.marks.len();
         for d in delete_set.keys() {
-            self.log(format!("blob eligible for deletion: {d}"));
+            log!(self, "blob eligible for deletion: {d}");
         }
         let layer_deletes = std::mem::take(&mut self.layer_deletes);
         for (repo, d) in &layer_deletes {
-            self.log(format!("{repo}: layer link eligible for deletion: {d}"));
+            log!(self, "{repo}: layer link eligible for deletion: {d}");
         }
         manifest_result?;
         self.delete_blobs(&delete_set)?;
@@ -377,7 +420,7 @@ impl Sim<'_> {
         let repos = self.walk_repositories();
         for name in repos {
             self.out.repositories.push(name.clone());
-            self.log(name.clone());
+            log!(self, "{name}");
             self.mark_repository(&name)?;
         }
         Ok(())
@@ -407,12 +450,10 @@ impl Sim<'_> {
             return self.layer_link_check(name, None);
         };
         for (path_digest, link) in &repo.revisions {
-            let path = layout::revision_link(name, path_digest);
-            self.revision_link(repo, link, path_digest, &path)?;
+            self.revision_link(repo, link, path_digest, &|| layout::revision_link(name, path_digest))?;
             // 2.8/3 enumerate every `link` below the revision, signatures too.
             for (rev, sig) in repo.signature_links.iter().filter(|(r, _)| r == path_digest) {
-                let path = layout::signature_link(name, rev, sig);
-                self.revision_link(repo, &Ok(sig.clone()), sig, &path)?;
+                self.revision_link(repo, &Ok(sig.clone()), sig, &|| layout::signature_link(name, rev, sig))?;
             }
         }
         self.layer_link_check(name, Some(repo))
@@ -425,12 +466,18 @@ impl Sim<'_> {
         self.fail(abort(Stage::Mark, reason, path, message), "the link is rewritten to hold the digest its path names")
     }
 
-    /// One `link` file found under `_manifests/revisions`.
-    fn revision_link(&mut self, repo: &Repository, link: &Link, path_digest: &Digest, path: &str) -> Step<()> {
+    /// One `link` file found under `_manifests/revisions`; `path` names it.
+    fn revision_link(
+        &mut self,
+        repo: &Repository,
+        link: &Link,
+        path_digest: &Digest,
+        path: &dyn Fn() -> String,
+    ) -> Step<()> {
         let content = match link {
             Ok(d) => d.clone(),
             Err(e) => {
-                self.invalid_link_while_marking(format!("revision link {e}"), path, e)?;
+                self.invalid_link_while_marking(format!("revision link {e}"), &path(), e)?;
                 path_digest.clone()
             }
         };
@@ -445,15 +492,13 @@ impl Sim<'_> {
     fn resolve_manifest(&mut self, repo: &Repository, d: &Digest) -> Step<Option<Digest>> {
         let sources: &[bool] = if self.v2 { &[true, false] } else { &[true] };
         for &revision in sources {
-            let (link, path) = if revision {
-                (repo.revisions.get(d), layout::revision_link(&repo.name, d))
-            } else {
-                (repo.layer_links.get(d), layout::layer_link(&repo.name, d))
-            };
+            let link = if revision { repo.revisions.get(d) } else { repo.layer_links.get(d) };
             match link {
                 None => continue,
                 Some(Ok(t)) => return Ok(self.inv.has_blob(t).then(|| t.clone())),
                 Some(Err(e)) => {
+                    let path =
+                        if revision { layout::revision_link(&repo.name, d) } else { layout::layer_link(&repo.name, d) };
                     self.invalid_link_while_marking(format!("link {e}"), &path, e)?;
                     return Ok(self.inv.has_blob(d).then(|| d.clone()));
                 }
@@ -535,11 +580,11 @@ impl Sim<'_> {
             let tags = self.lookup(repo, content)?;
             if tags.is_empty() {
                 if self.v2 {
-                    self.log(format!("manifest eligible for deletion: {content}"));
+                    log!(self, "manifest eligible for deletion: {content}");
                 }
                 if !self.has_tags_dir(&name) {
                     if !self.v2 {
-                        self.log(format!("manifest tags path of repository {name} does not exist"));
+                        log!(self, "manifest tags path of repository {name} does not exist");
                         return Ok(());
                     }
                     let path = format!("{}/_manifests/tags", layout::repo_dir(&name));
@@ -561,8 +606,8 @@ impl Sim<'_> {
                 return Ok(());
             }
         }
-        self.log(format!("{name}: marking manifest {content} "));
-        self.mark(&content.to_string());
+        log!(self, "{name}: marking manifest {content} ");
+        self.marks.insert_digest(content);
         self.mark_references(repo, content, target)
     }
 
@@ -576,16 +621,14 @@ impl Sim<'_> {
         };
         let name = &repo.name;
         for r in manifest.references() {
-            let text = r.digest_text().clone();
+            let new = self.marks.insert(r);
+            if !self.v2 && !new {
+                continue;
+            }
+            log!(self, "{name}: marking blob {}", r.digest_text());
             if self.v2 {
-                self.mark(&text);
-                self.log(format!("{name}: marking blob {text}"));
                 continue;
             }
-            if self.mark(&text) {
-                continue;
-            }
-            self.log(format!("{name}: marking blob {text}"));
             // v3 recurses into references that are manifests of this repository.
             let Some(child) = r.digest.clone() else { continue };
             let exists = match repo.revisions.get(&child) {
@@ -600,7 +643,7 @@ impl Sim<'_> {
     }
 
     /// `manifestService.Get`.
-    fn load(&self, d: &Digest, target: &Digest) -> Step<Manifest> {
+    fn load(&self, d: &Digest, target: &Digest) -> Step<&'a Manifest> {
         let path = layout::blob_data(target);
         let prefix = format!("failed to garbage collect: failed to mark: filesystem: filesystem: failed to retrieve manifest for digest {d}");
         match self.contents.manifest(target) {
@@ -610,7 +653,7 @@ impl Sim<'_> {
                 path,
                 format!("{prefix}: unrecognized manifest schema version 1"),
             )),
-            Some(Ok(m)) => Ok(m.clone()),
+            Some(Ok(m)) => Ok(m),
             Some(Err(e)) => {
                 let go = match e {
                     crate::manifest::ManifestError::UnknownMediaType(t) => {
@@ -677,7 +720,7 @@ impl Sim<'_> {
                 Some(Err(_)) => self.inv.has_blob(&content),
                 None => false,
             };
-            if linked && !self.marks.contains(&content.to_string()) {
+            if linked && !self.marks.contains(&content) {
                 self.layer_deletes.push((name.to_string(), content));
             }
         }
@@ -688,15 +731,10 @@ impl Sim<'_> {
     fn unmark_referenced(&mut self) {
         let queued = std::mem::take(&mut self.to_delete);
         for q in queued {
-            if self.marks.contains(&q.digest.to_string()) {
+            if self.marks.contains(&q.digest) {
                 continue;
             }
-            self.log(format!(
-                "manifest eligible for deletion: {{{} {} [{}]}}",
-                q.repository,
-                q.digest,
-                q.all_tags.join(" ")
-            ));
+            log!(self, "manifest eligible for deletion: {{{} {} [{}]}}", q.repository, q.digest, q.all_tags.join(" "));
             self.to_delete.push(q);
         }
     }
@@ -777,16 +815,15 @@ impl Sim<'_> {
         }
         let mut set: BTreeMap<String, Option<Digest>> = BTreeMap::new();
         for d in self.inv.blobs.keys() {
-            let s = d.to_string();
-            if !self.marks.contains(&s) {
-                set.insert(s, Some(d.clone()));
+            if !self.marks.contains(d) {
+                set.insert(d.to_string(), Some(d.clone()));
             }
         }
         for rel in &self.walk.stray_blob_data.clone() {
             let path = format!("{}/blobs/{rel}", layout::V2);
             match digest_from_path(rel) {
                 PathDigest::Valid(s) => {
-                    if !self.marks.contains(&s) {
+                    if !self.marks.contains_text(&s) {
                         // RemoveBlob deletes the canonical directory: it exists
                         // when the data sits in it (a symlinked `data`, say).
                         let canonical = Digest::parse(&s)
@@ -871,11 +908,13 @@ impl Sim<'_> {
 
     fn hazards(&mut self) {
         let inv = self.inv;
-        let deleted_blobs: BTreeSet<String> = self.out.blobs.iter().map(|b| b.digest.clone()).collect();
-        let removed_links: BTreeSet<(String, Digest)> =
-            self.out.layer_links.iter().map(|l| (l.repository.clone(), l.digest.clone())).collect();
-        let deleted_manifests: BTreeSet<(String, Digest)> =
-            self.out.manifests.iter().map(|m| (m.repository.clone(), m.digest.clone())).collect();
+        // Only blobs whose path spells a valid digest can be referenced.
+        let deleted_blobs: HashSet<Digest> =
+            self.out.blobs.iter().filter_map(|b| Digest::parse(&b.digest).ok()).collect();
+        let removed_links: BTreeSet<(&str, &Digest)> =
+            self.out.layer_links.iter().map(|l| (l.repository.as_str(), &l.digest)).collect();
+        let deleted_manifests: BTreeSet<(&str, &Digest)> =
+            self.out.manifests.iter().map(|m| (m.repository.as_str(), &m.digest)).collect();
         let mut hazards = Vec::new();
 
         // Links left behind, and who still links each deleted blob.
@@ -883,7 +922,7 @@ impl Sim<'_> {
         for repo in &inv.repositories {
             for (path_digest, link) in &repo.layer_links {
                 let Ok(d) = link else { continue };
-                if !deleted_blobs.contains(&d.to_string()) || removed_links.contains(&(repo.name.clone(), d.clone())) {
+                if !deleted_blobs.contains(d) || removed_links.contains(&(repo.name.as_str(), d)) {
                     continue;
                 }
                 linked_by.entry(d.to_string()).or_default().insert(repo.name.clone());
@@ -914,7 +953,7 @@ impl Sim<'_> {
         for repo in &inv.repositories {
             for (rev, link) in &repo.revisions {
                 let Ok(d) = link else { continue };
-                if deleted_manifests.contains(&(repo.name.clone(), d.clone())) || !inv.has_blob(d) {
+                if deleted_manifests.contains(&(repo.name.as_str(), d)) || !inv.has_blob(d) {
                     continue;
                 }
                 let Some(Ok(m)) = self.contents.manifest(d) else { continue };
@@ -924,7 +963,7 @@ impl Sim<'_> {
                     .filter(|(_, t)| matches!(&t.current, Some(Ok(c)) if c == rev))
                     .map(|(n, _)| n)
                     .collect();
-                if deleted_blobs.contains(&d.to_string()) {
+                if deleted_blobs.contains(d) {
                     hazards.push(Hazard {
                         code: HazardCode::LiveBlobDeleted,
                         message: format!(
@@ -937,7 +976,7 @@ impl Sim<'_> {
                 }
                 for r in m.references() {
                     let Some(child) = &r.digest else { continue };
-                    if m.kind.is_index() && deleted_manifests.contains(&(repo.name.clone(), child.clone())) {
+                    if m.kind.is_index() && deleted_manifests.contains(&(repo.name.as_str(), child)) {
                         let platform = r.platform.as_ref().map(|p| format!(" ({p})")).unwrap_or_default();
                         let whose = if tags.is_empty() {
                             format!("index {d}")
@@ -956,7 +995,7 @@ impl Sim<'_> {
                             repository: Some(repo.name.clone()),
                             digest: Some(child.to_string()),
                         });
-                    } else if !m.kind.is_index() && deleted_blobs.contains(&child.to_string()) {
+                    } else if !m.kind.is_index() && deleted_blobs.contains(child) {
                         hazards.push(Hazard {
                             code: HazardCode::LiveBlobDeleted,
                             message: format!(

@@ -124,7 +124,7 @@ pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> ScanReport 
     // as the tree's blobs, and running them together doubled peak memory.
     let gc_both = || {
         let walk = audit.root.registry_walks(&audit.inventory);
-        [false, true].map(|untagged| GcSummary::of(&gc::build(audit, &walk, untagged))).into()
+        [false, true].map(|untagged| GcSummary::of(&gc::build(audit, &walk, untagged, false))).into()
     };
     let ((total, served), (writes, gc)) =
         rayon::join(count_tags, || rayon::join(|| writes::build(audit, settings, purge_age).summary, gc_both));
