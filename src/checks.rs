@@ -88,9 +88,9 @@ fn check_repository(out: &mut Vec<Problem>, repo: &Repository, target: Target) {
     }
 }
 
-fn link_problem(out: &mut Vec<Problem>, path: String, link: &Link) -> bool {
+fn link_problem(out: &mut Vec<Problem>, path: impl FnOnce() -> String, link: &Link) -> bool {
     if let Err(e) = link {
-        out.push(Problem::new(Code::LinkInvalid, path, format!("link file {e}")));
+        out.push(Problem::new(Code::LinkInvalid, path(), format!("link file {e}")));
         return true;
     }
     false
@@ -125,46 +125,45 @@ fn check_link_map(
     dangling: impl Fn(&Digest) -> (Code, String),
 ) {
     for (d, link) in links {
-        let path = path_of(d);
         let Ok(target) = link else {
-            link_problem(out, path, link);
+            link_problem(out, || path_of(d), link);
             continue;
         };
         if target != d {
             let msg = format!("link names {target}, not the digest in its path");
-            out.push(Problem::new(Code::LinkAlias, path.clone(), msg));
+            out.push(Problem::new(Code::LinkAlias, path_of(d), msg));
         }
         if !inv.has_blob(target) {
             let (code, msg) = dangling(target);
-            out.push(Problem::new(code, path, msg));
+            out.push(Problem::new(code, path_of(d), msg));
         }
     }
 }
 
 fn check_tags(out: &mut Vec<Problem>, server: &Server, repo: &Repository) {
     for (name, tag) in &repo.tags {
-        let dir = layout::tag_dir(&repo.name, name);
+        let dir = || layout::tag_dir(&repo.name, name);
         if !layout::tag_name_is_valid(name) {
-            out.push(Problem::new(Code::TagNameInvalid, &dir, format!("tag name {name:?} is refused by the API")));
+            out.push(Problem::new(Code::TagNameInvalid, dir(), format!("tag name {name:?} is refused by the API")));
         }
         for (d, link) in &tag.index {
-            let path = layout::tag_index_link(&repo.name, name, d);
-            if !link_problem(out, path.clone(), link) && !server.inv.has_blob(link.as_ref().expect("checked")) {
+            let path = || layout::tag_index_link(&repo.name, name, d);
+            if !link_problem(out, path, link) && !server.inv.has_blob(link.as_ref().expect("checked")) {
                 out.push(Problem::new(
                     Code::TagHistoryDangling,
-                    path,
+                    path(),
                     format!("tag {name} once pointed at {d}, whose data is gone"),
                 ));
             }
         }
-        let current = layout::tag_current_link(&repo.name, name);
+        let current = || layout::tag_current_link(&repo.name, name);
         match &tag.current {
             None => out.push(Problem::new(
                 Code::TagEmpty,
-                &dir,
+                dir(),
                 format!("tag {name} has no current link: it is listed, but GET returns 404"),
             )),
-            Some(link) if link_problem(out, current.clone(), link) => {}
+            Some(link) if link_problem(out, current, link) => {}
             // An unroutable repository name is reported once, for the repository.
             Some(Ok(_)) if !repo.name_is_valid() => {}
             Some(Ok(d)) => {
@@ -172,7 +171,7 @@ fn check_tags(out: &mut Vec<Problem>, server: &Server, repo: &Repository) {
                     let reason = f.reason().unwrap_or_default();
                     out.push(Problem::new(
                         Code::TagDangling,
-                        current,
+                        current(),
                         format!("tag {name} points at {d}, which the registry cannot find: {reason}"),
                     ));
                 }
@@ -194,14 +193,15 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
         ));
         return;
     };
-    let data = layout::blob_data(d);
-    let link = layout::layer_link(name, d);
+    // Paths are spelled out only for a problem: most nodes have none.
+    let data = || layout::blob_data(d);
+    let link = || layout::layer_link(name, d);
     match node.role {
         Role::Manifest | Role::Child => {
             if node.role == Role::Child && !node.present {
                 out.push(Problem::new(
                     Code::ChildMissing,
-                    &data,
+                    data(),
                     format!("child manifest {d} of an index in {name} has no data"),
                 ));
             } else if node.role == Role::Child && !node.fetch.is_ok() && node.parses != Some(false) {
@@ -220,7 +220,7 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
                     ManifestError::Unreadable(_) => Code::Unreadable,
                     ManifestError::TooLarge | ManifestError::Malformed(_) => Code::ManifestUnparseable,
                 };
-                out.push(Problem::new(code, &data, format!("manifest {d} {e}")));
+                out.push(Problem::new(code, data(), format!("manifest {d} {e}")));
             }
             if let Some(cut) = node.cut {
                 let code = match cut {
@@ -228,7 +228,7 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
                     Cut::TooDeep => Code::IndexTooDeep,
                     Cut::TooLarge => Code::IndexTooLarge,
                 };
-                out.push(Problem::new(code, &data, cut.describe(&node.digest)));
+                out.push(Problem::new(code, data(), cut.describe(&node.digest)));
             }
         }
         Role::Config | Role::Layer if node.foreign => {}
@@ -240,18 +240,18 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
             if !node.present {
                 out.push(Problem::new(
                     missing,
-                    &data,
+                    data(),
                     format!("{what} {d} is used by a manifest in {name} but has no data"),
                 ));
             } else if node.linked.is_none() {
                 out.push(Problem::new(
                     unlinked,
-                    &link,
+                    link(),
                     format!("{what} {d} is used by a manifest in {name} but not linked there: a pull gets 404"),
                 ));
             }
             if let (Some(false), Some(e)) = (node.parses, &node.error) {
-                out.push(Problem::new(Code::ConfigUnparseable, &data, format!("config {d} {e}")));
+                out.push(Problem::new(Code::ConfigUnparseable, data(), format!("config {d} {e}")));
             }
         }
     }

@@ -58,16 +58,27 @@ pub struct Server<'a> {
 }
 
 /// Follows the first link that exists, like the registry's linked blob
-/// statter: a missing link tries the next one, an invalid one is an error.
-fn follow<'l>(candidates: &[(LinkedBy, Option<&'l Link>, String)]) -> Result<(LinkedBy, &'l Digest), Fetch> {
-    for (by, link, path) in candidates {
+/// statter: a missing link tries the next one, an invalid one is an error
+/// (`path_of` names it then).
+fn follow<'l>(
+    candidates: &[(LinkedBy, Option<&'l Link>)],
+    path_of: impl Fn(LinkedBy) -> String,
+) -> Result<(LinkedBy, &'l Digest), Fetch> {
+    for &(by, link) in candidates {
         match link {
             None => continue,
-            Some(Ok(d)) => return Ok((*by, d)),
-            Some(Err(e)) => return Err(link_failure(path, e)),
+            Some(Ok(d)) => return Ok((by, d)),
+            Some(Err(e)) => return Err(link_failure(&path_of(by), e)),
         }
     }
     Err(Fetch::NotFound("not linked in the repository".into()))
+}
+
+fn link_path(repo: &Repository, d: &Digest, by: LinkedBy) -> String {
+    match by {
+        LinkedBy::Revision => layout::revision_link(&repo.name, d),
+        LinkedBy::Layers => layout::layer_link(&repo.name, d),
+    }
 }
 
 /// What reading an invalid link costs a request: the registry fails (500).
@@ -92,12 +103,10 @@ impl<'a> Server<'a> {
     /// the registry reads, and the link it went through.
     pub fn locate_manifest(&self, repo: &Repository, d: &Digest) -> Result<(LinkedBy, Digest), Fetch> {
         self.routable(repo)?;
-        let mut candidates = vec![(LinkedBy::Revision, repo.revisions.get(d), layout::revision_link(&repo.name, d))];
+        let candidates = [(LinkedBy::Revision, repo.revisions.get(d)), (LinkedBy::Layers, repo.layer_links.get(d))];
         // 2.1 wrote manifests into _layers; 2.x still looks there. v3 does not.
-        if self.target == Target::V2_8 {
-            candidates.push((LinkedBy::Layers, repo.layer_links.get(d), layout::layer_link(&repo.name, d)));
-        }
-        let (by, target) = follow(&candidates).map_err(|f| match f {
+        let candidates = if self.target == Target::V2_8 { &candidates[..] } else { &candidates[..1] };
+        let (by, target) = follow(candidates, |by| link_path(repo, d, by)).map_err(|f| match f {
             Fetch::NotFound(_) => Fetch::NotFound(format!("manifest {d} is not linked in {}", repo.name)),
             other => other,
         })?;
@@ -149,8 +158,7 @@ impl<'a> Server<'a> {
         if let Err(f) = self.routable(repo) {
             return f;
         }
-        let path = layout::layer_link(&repo.name, d);
-        match follow(&[(LinkedBy::Layers, repo.layer_links.get(d), path)]) {
+        match follow(&[(LinkedBy::Layers, repo.layer_links.get(d))], |by| link_path(repo, d, by)) {
             Err(Fetch::NotFound(_)) => Fetch::NotFound(format!("blob {d} is not linked in {}", repo.name)),
             Err(f) => f,
             Ok((_, target)) if !self.inv.has_blob(target) => Fetch::NotFound(format!("blob {target} has no data")),
