@@ -314,7 +314,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
                 let digests = audit.inventory.blobs.keys().cloned().collect();
                 verify(config, &mut audit, &digests);
             }
-            let report = report::scan::build(&audit, &settings, &time.purge_age);
+            let report = report::scan::build(&audit, &settings);
             report::emit(&report, config.format, out)?;
             Ok(report.has_findings())
         }

@@ -159,21 +159,33 @@ pub struct Prediction {
 }
 
 pub fn predict(inv: &Inventory, contents: &Contents, target: Target, settings: &Settings) -> Prediction {
-    let server = Server::new(inv, contents, target);
     let mut operations = Vec::new();
+    let proxy = predict_each(inv, contents, target, settings, &mut |op| operations.push(op));
+    Prediction { operations, proxy }
+}
+
+/// [`predict`], handing each operation to `emit` as it is made instead of
+/// keeping them: a summary then needs no memory per tag.
+pub fn predict_each(
+    inv: &Inventory,
+    contents: &Contents,
+    target: Target,
+    settings: &Settings,
+    emit: &mut dyn FnMut(Operation),
+) -> Option<ProxyState> {
+    let server = Server::new(inv, contents, target);
     for repo in &inv.repositories {
         for tag in repo.tags.keys() {
-            operations.push(schema1_get(&server, repo, tag));
+            emit(schema1_get(&server, repo, tag));
         }
     }
     for repo in &inv.repositories {
         for (uuid, upload) in &repo.uploads {
-            operations.push(upload_status(target, repo, uuid, upload));
-            operations.push(upload_purge(target, repo, uuid, upload, settings));
+            emit(upload_status(target, repo, uuid, upload));
+            emit(upload_purge(target, repo, uuid, upload, settings));
         }
     }
-    let proxy = inv.scheduler_state.as_deref().map(|bytes| proxy(inv, bytes, settings, &mut operations));
-    Prediction { operations, proxy }
+    inv.scheduler_state.as_deref().map(|bytes| proxy(inv, bytes, settings, emit))
 }
 
 // ---------------------------------------------------------------------------
@@ -653,7 +665,7 @@ fn parse_scheduler_state(bytes: &[u8]) -> Result<Vec<SchedulerEntry>, String> {
     Ok(out)
 }
 
-fn proxy(inv: &Inventory, bytes: &[u8], settings: &Settings, operations: &mut Vec<Operation>) -> ProxyState {
+fn proxy(inv: &Inventory, bytes: &[u8], settings: &Settings, emit: &mut dyn FnMut(Operation)) -> ProxyState {
     let mut miss = Operation::new(
         Kind::ProxyMiss,
         "*",
@@ -662,7 +674,7 @@ fn proxy(inv: &Inventory, bytes: &[u8], settings: &Settings, operations: &mut Ve
          records it in scheduler-state.json: every miss writes",
     );
     miss.writes.push(Write::new(SCHEDULER_STATE.into(), Action::Modify));
-    operations.push(miss);
+    emit(miss);
     let entries = match parse_scheduler_state(bytes) {
         Ok(e) => e,
         Err(e) => return ProxyState { entries: 0, expired: 0, error: Some(e) },
@@ -704,7 +716,7 @@ fn proxy(inv: &Inventory, bytes: &[u8], settings: &Settings, operations: &mut Ve
         ops.push(op);
     }
     ops.sort_by(|a, b| (&a.repository, &a.reference).cmp(&(&b.repository, &b.reference)));
-    operations.extend(ops);
+    ops.into_iter().for_each(emit);
     ProxyState { entries: entries.len(), expired, error: None }
 }
 

@@ -92,7 +92,7 @@ pub struct VerificationSummary {
     pub interrupted: bool,
 }
 
-pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> ScanReport {
+pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
     let inv = &audit.inventory;
     let mut manifests: BTreeMap<&'static str, usize> = BTreeMap::new();
     for m in audit.contents.manifests.values() {
@@ -127,7 +127,7 @@ pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> ScanReport 
         [false, true].map(|untagged| GcSummary::of(&gc::build(audit, &walk, untagged, false))).into()
     };
     let ((total, served), (writes, gc)) =
-        rayon::join(count_tags, || rayon::join(|| writes::build(audit, settings, purge_age).summary, gc_both));
+        rayon::join(count_tags, || rayon::join(|| writes::summarize(audit, settings), gc_both));
     ScanReport {
         schema_version: SCHEMA_VERSION,
         target: audit.target,

@@ -26,7 +26,7 @@ pub struct WritesReport {
     pub summary: Summary,
 }
 
-#[derive(Serialize)]
+#[derive(Default, Serialize)]
 pub struct Summary {
     /// No operation writes anything.
     pub serves_read_only: bool,
@@ -40,20 +40,41 @@ pub struct Summary {
     pub deletes: usize,
 }
 
+impl Summary {
+    fn add(&mut self, op: &Operation) {
+        self.operations += 1;
+        if !op.writes_anything() {
+            return;
+        }
+        self.writing_operations += 1;
+        self.conditional_operations += usize::from(op.condition.is_some());
+        for w in &op.writes {
+            match w.action {
+                Action::Create => self.creates += 1,
+                Action::Modify => self.modifies += 1,
+                Action::Delete => self.deletes += 1,
+            }
+        }
+    }
+
+    fn finish(mut self) -> Summary {
+        self.serves_read_only = self.writing_operations == 0;
+        self
+    }
+}
+
+/// The summary alone, without keeping the operations.
+pub fn summarize(audit: &Audit, settings: &Settings) -> Summary {
+    let mut summary = Summary::default();
+    writes::predict_each(&audit.inventory, &audit.contents, audit.target, settings, &mut |op| summary.add(&op));
+    summary.finish()
+}
+
 pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> WritesReport {
     let prediction = writes::predict(&audit.inventory, &audit.contents, audit.target, settings);
-    let ops = &prediction.operations;
-    let writing: Vec<&Operation> = ops.iter().filter(|o| o.writes_anything()).collect();
-    let count = |a: Action| writing.iter().flat_map(|o| &o.writes).filter(|w| w.action == a).count();
-    let summary = Summary {
-        serves_read_only: writing.is_empty(),
-        operations: ops.len(),
-        writing_operations: writing.len(),
-        conditional_operations: writing.iter().filter(|o| o.condition.is_some()).count(),
-        creates: count(Action::Create),
-        modifies: count(Action::Modify),
-        deletes: count(Action::Delete),
-    };
+    let mut summary = Summary::default();
+    prediction.operations.iter().for_each(|op| summary.add(op));
+    let summary = summary.finish();
     WritesReport {
         schema_version: SCHEMA_VERSION,
         target: audit.target,
