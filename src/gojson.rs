@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value};
 
 pub type Result<T> = std::result::Result<T, String>;
@@ -133,6 +134,59 @@ impl<'a> Obj<'a> {
             })
             .collect()
     }
+}
+
+/// Go's `time.Parse(time.RFC3339, s)`: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±hh:mm)`,
+/// uppercase `T` and `Z`, no surrounding space, ranges checked.
+pub fn parse_go_rfc3339(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = b.get(r)?;
+        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if b[i] == b'.' || b[i] == b',' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = &b[start..i];
+        if digits.is_empty() || digits.len() > 9 {
+            return None;
+        }
+        nanos = digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')) * 10u32.pow(9 - digits.len() as u32);
+    }
+    let offset_seconds: i32 = match &b[i..] {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let h = num(i + 1..i + 3)? as i32;
+            let m = num(i + 4..i + 6)? as i32;
+            if h >= 24 || m >= 60 {
+                return None;
+            }
+            let total = h * 3600 + m * 60;
+            if *sign == b'-' {
+                -total
+            } else {
+                total
+            }
+        }
+        _ => return None,
+    };
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
+    let local = date.and_hms_nano_opt(hour, minute, second, nanos)?;
+    let offset = chrono::FixedOffset::east_opt(offset_seconds)?;
+    Some(offset.from_local_datetime(&local).single()?.with_timezone(&Utc))
 }
 
 #[cfg(test)]

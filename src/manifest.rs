@@ -2,7 +2,7 @@
 //! registry's own rules (distribution-facts §2): the kind comes from
 //! `schemaVersion` and `mediaType` in the body, never from outside.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
@@ -53,12 +53,13 @@ impl ManifestKind {
     }
 }
 
+/// Names repeat across a tree's thousands of images: interned.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Platform {
-    pub architecture: String,
-    pub os: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub variant: String,
+    pub architecture: Atom,
+    pub os: Atom,
+    #[serde(skip_serializing_if = "Atom::is_empty")]
+    pub variant: Atom,
 }
 
 impl std::fmt::Display for Platform {
@@ -71,60 +72,68 @@ impl std::fmt::Display for Platform {
     }
 }
 
-/// A media type. Interned: a tree repeats a handful of them thousands of
-/// times, and a shared pointer is smaller than a copy each.
+/// An interned string: a tree repeats a handful of media types and
+/// platform names thousands of times, and a shared pointer is smaller than
+/// a copy each.
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MediaType(Arc<str>);
+pub struct Atom(Arc<str>);
 
-impl MediaType {
-    pub fn new(s: &str) -> MediaType {
+/// A media type, interned.
+pub type MediaType = Atom;
+
+impl Atom {
+    pub fn new(s: &str) -> Atom {
         static INTERNED: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
         let mut set = INTERNED.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = set.get(s) {
-            return MediaType(found.clone());
+            return Atom(found.clone());
         }
         let arc: Arc<str> = Arc::from(s);
         set.insert(arc.clone());
-        MediaType(arc)
+        Atom(arc)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
-impl std::ops::Deref for MediaType {
+impl std::ops::Deref for Atom {
     type Target = str;
     fn deref(&self) -> &str {
         &self.0
     }
 }
 
-impl PartialEq<str> for MediaType {
+impl PartialEq<str> for Atom {
     fn eq(&self, other: &str) -> bool {
         &*self.0 == other
     }
 }
 
-impl PartialEq<&str> for MediaType {
+impl PartialEq<&str> for Atom {
     fn eq(&self, other: &&str) -> bool {
         &*self.0 == *other
     }
 }
 
-impl std::fmt::Display for MediaType {
+impl std::fmt::Display for Atom {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::fmt::Debug for MediaType {
+impl std::fmt::Debug for Atom {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&*self.0, f)
     }
 }
 
-impl Serialize for MediaType {
+impl Serialize for Atom {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)
     }
@@ -132,15 +141,22 @@ impl Serialize for MediaType {
 
 /// A reference from a manifest to a blob or another manifest. Go does not
 /// validate the digest on decode, so an invalid one is kept as written.
+/// Kept small: a tree holds one per layer of every image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Descriptor {
     pub media_type: MediaType,
     pub digest: Option<Digest>,
+    pub size: i64,
+    /// What most descriptors lack; None when all of it is empty.
+    rare: Option<Box<RareFields>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct RareFields {
     /// The digest as written, kept only when it does not parse.
     invalid_digest: Option<Box<str>>,
-    pub size: i64,
-    pub urls: Vec<String>,
-    pub platform: Option<Box<Platform>>,
+    urls: Vec<String>,
+    platform: Option<Platform>,
 }
 
 impl Descriptor {
@@ -155,43 +171,51 @@ impl Descriptor {
                 p.string("os.version")?;
                 p.strings("os.features")?;
                 p.strings("features")?;
-                Some(Box::new(Platform {
-                    architecture: p.string_or_empty("architecture")?,
-                    os: p.string_or_empty("os")?,
-                    variant: p.string_or_empty("variant")?,
-                }))
+                Some(Platform {
+                    architecture: Atom::new(&p.string_or_empty("architecture")?),
+                    os: Atom::new(&p.string_or_empty("os")?),
+                    variant: Atom::new(&p.string_or_empty("variant")?),
+                })
             }
             None => None,
         };
         o.string_map("annotations")?;
-        Ok(Descriptor {
-            media_type: MediaType::new(o.string("mediaType")?.unwrap_or_default()),
-            size: o.int("size")?.unwrap_or(0),
-            urls: o.strings("urls")?,
-            platform,
-            ..Descriptor::from_digest_text(digest_text)
-        })
+        let mut d = Descriptor::from_digest_text(digest_text);
+        d.media_type = MediaType::new(o.string("mediaType")?.unwrap_or_default());
+        d.size = o.int("size")?.unwrap_or(0);
+        let urls = o.strings("urls")?;
+        if !urls.is_empty() || platform.is_some() {
+            let rare = d.rare.get_or_insert_with(Default::default);
+            rare.urls = urls;
+            rare.platform = platform;
+        }
+        Ok(d)
     }
 
     fn from_digest_text(digest_text: String) -> Descriptor {
         let digest = Digest::parse(&digest_text).ok();
-        Descriptor {
-            media_type: MediaType::default(),
-            invalid_digest: digest.is_none().then(|| digest_text.into_boxed_str()),
-            digest,
-            size: 0,
-            urls: Vec::new(),
-            platform: None,
-        }
+        let rare = (digest.is_none() && !digest_text.is_empty())
+            .then(|| Box::new(RareFields { invalid_digest: Some(digest_text.into_boxed_str()), ..Default::default() }));
+        Descriptor { media_type: MediaType::default(), digest, size: 0, rare }
     }
 
     /// The digest as written in the manifest.
     pub fn digest_text(&self) -> String {
-        match (&self.digest, &self.invalid_digest) {
+        match (&self.digest, self.rare.as_ref().and_then(|r| r.invalid_digest.as_deref())) {
             (Some(d), _) => d.to_string(),
             (None, Some(raw)) => raw.to_string(),
             (None, None) => String::new(),
         }
+    }
+
+    /// Where a client fetches a foreign layer.
+    pub fn urls(&self) -> &[String] {
+        self.rare.as_ref().map_or(&[], |r| &r.urls)
+    }
+
+    /// The platform an index names for this child.
+    pub fn platform(&self) -> Option<&Platform> {
+        self.rare.as_ref()?.platform.as_ref()
     }
 
     /// Foreign (non-distributable) layers live elsewhere; a client fetches
@@ -202,20 +226,23 @@ impl Descriptor {
     }
 }
 
+/// A decoded manifest, reduced to what we report and model. Kept small: a
+/// tree holds every manifest it has at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     pub kind: ManifestKind,
     /// The body's `mediaType` field ("" when absent).
-    pub media_type: String,
+    pub media_type: MediaType,
     pub config: Option<Descriptor>,
     /// Layers; for schema1 the `fsLayers` blobSums, top layer first.
-    pub layers: Vec<Descriptor>,
+    pub layers: Box<[Descriptor]>,
     /// Children of a list or index.
-    pub manifests: Vec<Descriptor>,
-    pub subject: Option<Descriptor>,
-    pub artifact_type: String,
+    pub manifests: Box<[Descriptor]>,
+    pub subject: Option<Box<Descriptor>>,
+    /// "" when absent.
+    pub artifact_type: MediaType,
     /// Schema1 only: the architecture it names, and whether signatures were stored.
-    pub schema1_architecture: String,
+    pub schema1_architecture: Atom,
     pub schema1_signed: bool,
 }
 
@@ -289,26 +316,26 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ManifestError> {
 fn parse_schema2_family(kind: ManifestKind, media_type: String, o: Obj) -> Result<Manifest, ManifestError> {
     let (config, layers, manifests) = if kind.is_index() {
         let children = o.objects("manifests")?.into_iter().map(Descriptor::decode).collect::<Result<_, _>>()?;
-        (None, Vec::new(), children)
+        (None, Box::default(), children)
     } else {
         let config = Descriptor::decode(o.object("config")?)?;
         let layers = o.objects("layers")?.into_iter().map(Descriptor::decode).collect::<Result<_, _>>()?;
-        (Some(config), layers, Vec::new())
+        (Some(config), layers, Box::default())
     };
     o.string_map("annotations")?;
     // `subject` and `artifactType` are OCI 1.1; 2.8 ignores them when serving
     // but they tell us what an artifact is attached to.
-    let subject = o.object("subject").ok().flatten().and_then(|s| Descriptor::decode(Some(s)).ok());
-    let artifact_type = o.string("artifactType").ok().flatten().unwrap_or_default().to_string();
+    let subject = o.object("subject").ok().flatten().and_then(|s| Descriptor::decode(Some(s)).ok()).map(Box::new);
+    let artifact_type = MediaType::new(o.string("artifactType").ok().flatten().unwrap_or_default());
     Ok(Manifest {
         kind,
-        media_type,
+        media_type: MediaType::new(&media_type),
         config,
         layers,
         manifests,
         subject,
         artifact_type,
-        schema1_architecture: String::new(),
+        schema1_architecture: Atom::default(),
         schema1_signed: false,
     })
 }
@@ -334,45 +361,41 @@ fn parse_schema1(bytes: &[u8], o: Obj) -> Result<Manifest, ManifestError> {
         .map(|l| {
             Ok(Descriptor::from_digest_text(l.map(|l| l.string_or_empty("blobSum")).transpose()?.unwrap_or_default()))
         })
-        .collect::<gojson::Result<Vec<_>>>()?;
+        .collect::<gojson::Result<_>>()?;
     Ok(Manifest {
         kind: ManifestKind::Schema1,
-        media_type: o.string_or_empty("mediaType")?,
+        media_type: MediaType::new(&o.string_or_empty("mediaType")?),
         config: None,
         layers,
-        manifests: Vec::new(),
+        manifests: Box::default(),
         subject: None,
-        artifact_type: String::new(),
-        schema1_architecture: o.string_or_empty("architecture")?,
+        artifact_type: MediaType::default(),
+        schema1_architecture: Atom::new(&o.string_or_empty("architecture")?),
         schema1_signed: o.has_key("signatures"),
     })
 }
 
 /// An image config (Docker or OCI), reduced to what we report and what the
-/// schema1 conversion needs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// schema1 conversion needs. Kept small: a tree holds all of them at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImageConfig {
     pub platform: Platform,
-    pub created: Option<String>,
-    pub history: Vec<HistoryEntry>,
-    pub labels: BTreeMap<String, String>,
+    pub created: Option<Box<str>>,
+    /// `empty_layer` of each `history` entry, in order.
+    pub history_empty_layers: Box<[bool]>,
+    /// The first history `created` that Go's `time.Time` cannot decode (the
+    /// schema1 conversion then fails).
+    pub bad_history_time: Option<Box<str>>,
     /// How many `rootfs.diff_ids` there are (their values are not needed).
     pub diff_ids: usize,
     /// `rootfs` is present and not null: 2.8's schema1 conversion
     /// dereferences it and panics without it.
-    #[serde(skip)]
     pub has_rootfs: bool,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct HistoryEntry {
-    pub created: Option<String>,
-    pub empty_layer: bool,
 }
 
 impl ImageConfig {
     pub fn has_empty_layer(&self) -> bool {
-        self.history.iter().any(|h| h.empty_layer)
+        self.history_empty_layers.iter().any(|&e| e)
     }
 }
 
@@ -382,21 +405,24 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
     }
     let value = gojson::parse(bytes)?;
     let o = gojson::object(&value, "config")?.ok_or("config is null")?;
-    let history = o
+    let mut bad_history_time = None;
+    let history_empty_layers = o
         .objects("history")?
         .into_iter()
         .map(|h| {
-            let Some(h) = h else {
-                return Ok(HistoryEntry::default());
-            };
+            let Some(h) = h else { return Ok(false) };
             h.string("created_by")?; // decoded for type errors only
-            Ok(HistoryEntry { created: h.string("created")?.map(str::to_string), empty_layer: h.bool("empty_layer")? })
+            if let Some(t) = h.string("created")? {
+                if bad_history_time.is_none() && gojson::parse_go_rfc3339(t).is_none() {
+                    bad_history_time = Some(t.into());
+                }
+            }
+            h.bool("empty_layer")
         })
         .collect::<gojson::Result<_>>()?;
-    let labels = match o.object("config")? {
-        Some(c) => c.string_map("Labels")?,
-        None => BTreeMap::new(),
-    };
+    if let Some(c) = o.object("config")? {
+        c.string_map("Labels")?; // decoded for type errors only
+    }
     let rootfs = o.object("rootfs")?;
     let diff_ids = match &rootfs {
         Some(r) => r.strings("diff_ids")?.len(),
@@ -404,13 +430,13 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
     };
     Ok(ImageConfig {
         platform: Platform {
-            architecture: o.string_or_empty("architecture")?,
-            os: o.string_or_empty("os")?,
-            variant: o.string_or_empty("variant")?,
+            architecture: Atom::new(&o.string_or_empty("architecture")?),
+            os: Atom::new(&o.string_or_empty("os")?),
+            variant: Atom::new(&o.string_or_empty("variant")?),
         },
-        created: o.string("created")?.map(str::to_string),
-        history,
-        labels,
+        created: o.string("created")?.map(Box::from),
+        history_empty_layers,
+        bad_history_time,
         diff_ids,
         has_rootfs: rootfs.is_some(),
     })
@@ -469,8 +495,11 @@ mod tests {
         .unwrap();
         assert_eq!(c.platform.to_string(), "linux/arm64/v8");
         assert!(c.has_empty_layer());
-        assert_eq!(c.labels["a"], "b");
+        assert_eq!(c.bad_history_time, None);
         assert_eq!(c.diff_ids, 1);
         assert!(parse_config(br#"{"history":[{"empty_layer":"yes"}]}"#).is_err());
+        assert!(parse_config(br#"{"config":{"Labels":{"a":1}}}"#).is_err());
+        let late = parse_config(br#"{"history":[{"created":"2024-01-01T00:00:00Z"},{"created":"yesterday"}]}"#);
+        assert_eq!(late.unwrap().bad_history_time.as_deref(), Some("yesterday"));
     }
 }

@@ -216,7 +216,7 @@ impl<'a> Resolver<'a> {
         if let Some(desc) = desc {
             node.media_type = Some(desc.media_type.clone());
             node.declared_size = Some(desc.size);
-            node.platform = desc.platform.as_deref().cloned();
+            node.platform = desc.platform().cloned();
         }
         let Some(d) = digest else {
             node.fetch = Fetch::NotFound(format!("{:?} is not a valid digest", node.digest));
@@ -245,7 +245,7 @@ impl<'a> Resolver<'a> {
         node.parses = Some(true);
         node.kind = Some(m.kind);
         node.subject = m.subject.as_ref().map(|s| s.digest_text().clone());
-        node.artifact_type = Some(m.artifact_type.clone()).filter(|a| !a.is_empty());
+        node.artifact_type = Some(m.artifact_type.to_string()).filter(|a| !a.is_empty());
         if walk.stack.contains(&d) {
             node.cut = Some(Cut::Cycle);
             return node;
@@ -403,7 +403,7 @@ impl Resolver<'_> {
             .iter()
             .filter(|n| n.role == Role::Config)
             .filter_map(|n| n.parsed_digest.as_ref())
-            .filter_map(|d| self.server.contents.config(d)?.as_ref().ok()?.created.clone())
+            .filter_map(|d| Some(self.server.contents.config(d)?.as_ref().ok()?.created.as_deref()?.to_string()))
             .max()
     }
 }

@@ -977,7 +977,7 @@ impl<'a> Sim<'a> {
                 for r in m.references() {
                     let Some(child) = &r.digest else { continue };
                     if m.kind.is_index() && deleted_manifests.contains(&(repo.name.as_str(), child)) {
-                        let platform = r.platform.as_ref().map(|p| format!(" ({p})")).unwrap_or_default();
+                        let platform = r.platform().map(|p| format!(" ({p})")).unwrap_or_default();
                         let whose = if tags.is_empty() {
                             format!("index {d}")
                         } else {

@@ -7,14 +7,14 @@
 //! Each operation is predicted against the tree as it is, independently of
 //! the others: two tags needing the same empty-tar link both list it.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::Serialize;
 
 use super::serve::{Fetch, Server};
 use super::Target;
 use crate::contents::Contents;
 use crate::digest::Digest;
-use crate::gojson;
+use crate::gojson::{self, parse_go_rfc3339};
 use crate::inventory::{Inventory, Link, Repository, Upload};
 use crate::layout;
 use crate::manifest::{media, ImageConfig, Manifest, ManifestKind};
@@ -237,10 +237,8 @@ fn default_child<'a>(
     repo: &Repository,
     list: &Manifest,
 ) -> Result<(Digest, &'a Manifest), Outcome> {
-    let entry = list
-        .manifests
-        .iter()
-        .find(|c| c.platform.as_ref().is_some_and(|p| p.architecture == "amd64" && p.os == "linux"));
+    let entry =
+        list.manifests.iter().find(|c| c.platform().is_some_and(|p| p.architecture == "amd64" && p.os == "linux"));
     let Some(entry) = entry.filter(|e| !e.digest_text().is_empty()) else {
         return Err(Outcome::answer(404, "the manifest list has no linux/amd64 entry"));
     };
@@ -352,12 +350,10 @@ fn convert(server: &Server, repo: &Repository, m: &Manifest, what: &str) -> Outc
 }
 
 fn build(server: &Server, repo: &Repository, config: &ImageConfig, layers: usize, what: &str) -> Outcome {
-    if let Some(bad) =
-        config.history.iter().filter_map(|h| h.created.as_deref()).find(|c| parse_go_rfc3339(c).is_none())
-    {
+    if let Some(bad) = &config.bad_history_time {
         return Outcome::answer(400, format!("history time {bad:?} does not decode; nothing is written"));
     }
-    if config.history.is_empty() {
+    if config.history_empty_layers.is_empty() {
         return Outcome::answer(400, "the config has no history; nothing is written");
     }
     if !config.has_rootfs {
@@ -374,8 +370,8 @@ fn build(server: &Server, repo: &Repository, config: &ImageConfig, layers: usize
     // after that write.
     let mut writes: Option<Result<Vec<Write>, Outcome>> = None;
     let mut consumed = 0;
-    for h in &config.history {
-        if h.empty_layer {
+    for &empty_layer in config.history_empty_layers.iter() {
+        if empty_layer {
             if writes.is_none() {
                 writes = Some(empty_tar(server, repo));
                 if let Some(Err(_)) = writes {
@@ -544,59 +540,6 @@ pub fn is_purger_uuid(target: Target, s: &str) -> bool {
                 || (s.len() == 45 && s[..9].eq_ignore_ascii_case("urn:uuid:") && hyphenated(&s[9..]))
         }
     }
-}
-
-/// Go's `time.Parse(time.RFC3339, s)`: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±hh:mm)`,
-/// uppercase `T` and `Z`, no surrounding space, ranges checked.
-pub fn parse_go_rfc3339(s: &str) -> Option<DateTime<Utc>> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = b.get(r)?;
-        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut i = 19;
-    let mut nanos = 0u32;
-    if b[i] == b'.' || b[i] == b',' {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let digits = &b[start..i];
-        if digits.is_empty() || digits.len() > 9 {
-            return None;
-        }
-        nanos = digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')) * 10u32.pow(9 - digits.len() as u32);
-    }
-    let offset_seconds: i32 = match &b[i..] {
-        [b'Z'] => 0,
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let h = num(i + 1..i + 3)? as i32;
-            let m = num(i + 4..i + 6)? as i32;
-            if h >= 24 || m >= 60 {
-                return None;
-            }
-            let total = h * 3600 + m * 60;
-            if *sign == b'-' {
-                -total
-            } else {
-                total
-            }
-        }
-        _ => return None,
-    };
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
-    let local = date.and_hms_nano_opt(hour, minute, second, nanos)?;
-    let offset = chrono::FixedOffset::east_opt(offset_seconds)?;
-    Some(offset.from_local_datetime(&local).single()?.with_timezone(&Utc))
 }
 
 /// Go-style durations as the registry's config takes them, plus days:
