@@ -2,8 +2,6 @@
 //! parallel: only blobs that something names as a manifest or a config are
 //! opened. Content-addressed, so one copy serves every repository.
 
-use std::collections::{HashMap, HashSet};
-
 use rayon::prelude::*;
 
 use crate::digest::Digest;
@@ -21,12 +19,13 @@ pub struct Contents {
 
 impl Contents {
     /// Reads every manifest the tree names, and with `configs` their configs.
+    /// Everything is gathered in sorted vectors: no hash tables, whose spare
+    /// room would outweigh the (compact) manifests themselves.
     pub fn load(root: &StorageRoot, inv: &Inventory, configs: bool) -> Contents {
-        let mut manifests: HashMap<Digest, Result<Manifest, ManifestError>> = HashMap::new();
-        let mut wanted: HashSet<Digest> = HashSet::new();
+        let mut wanted: Vec<Digest> = Vec::new();
         for repo in &inv.repositories {
             for (path_digest, link) in &repo.revisions {
-                wanted.insert(path_digest.clone());
+                wanted.push(path_digest.clone());
                 wanted.extend(link.clone().ok());
             }
             for tag in repo.tags.values() {
@@ -35,9 +34,13 @@ impl Contents {
             }
         }
         // Indexes name further manifests; follow them until nothing is new.
+        let mut manifests: Vec<(Digest, Result<Manifest, ManifestError>)> = Vec::new();
         while !wanted.is_empty() {
-            let batch: Vec<Digest> = wanted.drain().filter(|d| inv.has_blob(d) && !manifests.contains_key(d)).collect();
-            let loaded: Vec<(Digest, Result<Manifest, ManifestError>)> = batch
+            wanted.sort_unstable();
+            wanted.dedup();
+            let known = |d: &Digest| manifests.binary_search_by(|(k, _)| k.cmp(d)).is_ok();
+            wanted.retain(|d| inv.has_blob(d) && !known(d));
+            let loaded: Vec<(Digest, Result<Manifest, ManifestError>)> = std::mem::take(&mut wanted)
                 .into_par_iter()
                 .map(|d| {
                     let parsed = match root.read_blob(&d, MANIFEST_READ_LIMIT) {
@@ -47,18 +50,21 @@ impl Contents {
                     (d, parsed)
                 })
                 .collect();
-            for (d, parsed) in loaded {
-                if let Ok(m) = &parsed {
+            for (_, parsed) in &loaded {
+                if let Ok(m) = parsed {
                     wanted.extend(m.manifests.iter().filter_map(|c| c.digest.clone()));
                 }
-                manifests.insert(d, parsed);
             }
+            manifests.extend(loaded);
+            manifests.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
-        let config_digests: HashSet<Digest> = manifests
-            .values()
-            .filter_map(|m| m.as_ref().ok()?.config.as_ref()?.digest.clone())
+        let mut config_digests: Vec<Digest> = manifests
+            .iter()
+            .filter_map(|(_, m)| m.as_ref().ok()?.config.as_ref()?.digest.clone())
             .filter(|d| configs && inv.has_blob(d))
             .collect();
+        config_digests.sort_unstable();
+        config_digests.dedup();
         let configs: Vec<(Digest, Result<ImageConfig, String>)> = config_digests
             .into_par_iter()
             .map(|d| {

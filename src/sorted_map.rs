@@ -17,7 +17,12 @@ impl<K, V> Default for SortedMap<K, V> {
 
 impl<K: Ord, V> SortedMap<K, V> {
     pub fn get(&self, key: &K) -> Option<&V> {
-        self.0.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| &self.0[i].1)
+        self.position(key).map(|i| &self.0[i].1)
+    }
+
+    /// Where `key` sits in iteration order: a dense index for side tables.
+    pub fn position(&self, key: &K) -> Option<usize> {
+        self.0.binary_search_by(|(k, _)| k.cmp(key)).ok()
     }
 
     pub fn contains_key(&self, key: &K) -> bool {

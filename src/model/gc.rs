@@ -16,9 +16,10 @@ use serde::Serialize;
 use super::Target;
 use crate::contents::Contents;
 use crate::digest::{Digest, LinkError};
-use crate::inventory::{EntryKind, Inventory, Link, Repository, WalkFacts};
+use crate::inventory::{Blob, EntryKind, Inventory, Link, Repository, WalkFacts};
 use crate::layout;
 use crate::manifest::{Descriptor, Manifest, ManifestKind};
+use crate::sorted_map::SortedMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GcOptions {
@@ -197,7 +198,7 @@ fn simulate(inv: &Inventory, contents: &Contents, walk: &WalkFacts, opts: GcOpti
         lenient,
         v2: opts.target == Target::V2_8,
         out: GcOutcome::default(),
-        marks: Marks::default(),
+        marks: Marks::new(&inv.blobs),
         to_delete: Vec::new(),
         layer_deletes: Vec::new(),
     };
@@ -223,7 +224,7 @@ struct Sim<'a> {
     lenient: bool,
     v2: bool,
     out: GcOutcome,
-    marks: Marks,
+    marks: Marks<'a>,
     to_delete: Vec<Queued>,
     layer_deletes: Vec<(String, Digest)>,
 }
@@ -232,14 +233,29 @@ type Step<T> = Result<T, Abort>;
 
 /// The mark set. Go keys it by digest *string*, so a reference whose digest
 /// does not parse is marked too, as written; such a string never equals a
-/// valid digest's, so the two kinds are kept apart, valid ones as digests.
-#[derive(Default)]
-struct Marks {
-    digests: HashSet<Digest>,
+/// valid digest's, so the kinds are kept apart: digests of blobs the tree
+/// holds as one flag per blob (the set is as large as the tree), other
+/// digests and invalid strings in small sets.
+struct Marks<'a> {
+    blobs: &'a SortedMap<Digest, Blob>,
+    /// Indexed like `blobs`.
+    stored: Vec<bool>,
+    stored_count: usize,
+    absent: HashSet<Digest>,
     invalid: HashSet<String>,
 }
 
-impl Marks {
+impl<'a> Marks<'a> {
+    fn new(blobs: &'a SortedMap<Digest, Blob>) -> Marks<'a> {
+        Marks {
+            blobs,
+            stored: vec![false; blobs.len()],
+            stored_count: 0,
+            absent: HashSet::new(),
+            invalid: HashSet::new(),
+        }
+    }
+
     /// Marks a reference; false when it already was.
     fn insert(&mut self, r: &Descriptor) -> bool {
         match &r.digest {
@@ -249,23 +265,34 @@ impl Marks {
     }
 
     fn insert_digest(&mut self, d: &Digest) -> bool {
-        self.digests.insert(d.clone())
+        match self.blobs.position(d) {
+            Some(i) if self.stored[i] => false,
+            Some(i) => {
+                self.stored[i] = true;
+                self.stored_count += 1;
+                true
+            }
+            None => self.absent.insert(d.clone()),
+        }
     }
 
     fn contains(&self, d: &Digest) -> bool {
-        self.digests.contains(d)
+        match self.blobs.position(d) {
+            Some(i) => self.stored[i],
+            None => self.absent.contains(d),
+        }
     }
 
     /// Whether Go's set holds this string.
     fn contains_text(&self, s: &str) -> bool {
         match Digest::parse(s) {
-            Ok(d) => self.digests.contains(&d),
+            Ok(d) => self.contains(&d),
             Err(_) => self.invalid.contains(s),
         }
     }
 
     fn len(&self) -> usize {
-        self.digests.len() + self.invalid.len()
+        self.stored_count + self.absent.len() + self.invalid.len()
     }
 }
 
