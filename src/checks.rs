@@ -5,14 +5,13 @@ use rayon::prelude::*;
 
 use crate::contents::Contents;
 use crate::digest::Digest;
-use crate::inventory::{Inventory, Link, Repository};
+use crate::inventory::{Inventory, LinkMap, LinkRef, Repository};
 use crate::layout;
 use crate::manifest::ManifestError;
 use crate::model::serve::Server;
 use crate::model::Target;
 use crate::problem::{Code, Problem};
 use crate::resolve::{Cut, Node, Resolver, Role};
-use crate::sorted_map::SortedMap;
 
 pub fn check(inv: &Inventory, contents: &Contents, target: Target) -> Vec<Problem> {
     let server = Server::new(inv, contents, target);
@@ -88,7 +87,7 @@ fn check_repository(out: &mut Vec<Problem>, repo: &Repository, target: Target) {
     }
 }
 
-fn link_problem(out: &mut Vec<Problem>, path: impl FnOnce() -> String, link: &Link) -> bool {
+fn link_problem(out: &mut Vec<Problem>, path: impl FnOnce() -> String, link: LinkRef) -> bool {
     if let Err(e) = link {
         out.push(Problem::new(Code::LinkInvalid, path(), format!("link file {e}")));
         return true;
@@ -120,7 +119,7 @@ fn check_links(out: &mut Vec<Problem>, inv: &Inventory, repo: &Repository) {
 fn check_link_map(
     out: &mut Vec<Problem>,
     inv: &Inventory,
-    links: &SortedMap<Digest, Link>,
+    links: &LinkMap,
     path_of: impl Fn(&Digest) -> String,
     dangling: impl Fn(&Digest) -> (Code, String),
 ) {
@@ -148,7 +147,7 @@ fn check_tags(out: &mut Vec<Problem>, server: &Server, repo: &Repository) {
         }
         for (d, link) in &tag.index {
             let path = || layout::tag_index_link(&repo.name, name, d);
-            if !link_problem(out, path, link) && !server.inv.has_blob(link.as_ref().expect("checked")) {
+            if !link_problem(out, path, link) && !server.inv.has_blob(link.expect("checked")) {
                 out.push(Problem::new(
                     Code::TagHistoryDangling,
                     path(),
@@ -163,7 +162,7 @@ fn check_tags(out: &mut Vec<Problem>, server: &Server, repo: &Repository) {
                 dir(),
                 format!("tag {name} has no current link: it is listed, but GET returns 404"),
             )),
-            Some(link) if link_problem(out, current, link) => {}
+            Some(link) if link_problem(out, current, link.as_ref()) => {}
             // An unroutable repository name is reported once, for the repository.
             Some(Ok(_)) if !repo.name_is_valid() => {}
             Some(Ok(d)) => {

@@ -26,11 +26,11 @@ impl Contents {
         for repo in &inv.repositories {
             for (path_digest, link) in &repo.revisions {
                 wanted.push(path_digest.clone());
-                wanted.extend(link.clone().ok());
+                wanted.extend(link.ok().cloned());
             }
             for tag in repo.tags.values() {
                 wanted.extend(tag.current.clone().and_then(Result::ok));
-                wanted.extend(tag.index.values().filter_map(|l| l.clone().ok()));
+                wanted.extend(tag.index.values().filter_map(|l| l.ok().cloned()));
             }
         }
         // Indexes name further manifests; follow them until nothing is new.
@@ -55,6 +55,8 @@ impl Contents {
                     wanted.extend(m.manifests.iter().filter_map(|c| c.digest.clone()));
                 }
             }
+            // Exact room: the map is built from this vector without a copy.
+            manifests.reserve_exact(loaded.len());
             manifests.extend(loaded);
             manifests.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }

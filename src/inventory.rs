@@ -12,6 +12,91 @@ use crate::sorted_map::SortedMap;
 /// A link file's content, parsed strictly.
 pub type Link = Result<Digest, LinkError>;
 
+/// A link's content, borrowed from a [`LinkMap`].
+pub type LinkRef<'a> = Result<&'a Digest, &'a LinkError>;
+
+/// Link files of one kind (`_layers`, revisions, a tag's index), keyed by
+/// the digest their path names. Nearly every link holds that same digest, so
+/// only the others keep their content: 48 bytes a link instead of 88, in
+/// the structure that grows with the tree.
+#[derive(Debug, Default)]
+pub struct LinkMap {
+    /// Sorted by key, unique. [`SAME`] means the link holds its key;
+    /// anything else indexes `other`.
+    entries: Vec<(Digest, u32)>,
+    other: Vec<Link>,
+}
+
+const SAME: u32 = u32::MAX;
+
+impl LinkMap {
+    pub fn get(&self, key: &Digest) -> Option<LinkRef<'_>> {
+        let i = self.entries.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+        Some(self.content(i))
+    }
+
+    pub fn contains_key(&self, key: &Digest) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn content(&self, i: usize) -> LinkRef<'_> {
+        match self.entries[i] {
+            (ref key, SAME) => Ok(key),
+            (_, other) => self.other[other as usize].as_ref(),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Digest, LinkRef<'_>)> {
+        (0..self.entries.len()).map(|i| (&self.entries[i].0, self.content(i)))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Digest> {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = LinkRef<'_>> {
+        self.iter().map(|(_, v)| v)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// When a key repeats, the first link is kept.
+impl FromIterator<(Digest, Link)> for LinkMap {
+    fn from_iter<I: IntoIterator<Item = (Digest, Link)>>(iter: I) -> Self {
+        let mut links: Vec<(Digest, Link)> = iter.into_iter().collect();
+        links.sort_by(|a, b| a.0.cmp(&b.0));
+        links.dedup_by(|later, first| later.0 == first.0);
+        let mut map = LinkMap { entries: Vec::with_capacity(links.len()), other: Vec::new() };
+        for (key, link) in links {
+            let slot = match link {
+                Ok(content) if content == key => SAME,
+                other => {
+                    map.other.push(other);
+                    u32::try_from(map.other.len() - 1).expect("fewer than 4 billion odd links")
+                }
+            };
+            map.entries.push((key, slot));
+        }
+        map.other.shrink_to_fit();
+        map
+    }
+}
+
+impl<'a> IntoIterator for &'a LinkMap {
+    type Item = (&'a Digest, LinkRef<'a>);
+    type IntoIter = Box<dyn Iterator<Item = (&'a Digest, LinkRef<'a>)> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Inventory {
     /// The storage root (the directory holding `docker/`).
@@ -46,9 +131,9 @@ pub struct Repository {
     pub has_manifests_dir: bool,
     pub has_uploads_dir: bool,
     /// `_layers/<alg>/<hex>/link`, keyed by the digest in the path.
-    pub layer_links: SortedMap<Digest, Link>,
+    pub layer_links: LinkMap,
     /// `_manifests/revisions/<alg>/<hex>/link`, keyed by the digest in the path.
-    pub revisions: SortedMap<Digest, Link>,
+    pub revisions: LinkMap,
     /// Old schema1 signature links: (revision, signature).
     pub signature_links: Vec<(Digest, Digest)>,
     pub tags: BTreeMap<String, Tag>,
@@ -60,7 +145,7 @@ pub struct Tag {
     /// `current/link`; None when the file is absent.
     pub current: Option<Link>,
     /// `index/<alg>/<hex>/link`: every manifest the tag has pointed at.
-    pub index: SortedMap<Digest, Link>,
+    pub index: LinkMap,
 }
 
 #[derive(Debug, Default)]

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::Target;
 use crate::contents::Contents;
 use crate::digest::{Digest, LinkError};
-use crate::inventory::{Blob, EntryKind, Inventory, Link, Repository, WalkFacts};
+use crate::inventory::{Blob, EntryKind, Inventory, LinkRef, Repository, WalkFacts};
 use crate::layout;
 use crate::manifest::{Descriptor, Manifest, ManifestKind};
 use crate::sorted_map::SortedMap;
@@ -480,7 +480,7 @@ impl<'a> Sim<'a> {
             self.revision_link(repo, link, path_digest, &|| layout::revision_link(name, path_digest))?;
             // 2.8/3 enumerate every `link` below the revision, signatures too.
             for (rev, sig) in repo.signature_links.iter().filter(|(r, _)| r == path_digest) {
-                self.revision_link(repo, &Ok(sig.clone()), sig, &|| layout::signature_link(name, rev, sig))?;
+                self.revision_link(repo, Ok(sig), sig, &|| layout::signature_link(name, rev, sig))?;
             }
         }
         self.layer_link_check(name, Some(repo))
@@ -497,7 +497,7 @@ impl<'a> Sim<'a> {
     fn revision_link(
         &mut self,
         repo: &Repository,
-        link: &Link,
+        link: LinkRef,
         path_digest: &Digest,
         path: &dyn Fn() -> String,
     ) -> Step<()> {
@@ -579,7 +579,7 @@ impl<'a> Sim<'a> {
         match &t.current {
             Some(Err(LinkError::TrailingWhitespace)) => {
                 // Unique history entry: that is the digest the link names.
-                let mut live = t.index.values().filter_map(|l| l.as_ref().ok());
+                let mut live = t.index.values().filter_map(Result::ok);
                 let first = live.next()?.clone();
                 live.next().is_none().then_some(first)
             }

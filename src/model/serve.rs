@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::Target;
 use crate::contents::Contents;
 use crate::digest::{Digest, LinkError};
-use crate::inventory::{Inventory, Link, Repository};
+use crate::inventory::{Inventory, LinkRef, Repository};
 use crate::layout;
 use crate::manifest::{Manifest, ManifestError, ManifestKind};
 
@@ -61,7 +61,7 @@ pub struct Server<'a> {
 /// statter: a missing link tries the next one, an invalid one is an error
 /// (`path_of` names it then).
 fn follow<'l>(
-    candidates: &[(LinkedBy, Option<&'l Link>)],
+    candidates: &[(LinkedBy, Option<LinkRef<'l>>)],
     path_of: impl Fn(LinkedBy) -> String,
 ) -> Result<(LinkedBy, &'l Digest), Fetch> {
     for &(by, link) in candidates {

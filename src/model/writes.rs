@@ -15,7 +15,7 @@ use super::Target;
 use crate::contents::Contents;
 use crate::digest::Digest;
 use crate::gojson::{self, parse_go_rfc3339};
-use crate::inventory::{Inventory, Link, Repository, Upload};
+use crate::inventory::{Inventory, LinkRef, Repository, Upload};
 use crate::layout;
 use crate::manifest::{media, ImageConfig, Manifest, ManifestKind};
 use crate::problem::Code;
@@ -416,7 +416,7 @@ fn empty_tar(server: &Server, repo: &Repository) -> Result<Vec<Write>, Outcome> 
     if has_wrong_type(server.inv, &link_path) {
         return Err(Outcome::answer(400, "the empty tar's link is a directory: 400, nothing is written"));
     }
-    let link: Option<&Link> = repo.layer_links.get(&empty);
+    let link: Option<LinkRef> = repo.layer_links.get(&empty);
     let found = match link {
         None => false,
         // Uppercase hex included: Debian's 2.8.2 rejects it (go-digest 1.0.0).
@@ -671,7 +671,7 @@ fn expiry_deletes(inv: &Inventory, repo_name: &str, digest_text: &str, entry_typ
     let Some(repo) = inv.repository(repo_name) else {
         return Ok(Vec::new());
     };
-    let present = |link: Option<&Link>| matches!(link, Some(Ok(t)) if inv.has_blob(t));
+    let present = |link: Option<LinkRef>| matches!(link, Some(Ok(t)) if inv.has_blob(t));
     match entry_type {
         0 => {
             if !present(repo.layer_links.get(&digest)) {

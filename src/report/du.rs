@@ -89,7 +89,7 @@ pub struct DuReport {
 /// decoded manifests (cycle-safe: each digest is visited once).
 fn referenced(repo: &Repository, contents: &Contents) -> BTreeSet<Digest> {
     let mut seen = BTreeSet::new();
-    let mut stack: Vec<Digest> = repo.revisions.values().filter_map(|l| l.clone().ok()).collect();
+    let mut stack: Vec<Digest> = repo.revisions.values().filter_map(|l| l.ok().cloned()).collect();
     while let Some(d) = stack.pop() {
         if !seen.insert(d.clone()) {
             continue;
@@ -123,7 +123,7 @@ pub fn build(audit: &Audit, sort: SortKey) -> DuReport {
             let present: Vec<&Digest> = set.iter().filter(|d| inv.has_blob(d)).collect();
             let unique = bytes(inv, present.iter().copied().filter(|d| holders.get(d) == Some(&1)));
             let referenced = bytes(inv, present.iter().copied());
-            let linked: HashSet<&Digest> = repo.layer_links.values().filter_map(|l| l.as_ref().ok()).collect();
+            let linked: HashSet<&Digest> = repo.layer_links.values().filter_map(Result::ok).collect();
             RepoUsage {
                 repository: repo.name.clone(),
                 tags: repo.tags.len(),

@@ -57,7 +57,7 @@ pub fn blobs_to_verify(audit: &Audit, filter: &[String]) -> BTreeSet<Digest> {
         for d in repo.revisions.keys() {
             out.extend(resolver.manifest(repo, d).digests().cloned());
         }
-        out.extend(repo.layer_links.values().filter_map(|l| l.as_ref().ok()).cloned());
+        out.extend(repo.layer_links.values().filter_map(Result::ok).cloned());
     }
     out
 }
