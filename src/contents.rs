@@ -40,6 +40,8 @@ impl Contents {
             wanted.dedup();
             let known = |d: &Digest| manifests.binary_search_by(|(k, _)| k.cmp(d)).is_ok();
             wanted.retain(|d| inv.has_blob(d) && !known(d));
+            // Tags and revisions name the same manifests many times over.
+            wanted.shrink_to_fit();
             let loaded: Vec<(Digest, Result<Manifest, ManifestError>)> = std::mem::take(&mut wanted)
                 .into_par_iter()
                 .map(|d| {
@@ -55,9 +57,13 @@ impl Contents {
                     wanted.extend(m.manifests.iter().filter_map(|c| c.digest.clone()));
                 }
             }
-            // Exact room: the map is built from this vector without a copy.
-            manifests.reserve_exact(loaded.len());
-            manifests.extend(loaded);
+            if manifests.is_empty() {
+                manifests = loaded;
+            } else {
+                // Exact room: the map is built from this vector without a copy.
+                manifests.reserve_exact(loaded.len());
+                manifests.extend(loaded);
+            }
             manifests.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
         let mut config_digests: Vec<Digest> = manifests

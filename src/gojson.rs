@@ -54,10 +54,6 @@ impl<'a> Obj<'a> {
         self.0.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).next_back().filter(|v| !v.is_null())
     }
 
-    pub fn has_key(&self, name: &str) -> bool {
-        self.0.keys().any(|k| k.eq_ignore_ascii_case(name))
-    }
-
     pub fn string(&self, name: &str) -> Result<Option<&'a str>> {
         match self.get(name) {
             None => Ok(None),

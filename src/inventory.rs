@@ -17,13 +17,15 @@ pub type LinkRef<'a> = Result<&'a Digest, &'a LinkError>;
 
 /// Link files of one kind (`_layers`, revisions, a tag's index), keyed by
 /// the digest their path names. Nearly every link holds that same digest, so
-/// only the others keep their content: 48 bytes a link instead of 88, in
+/// only the others keep their content: 44 bytes a link instead of 88, in
 /// the structure that grows with the tree.
 #[derive(Debug, Default)]
 pub struct LinkMap {
-    /// Sorted by key, unique. [`SAME`] means the link holds its key;
-    /// anything else indexes `other`.
-    entries: Vec<(Digest, u32)>,
+    /// Sorted, unique.
+    keys: Vec<Digest>,
+    /// One per key: [`SAME`] when the link holds its key, else an index
+    /// into `other`. Apart from `keys` so that no padding is stored.
+    slots: Vec<u32>,
     other: Vec<Link>,
 }
 
@@ -31,7 +33,7 @@ const SAME: u32 = u32::MAX;
 
 impl LinkMap {
     pub fn get(&self, key: &Digest) -> Option<LinkRef<'_>> {
-        let i = self.entries.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+        let i = self.keys.binary_search(key).ok()?;
         Some(self.content(i))
     }
 
@@ -40,18 +42,18 @@ impl LinkMap {
     }
 
     fn content(&self, i: usize) -> LinkRef<'_> {
-        match self.entries[i] {
-            (ref key, SAME) => Ok(key),
-            (_, other) => self.other[other as usize].as_ref(),
+        match self.slots[i] {
+            SAME => Ok(&self.keys[i]),
+            other => self.other[other as usize].as_ref(),
         }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Digest, LinkRef<'_>)> {
-        (0..self.entries.len()).map(|i| (&self.entries[i].0, self.content(i)))
+        (0..self.keys.len()).map(|i| (&self.keys[i], self.content(i)))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Digest> {
-        self.entries.iter().map(|(k, _)| k)
+        self.keys.iter()
     }
 
     pub fn values(&self) -> impl Iterator<Item = LinkRef<'_>> {
@@ -59,11 +61,11 @@ impl LinkMap {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.keys.is_empty()
     }
 }
 
@@ -73,7 +75,11 @@ impl FromIterator<(Digest, Link)> for LinkMap {
         let mut links: Vec<(Digest, Link)> = iter.into_iter().collect();
         links.sort_by(|a, b| a.0.cmp(&b.0));
         links.dedup_by(|later, first| later.0 == first.0);
-        let mut map = LinkMap { entries: Vec::with_capacity(links.len()), other: Vec::new() };
+        let mut map = LinkMap {
+            keys: Vec::with_capacity(links.len()),
+            slots: Vec::with_capacity(links.len()),
+            other: Vec::new(),
+        };
         for (key, link) in links {
             let slot = match link {
                 Ok(content) if content == key => SAME,
@@ -82,7 +88,8 @@ impl FromIterator<(Digest, Link)> for LinkMap {
                     u32::try_from(map.other.len() - 1).expect("fewer than 4 billion odd links")
                 }
             };
-            map.entries.push((key, slot));
+            map.keys.push(key);
+            map.slots.push(slot);
         }
         map.other.shrink_to_fit();
         map

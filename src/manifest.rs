@@ -74,23 +74,36 @@ impl std::fmt::Display for Platform {
 
 /// An interned string: a tree repeats a handful of media types and
 /// platform names thousands of times, and a shared pointer is smaller than
-/// a copy each.
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Atom(Arc<str>);
+/// a copy each (a thin one: the `Box` keeps the length out of the pointer).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Atom(Arc<Box<str>>);
+
+impl Default for Atom {
+    fn default() -> Atom {
+        Atom::new("")
+    }
+}
+
+/// Lets the interner find an atom by its text.
+impl std::borrow::Borrow<str> for Atom {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
 
 /// A media type, interned.
 pub type MediaType = Atom;
 
 impl Atom {
     pub fn new(s: &str) -> Atom {
-        static INTERNED: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+        static INTERNED: OnceLock<Mutex<HashSet<Atom>>> = OnceLock::new();
         let mut set = INTERNED.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = set.get(s) {
-            return Atom(found.clone());
+            return found.clone();
         }
-        let arc: Arc<str> = Arc::from(s);
-        set.insert(arc.clone());
-        Atom(arc)
+        let atom = Atom(Arc::new(s.into()));
+        set.insert(atom.clone());
+        atom
     }
 
     pub fn as_str(&self) -> &str {
@@ -111,13 +124,13 @@ impl std::ops::Deref for Atom {
 
 impl PartialEq<str> for Atom {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for Atom {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.as_str() == *other
     }
 }
 
@@ -238,15 +251,39 @@ pub struct Manifest {
     pub layers: Box<[Descriptor]>,
     /// Children of a list or index.
     pub manifests: Box<[Descriptor]>,
-    pub subject: Option<Box<Descriptor>>,
-    /// "" when absent.
-    pub artifact_type: MediaType,
-    /// Schema1 only: the architecture it names, and whether signatures were stored.
-    pub schema1_architecture: Atom,
-    pub schema1_signed: bool,
+    /// What few manifests have; None when all of it is empty.
+    rare: Option<Box<RareManifestFields>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct RareManifestFields {
+    subject: Option<Descriptor>,
+    artifact_type: MediaType,
+    schema1_architecture: Atom,
+}
+
+impl RareManifestFields {
+    fn boxed(self) -> Option<Box<RareManifestFields>> {
+        (self != RareManifestFields::default()).then(|| Box::new(self))
+    }
 }
 
 impl Manifest {
+    /// The OCI 1.1 `subject` this manifest is attached to (a signature's image).
+    pub fn subject(&self) -> Option<&Descriptor> {
+        self.rare.as_ref()?.subject.as_ref()
+    }
+
+    /// OCI 1.1 `artifactType` ("" when absent).
+    pub fn artifact_type(&self) -> &str {
+        self.rare.as_ref().map_or("", |r| &r.artifact_type)
+    }
+
+    /// Schema1 only: the architecture it names ("" otherwise).
+    pub fn schema1_architecture(&self) -> &str {
+        self.rare.as_ref().map_or("", |r| &r.schema1_architecture)
+    }
+
     /// Every blob or manifest this one references, in document order.
     pub fn references(&self) -> impl Iterator<Item = &Descriptor> {
         self.config.iter().chain(&self.layers).chain(&self.manifests)
@@ -325,7 +362,7 @@ fn parse_schema2_family(kind: ManifestKind, media_type: String, o: Obj) -> Resul
     o.string_map("annotations")?;
     // `subject` and `artifactType` are OCI 1.1; 2.8 ignores them when serving
     // but they tell us what an artifact is attached to.
-    let subject = o.object("subject").ok().flatten().and_then(|s| Descriptor::decode(Some(s)).ok()).map(Box::new);
+    let subject = o.object("subject").ok().flatten().and_then(|s| Descriptor::decode(Some(s)).ok());
     let artifact_type = MediaType::new(o.string("artifactType").ok().flatten().unwrap_or_default());
     Ok(Manifest {
         kind,
@@ -333,10 +370,7 @@ fn parse_schema2_family(kind: ManifestKind, media_type: String, o: Obj) -> Resul
         config,
         layers,
         manifests,
-        subject,
-        artifact_type,
-        schema1_architecture: Atom::default(),
-        schema1_signed: false,
+        rare: RareManifestFields { subject, artifact_type, ..Default::default() }.boxed(),
     })
 }
 
@@ -362,16 +396,14 @@ fn parse_schema1(bytes: &[u8], o: Obj) -> Result<Manifest, ManifestError> {
             Ok(Descriptor::from_digest_text(l.map(|l| l.string_or_empty("blobSum")).transpose()?.unwrap_or_default()))
         })
         .collect::<gojson::Result<_>>()?;
+    let schema1_architecture = Atom::new(&o.string_or_empty("architecture")?);
     Ok(Manifest {
         kind: ManifestKind::Schema1,
         media_type: MediaType::new(&o.string_or_empty("mediaType")?),
         config: None,
         layers,
         manifests: Box::default(),
-        subject: None,
-        artifact_type: MediaType::default(),
-        schema1_architecture: Atom::new(&o.string_or_empty("architecture")?),
-        schema1_signed: o.has_key("signatures"),
+        rare: RareManifestFields { schema1_architecture, ..Default::default() }.boxed(),
     })
 }
 

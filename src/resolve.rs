@@ -244,8 +244,8 @@ impl<'a> Resolver<'a> {
         };
         node.parses = Some(true);
         node.kind = Some(m.kind);
-        node.subject = m.subject.as_ref().map(|s| s.digest_text().clone());
-        node.artifact_type = Some(m.artifact_type.to_string()).filter(|a| !a.is_empty());
+        node.subject = m.subject().map(Descriptor::digest_text);
+        node.artifact_type = Some(m.artifact_type().to_string()).filter(|a| !a.is_empty());
         if walk.stack.contains(&d) {
             node.cut = Some(Cut::Cycle);
             return node;
@@ -388,8 +388,8 @@ impl Resolver<'_> {
         match (from_config, tree.kind, tree.parsed_digest.as_ref()) {
             (Some(p), _, _) => vec![p.to_string()],
             (None, Some(ManifestKind::Schema1), Some(d)) => match self.server.contents.manifest(d) {
-                Some(Ok(m)) if !m.schema1_architecture.is_empty() => {
-                    vec![format!("?/{}", m.schema1_architecture)]
+                Some(Ok(m)) if !m.schema1_architecture().is_empty() => {
+                    vec![format!("?/{}", m.schema1_architecture())]
                 }
                 _ => Vec::new(),
             },

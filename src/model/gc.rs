@@ -824,7 +824,7 @@ impl<'a> Sim<'a> {
 
     fn describe(&self, d: &Digest) -> (Option<ManifestKind>, Option<u64>, Option<String>) {
         let m = self.contents.manifest(d).and_then(|m| m.as_ref().ok());
-        (m.map(|m| m.kind), self.inv.blob_size(d), m.and_then(|m| m.subject.as_ref()).map(|s| s.digest_text().clone()))
+        (m.map(|m| m.kind), self.inv.blob_size(d), m.and_then(|m| m.subject()).map(Descriptor::digest_text))
     }
 
     /// `blobStore.Enumerate`: every `data` file below `blobs/`, by the digest
