@@ -17,16 +17,16 @@ pub type LinkRef<'a> = Result<&'a Digest, &'a LinkError>;
 
 /// Link files of one kind (`_layers`, revisions, a tag's index), keyed by
 /// the digest their path names. Nearly every link holds that same digest, so
-/// only the others keep their content: 44 bytes a link instead of 88, in
+/// only the others keep their content: 40 bytes a link instead of 88, in
 /// the structure that grows with the tree.
 #[derive(Debug, Default)]
 pub struct LinkMap {
     /// Sorted, unique.
-    keys: Vec<Digest>,
+    keys: Box<[Digest]>,
     /// One per key: [`SAME`] when the link holds its key, else an index
-    /// into `other`. Apart from `keys` so that no padding is stored.
-    slots: Vec<u32>,
-    other: Vec<Link>,
+    /// into `other`. None when every link holds its key, the usual case.
+    slots: Option<Box<[u32]>>,
+    other: Box<[Link]>,
 }
 
 const SAME: u32 = u32::MAX;
@@ -42,7 +42,7 @@ impl LinkMap {
     }
 
     fn content(&self, i: usize) -> LinkRef<'_> {
-        match self.slots[i] {
+        match self.slots.as_ref().map_or(SAME, |s| s[i]) {
             SAME => Ok(&self.keys[i]),
             other => self.other[other as usize].as_ref(),
         }
@@ -75,24 +75,22 @@ impl FromIterator<(Digest, Link)> for LinkMap {
         let mut links: Vec<(Digest, Link)> = iter.into_iter().collect();
         links.sort_by(|a, b| a.0.cmp(&b.0));
         links.dedup_by(|later, first| later.0 == first.0);
-        let mut map = LinkMap {
-            keys: Vec::with_capacity(links.len()),
-            slots: Vec::with_capacity(links.len()),
-            other: Vec::new(),
-        };
+        let mut keys = Vec::with_capacity(links.len());
+        let mut slots = Vec::with_capacity(links.len());
+        let mut other = Vec::new();
         for (key, link) in links {
             let slot = match link {
                 Ok(content) if content == key => SAME,
-                other => {
-                    map.other.push(other);
-                    u32::try_from(map.other.len() - 1).expect("fewer than 4 billion odd links")
+                odd => {
+                    other.push(odd);
+                    u32::try_from(other.len() - 1).expect("fewer than 4 billion odd links")
                 }
             };
-            map.keys.push(key);
-            map.slots.push(slot);
+            keys.push(key);
+            slots.push(slot);
         }
-        map.other.shrink_to_fit();
-        map
+        let slots = (!other.is_empty()).then(|| slots.into_boxed_slice());
+        LinkMap { keys: keys.into_boxed_slice(), slots, other: other.into_boxed_slice() }
     }
 }
 
