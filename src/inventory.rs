@@ -141,7 +141,7 @@ pub struct Repository {
     pub revisions: LinkMap,
     /// Old schema1 signature links: (revision, signature).
     pub signature_links: Vec<(Digest, Digest)>,
-    pub tags: BTreeMap<String, Tag>,
+    pub tags: SortedMap<String, Tag>,
     pub uploads: BTreeMap<String, Upload>,
 }
 

@@ -5,6 +5,8 @@
 //! node (about 1 KiB here) even for one entry; a sorted `Vec` holds exactly
 //! what it contains, and binary search is fast enough for every lookup we do.
 
+use std::borrow::Borrow;
+
 /// Keys are unique; when built from duplicates, the first one is kept.
 #[derive(Clone, Debug)]
 pub struct SortedMap<K, V>(Vec<(K, V)>);
@@ -16,16 +18,25 @@ impl<K, V> Default for SortedMap<K, V> {
 }
 
 impl<K: Ord, V> SortedMap<K, V> {
-    pub fn get(&self, key: &K) -> Option<&V> {
+    pub fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
         self.position(key).map(|i| &self.0[i].1)
     }
 
     /// Where `key` sits in iteration order: a dense index for side tables.
-    pub fn position(&self, key: &K) -> Option<usize> {
-        self.0.binary_search_by(|(k, _)| k.cmp(key)).ok()
+    pub fn position<Q: Ord + ?Sized>(&self, key: &Q) -> Option<usize>
+    where
+        K: Borrow<Q>,
+    {
+        self.0.binary_search_by(|(k, _)| k.borrow().cmp(key)).ok()
     }
 
-    pub fn contains_key(&self, key: &K) -> bool {
+    pub fn contains_key<Q: Ord + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
         self.get(key).is_some()
     }
 }

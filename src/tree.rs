@@ -21,7 +21,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 
 use crate::digest::{parse_link, Digest, LINK_READ_LIMIT};
-use crate::inventory::{Blob, EntryKind, Inventory, Link, Repository, WalkEntry, WalkFacts};
+use crate::inventory::{Blob, EntryKind, Inventory, Link, Repository, Tag, WalkEntry, WalkFacts};
 use crate::layout::{self, BlobPath, RepoPath};
 use crate::problem::{normalize, Code, Problem};
 use crate::sorted_map::SortedMap;
@@ -488,12 +488,19 @@ fn files_below_dir(dir: &Path, rel: &str, out: &mut Vec<String>) {
     }
 }
 
+/// A tag's links as the walk finds them.
+#[derive(Default)]
+struct TagBuffer {
+    current: Option<Link>,
+    index: Vec<(Digest, Link)>,
+}
+
 /// A repository's links as the walk finds them, before they become maps.
 #[derive(Default)]
 struct LinkBuffers {
     layers: Vec<(Digest, Link)>,
     revisions: Vec<(Digest, Link)>,
-    tag_index: std::collections::BTreeMap<String, Vec<(Digest, Link)>>,
+    tags: std::collections::BTreeMap<String, TagBuffer>,
 }
 
 struct Walker<'a> {
@@ -767,9 +774,11 @@ impl Walker<'_> {
         }
         repo.layer_links = links.layers.into_iter().collect();
         repo.revisions = links.revisions.into_iter().collect();
-        for (tag, index) in links.tag_index {
-            repo.tags.entry(tag).or_default().index = index.into_iter().collect();
-        }
+        repo.tags = links
+            .tags
+            .into_iter()
+            .map(|(name, t)| (name, Tag { current: t.current, index: t.index.into_iter().collect() }))
+            .collect();
         repo
     }
 
@@ -809,20 +818,16 @@ impl Walker<'_> {
                 false
             }
             RepoPath::TagDir(tag) => {
-                tag_mut(repo, tag);
+                tag_mut(links, tag);
                 true
             }
             RepoPath::TagCurrentLink(tag) => {
-                tag_mut(repo, tag).current = self.read_link(at);
+                tag_mut(links, tag).current = self.read_link(at);
                 false
             }
             RepoPath::TagIndexLink(tag, d) => {
                 if let Some(link) = self.read_link(at) {
-                    tag_mut(repo, tag);
-                    match links.tag_index.get_mut(tag) {
-                        Some(index) => index.push((d, link)),
-                        None => drop(links.tag_index.insert(tag.to_string(), vec![(d, link)])),
-                    }
+                    tag_mut(links, tag).index.push((d, link));
                 }
                 false
             }
@@ -858,9 +863,9 @@ impl Walker<'_> {
 }
 
 /// The tag's record, created on first sight; the name is copied only then.
-fn tag_mut<'r>(repo: &'r mut Repository, tag: &str) -> &'r mut crate::inventory::Tag {
-    if !repo.tags.contains_key(tag) {
-        repo.tags.insert(tag.to_string(), Default::default());
+fn tag_mut<'r>(links: &'r mut LinkBuffers, tag: &str) -> &'r mut TagBuffer {
+    if !links.tags.contains_key(tag) {
+        links.tags.insert(tag.to_string(), TagBuffer::default());
     }
-    repo.tags.get_mut(tag).expect("inserted above")
+    links.tags.get_mut(tag).expect("inserted above")
 }
