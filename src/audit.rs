@@ -13,7 +13,7 @@ use crate::inventory::{Inventory, Repository};
 use crate::model::serve::Server;
 use crate::model::Target;
 use crate::problem::Problem;
-use crate::tree::{LocateError, StorageRoot};
+use crate::tree::{Leaves, LocateError, StorageRoot};
 use crate::verify::{self, Verification};
 
 pub struct Audit {
@@ -29,19 +29,20 @@ pub struct Audit {
 impl Audit {
     pub fn run(path: &Path, target: Target) -> Result<Audit, LocateError> {
         let root = StorageRoot::locate(path)?;
-        let inventory = root.scan();
+        let inventory = root.scan(Leaves::List);
         let contents = Contents::load(&root, &inventory, true);
         let problems = checks::check(&inventory, &contents, target);
         Ok(Audit { root, target, inventory, contents, problems, verification: None })
     }
 
-    /// What modelling `garbage-collect` needs and no more: the inventory and
-    /// the manifests, without configs and without the problem checks (the
-    /// gc report has its own aborts and hazards). `problems` holds only what
-    /// the reader found.
+    /// What modelling `garbage-collect` needs and no more: the inventory
+    /// (read without listing the single-link directories, see
+    /// [`Leaves::OpenLinks`]) and the manifests, without configs and without
+    /// the problem checks (the gc report has its own aborts and hazards).
+    /// `problems` holds only what the reader found.
     pub fn run_for_gc(path: &Path, target: Target) -> Result<Audit, LocateError> {
         let root = StorageRoot::locate(path)?;
-        let inventory = root.scan();
+        let inventory = root.scan(Leaves::OpenLinks);
         let contents = Contents::load(&root, &inventory, false);
         let problems = inventory.problems.clone();
         Ok(Audit { root, target, inventory, contents, problems, verification: None })

@@ -19,7 +19,7 @@ pub type LinkRef<'a> = Result<&'a Digest, &'a LinkError>;
 /// the digest their path names. Nearly every link holds that same digest, so
 /// only the others keep their content: 40 bytes a link instead of 88, in
 /// the structure that grows with the tree.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct LinkMap {
     /// Sorted, unique.
     keys: Box<[Digest]>,
@@ -145,7 +145,7 @@ pub struct Repository {
     pub uploads: BTreeMap<String, Upload>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Tag {
     /// `current/link`; None when the file is absent.
     pub current: Option<Link>,

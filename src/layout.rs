@@ -186,6 +186,13 @@ pub fn classify_repo_path<'a>(parts: &[&'a str], is_dir: bool) -> RepoPath<'a> {
     r.unwrap_or_else(Unexpected)
 }
 
+/// Whether a repository directory (`parts` as for [`classify_repo_path`])
+/// exists only to hold one `link` file. Revision directories do not: old
+/// registries kept signature links in them too.
+pub fn holds_only_a_link(parts: &[&str]) -> bool {
+    matches!(parts, ["_layers", _, _] | ["_manifests", "tags", _, "current"] | ["_manifests", "tags", _, "index", _, _])
+}
+
 /// `<hh>` below an algorithm directory. Checked at every depth, so a blob
 /// below a malformed shard is never taken for a canonical one.
 fn shard_dir(hh: &str) -> Result<(), &'static str> {

@@ -173,9 +173,10 @@ impl StorageRoot {
     }
 
     /// One pass over the whole tree.
-    pub fn scan(&self) -> Inventory {
+    pub fn scan(&self, leaves: Leaves) -> Inventory {
         let walker = Walker {
             root: &self.path,
+            leaves,
             problems: Mutex::default(),
             blob_anomalies: Mutex::default(),
             files: AtomicU64::new(0),
@@ -364,6 +365,8 @@ struct At<'a> {
     name: &'a str,
     /// The directory's path, for problems.
     parent: &'a Path,
+    /// The directory listing named it (and said what it is).
+    listed: bool,
 }
 
 impl At<'_> {
@@ -411,6 +414,17 @@ impl At<'_> {
     /// [`read_to_limit`].
     fn read_listed<'b>(&self, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
         let n = read_to_limit(std::fs::File::from(self.open(OFlags::empty())?), buf)?;
+        Ok(&buf[..n])
+    }
+
+    /// Reads a small file the listing has not seen: it may be missing or be
+    /// anything, so its type is checked on the open descriptor first.
+    fn read_unlisted<'b>(&self, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
+        let fd = self.open(OFlags::empty())?;
+        if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+        }
+        let n = read_to_limit(std::fs::File::from(fd), buf)?;
         Ok(&buf[..n])
     }
 
@@ -503,8 +517,23 @@ struct LinkBuffers {
     tags: std::collections::BTreeMap<String, TagBuffer>,
 }
 
+/// How the walk treats the directories that exist to hold one link file:
+/// `_layers/<alg>/<hex>/`, a tag's `current/` and `index/<alg>/<hex>/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leaves {
+    /// List them like every directory, so that anything beside the link is
+    /// reported.
+    List,
+    /// Open their `link` directly: four syscalls instead of seven per link,
+    /// the bulk of a walk. Strays beside those links go unreported, which
+    /// suits only the garbage-collect model: it reports no problems, never
+    /// reads those directories otherwise, and lists what it deletes again.
+    OpenLinks,
+}
+
 struct Walker<'a> {
     root: &'a Path,
+    leaves: Leaves,
     problems: Mutex<Vec<Problem>>,
     blob_anomalies: Mutex<Vec<PathBuf>>,
     files: AtomicU64,
@@ -624,7 +653,7 @@ impl Walker<'_> {
             let is_dir = *kind == Kind::Dir;
             files += u64::from(!is_dir);
             *view.last_mut().expect("view ends with this entry") = name;
-            let at = At { dir: fd, name, parent: dir };
+            let at = At { dir: fd, name, parent: dir, listed: true };
             if visit(at, &view, is_dir) && is_dir {
                 match at.open(OFlags::DIRECTORY) {
                     Ok(child) => {
@@ -784,8 +813,11 @@ impl Walker<'_> {
 
     fn read_link(&self, at: At) -> Option<crate::inventory::Link> {
         let mut buf = [0u8; LINK_READ_LIMIT + 1];
-        match at.read_listed(&mut buf) {
+        let read = if at.listed { at.read_listed(&mut buf) } else { at.read_unlisted(&mut buf) };
+        match read {
             Ok(bytes) => Some(parse_link(bytes)),
+            // Unlisted: a link that is not there is simply not recorded.
+            Err(e) if !at.listed && e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => {
                 self.problem(Code::Unreadable, &at.path(), format!("link cannot be read: {e}"));
                 None
@@ -796,6 +828,12 @@ impl Walker<'_> {
     /// Records one entry of a repository; returns whether to descend.
     fn record(&self, repo: &mut Repository, links: &mut LinkBuffers, at: At, parts: &[&str], is_dir: bool) -> bool {
         match layout::classify_repo_path(parts, is_dir) {
+            RepoPath::Dir if self.leaves == Leaves::OpenLinks && layout::holds_only_a_link(parts) => {
+                let name = format!("{}/link", at.name);
+                let link = At { name: &name, listed: false, ..at };
+                self.record(repo, links, link, &[parts, &["link"]].concat(), false);
+                false
+            }
             RepoPath::Dir => true,
             RepoPath::Unexpected(why) => {
                 self.unexpected(&at.path(), if is_dir { Kind::Dir } else { Kind::File }, why);

@@ -1,0 +1,88 @@
+//! The garbage-collect model reads the tree without listing the directories
+//! that hold a single link (`Leaves::OpenLinks`). That must record exactly
+//! the links and blobs the full walk records, whatever sits in or instead of
+//! those directories; only problems may differ.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use common::{all_trees, scratch, testdata, V2};
+use regaudit::inventory::Inventory;
+use regaudit::tree::{Leaves, StorageRoot};
+
+fn both(root: &Path) -> (Inventory, Inventory) {
+    let root = StorageRoot::locate(root).unwrap();
+    (root.scan(Leaves::List), root.scan(Leaves::OpenLinks))
+}
+
+/// Everything the gc model reads from the inventory.
+fn assert_same_links(root: &Path, what: &str) {
+    let (full, direct) = both(root);
+    assert_eq!(full.blobs.keys().collect::<Vec<_>>(), direct.blobs.keys().collect::<Vec<_>>(), "{what}: blobs");
+    assert_eq!(full.repositories.len(), direct.repositories.len(), "{what}: repositories");
+    for (a, b) in full.repositories.iter().zip(&direct.repositories) {
+        let name = &a.name;
+        assert_eq!(a.name, b.name, "{what}");
+        assert_eq!(a.layer_links, b.layer_links, "{what}: {name} _layers");
+        assert_eq!(a.revisions, b.revisions, "{what}: {name} revisions");
+        assert_eq!(a.signature_links, b.signature_links, "{what}: {name} signatures");
+        assert_eq!(
+            a.tags.iter().collect::<Vec<_>>(),
+            b.tags.iter().collect::<Vec<_>>(),
+            "{what}: {name} tags (current and index)"
+        );
+        assert_eq!(
+            (a.has_layers_dir, a.has_manifests_dir, a.has_uploads_dir),
+            (b.has_layers_dir, b.has_manifests_dir, b.has_uploads_dir),
+            "{what}: {name}"
+        );
+    }
+    assert_eq!(full.blob_anomalies, direct.blob_anomalies, "{what}: blob anomalies");
+}
+
+#[test]
+fn every_testdata_tree_gives_the_same_links() {
+    for tree in all_trees() {
+        assert_same_links(&testdata(&tree), &tree);
+    }
+}
+
+#[test]
+fn oddities_in_single_link_directories_give_the_same_links() {
+    let dir = scratch("trees/full");
+    let repo = dir.path().join(V2).join("repositories/base/noempty");
+    let layers: Vec<_> = std::fs::read_dir(repo.join("_layers/sha256")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(layers.len() >= 3, "the full tree has layer links to break");
+    // A directory without its link, a link that is a directory, a symlink, a FIFO.
+    std::fs::remove_file(layers[0].join("link")).unwrap();
+    std::fs::remove_file(layers[1].join("link")).unwrap();
+    std::fs::create_dir(layers[1].join("link")).unwrap();
+    let content = std::fs::read(layers[2].join("link")).unwrap();
+    std::fs::remove_file(layers[2].join("link")).unwrap();
+    std::fs::write(dir.path().join("outside"), &content).unwrap();
+    symlink(dir.path().join("outside"), layers[2].join("link")).unwrap();
+    // A stray beside a tag's current link, and a FIFO as a history link.
+    let tag = repo.join("_manifests/tags/1.0");
+    std::fs::write(tag.join("current/link.bak"), b"sha256:0").unwrap();
+    let history = std::fs::read_dir(tag.join("index/sha256")).unwrap().next().unwrap().unwrap().path();
+    std::fs::remove_file(history.join("link")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &history.join("link"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    assert_same_links(dir.path(), "hand-broken copy of trees/full");
+
+    // The direct reads still report what they could not read.
+    let (_, direct) = both(dir.path());
+    let codes: Vec<_> = direct.problems.iter().map(|p| (p.code, p.path.as_str())).collect();
+    assert!(
+        codes.iter().any(|(_, p)| p.ends_with(&format!("{}/link", layers[2].file_name().unwrap().to_string_lossy()))),
+        "the symlinked link is reported: {codes:?}"
+    );
+}
