@@ -70,7 +70,7 @@ fn oddities_in_single_link_directories_give_the_same_links() {
     std::fs::remove_file(history.join("link")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &history.join("link"),
+        history.join("link"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
