@@ -73,6 +73,7 @@ impl Contents {
             .collect();
         config_digests.sort_unstable();
         config_digests.dedup();
+        config_digests.shrink_to_fit();
         let configs: Vec<(Digest, Result<ImageConfig, String>)> = config_digests
             .into_par_iter()
             .map(|d| {

@@ -23,9 +23,15 @@ pub type LinkRef<'a> = Result<&'a Digest, &'a LinkError>;
 pub struct LinkMap {
     /// Sorted, unique.
     keys: Box<[Digest]>,
+    /// None when every link holds its key, the usual case.
+    odd: Option<Box<OddLinks>>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct OddLinks {
     /// One per key: [`SAME`] when the link holds its key, else an index
-    /// into `other`. None when every link holds its key, the usual case.
-    slots: Option<Box<[u32]>>,
+    /// into `other`.
+    slots: Box<[u32]>,
     other: Box<[Link]>,
 }
 
@@ -42,9 +48,9 @@ impl LinkMap {
     }
 
     fn content(&self, i: usize) -> LinkRef<'_> {
-        match self.slots.as_ref().map_or(SAME, |s| s[i]) {
-            SAME => Ok(&self.keys[i]),
-            other => self.other[other as usize].as_ref(),
+        match &self.odd {
+            Some(odd) if odd.slots[i] != SAME => odd.other[odd.slots[i] as usize].as_ref(),
+            _ => Ok(&self.keys[i]),
         }
     }
 
@@ -89,8 +95,9 @@ impl FromIterator<(Digest, Link)> for LinkMap {
             keys.push(key);
             slots.push(slot);
         }
-        let slots = (!other.is_empty()).then(|| slots.into_boxed_slice());
-        LinkMap { keys: keys.into_boxed_slice(), slots, other: other.into_boxed_slice() }
+        let odd = (!other.is_empty())
+            .then(|| Box::new(OddLinks { slots: slots.into_boxed_slice(), other: other.into_boxed_slice() }));
+        LinkMap { keys: keys.into_boxed_slice(), odd }
     }
 }
 

@@ -414,7 +414,7 @@ pub struct ImageConfig {
     pub platform: Platform,
     pub created: Option<Box<str>>,
     /// `empty_layer` of each `history` entry, in order.
-    pub history_empty_layers: Box<[bool]>,
+    pub history_empty_layers: Flags,
     /// The first history `created` that Go's `time.Time` cannot decode (the
     /// schema1 conversion then fails).
     pub bad_history_time: Option<Box<str>>,
@@ -427,7 +427,53 @@ pub struct ImageConfig {
 
 impl ImageConfig {
     pub fn has_empty_layer(&self) -> bool {
-        self.history_empty_layers.iter().any(|&e| e)
+        self.history_empty_layers.iter().any(|e| e)
+    }
+}
+
+/// A sequence of booleans, a bit each: inline up to 64 (an image's history
+/// rarely has more), so that a config needs no allocation for them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Flags {
+    Inline { len: u8, bits: u64 },
+    Spilled(Box<[bool]>),
+}
+
+impl Default for Flags {
+    fn default() -> Flags {
+        Flags::Inline { len: 0, bits: 0 }
+    }
+}
+
+impl Flags {
+    pub fn len(&self) -> usize {
+        match self {
+            Flags::Inline { len, .. } => usize::from(*len),
+            Flags::Spilled(all) => all.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = bool> + '_ {
+        (0..self.len()).map(move |i| match self {
+            Flags::Inline { bits, .. } => bits >> i & 1 == 1,
+            Flags::Spilled(all) => all[i],
+        })
+    }
+}
+
+impl FromIterator<bool> for Flags {
+    fn from_iter<I: IntoIterator<Item = bool>>(iter: I) -> Flags {
+        let all: Vec<bool> = iter.into_iter().collect();
+        match u8::try_from(all.len()) {
+            Ok(len) if len <= 64 => {
+                Flags::Inline { len, bits: all.iter().rev().fold(0, |bits, &b| bits << 1 | u64::from(b)) }
+            }
+            _ => Flags::Spilled(all.into_boxed_slice()),
+        }
     }
 }
 
@@ -518,6 +564,17 @@ mod tests {
     }
 
     #[test]
+    fn flags_keep_order_and_length() {
+        for n in [0, 1, 63, 64, 65, 200] {
+            let want: Vec<bool> = (0..n).map(|i| i % 3 == 0).collect();
+            let flags: Flags = want.iter().copied().collect();
+            assert_eq!(flags.len(), n);
+            assert_eq!(flags.iter().collect::<Vec<_>>(), want, "{n} flags");
+            assert_eq!(matches!(flags, Flags::Inline { .. }), n <= 64);
+        }
+    }
+
+    #[test]
     fn config_fields() {
         let c = parse_config(
             br#"{"architecture":"arm64","os":"linux","variant":"v8","created":"2024-01-01T00:00:00Z",
@@ -528,6 +585,7 @@ mod tests {
         assert_eq!(c.platform.to_string(), "linux/arm64/v8");
         assert!(c.has_empty_layer());
         assert_eq!(c.bad_history_time, None);
+        assert_eq!(c.history_empty_layers.iter().collect::<Vec<_>>(), [true, false]);
         assert_eq!(c.diff_ids, 1);
         assert!(parse_config(br#"{"history":[{"empty_layer":"yes"}]}"#).is_err());
         assert!(parse_config(br#"{"config":{"Labels":{"a":1}}}"#).is_err());

@@ -295,13 +295,13 @@ pub fn read_capped(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Fills `buf` (its length is the read limit + 1) from a small file the
-/// walk listed as regular, with one `read` when the file is smaller than
-/// that (a short read of a regular file means its end), and no `fstat`: the
-/// listing already said what it is, and `O_NONBLOCK` keeps a file swapped
-/// for a FIFO in the meantime from hanging us. Two syscalls fewer per link
-/// than [`read_capped`], on the path that reads every link of the tree.
-/// Returns the number of bytes read.
+/// Fills `buf` (its length is the read limit + 1) from a small file known to
+/// be regular, with one `read` when the file is smaller than that (a short
+/// read of a regular file means its end). When the walk's listing is what
+/// says it is regular, there is no `fstat` either: `O_NONBLOCK` keeps a file
+/// swapped for a FIFO in the meantime from hanging us. Two syscalls fewer
+/// per link than [`read_capped`], on the path that reads every link of the
+/// tree. Returns the number of bytes read.
 fn read_to_limit(mut file: std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {

@@ -370,7 +370,7 @@ fn build(server: &Server, repo: &Repository, config: &ImageConfig, layers: usize
     // after that write.
     let mut writes: Option<Result<Vec<Write>, Outcome>> = None;
     let mut consumed = 0;
-    for &empty_layer in config.history_empty_layers.iter() {
+    for empty_layer in config.history_empty_layers.iter() {
         if empty_layer {
             if writes.is_none() {
                 writes = Some(empty_tar(server, repo));
