@@ -322,7 +322,7 @@ pub struct ResolvedTag {
     pub repository: String,
     pub tag: String,
     /// The digest `current/link` names; null when absent or invalid.
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     pub kind: Option<ManifestKind>,
     pub platforms: Vec<String>,
     pub created: Option<String>,
@@ -335,7 +335,7 @@ pub struct ResolvedTag {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_served: Vec<String>,
     /// Earlier manifests of this tag (its index), excluding the current one.
-    pub history: Vec<String>,
+    pub history: Vec<Digest>,
     /// Boxed: most tags are listed without their tree.
     #[serde(skip)]
     pub tree: Option<Box<Node>>,
@@ -346,12 +346,12 @@ impl Resolver<'_> {
         let entry = repo.tags.get(tag);
         let current = entry.and_then(|t| t.current.clone()).and_then(Result::ok);
         let history = entry
-            .map(|t| t.index.keys().filter(|d| Some(*d) != current.as_ref()).map(|d| d.to_string()).collect())
+            .map(|t| t.index.keys().filter(|d| Some(*d) != current.as_ref()).cloned().collect())
             .unwrap_or_default();
         let mut out = ResolvedTag {
             repository: repo.name.clone(),
             tag: tag.to_string(),
-            digest: current.as_ref().map(|d| d.to_string()),
+            digest: current.clone(),
             kind: None,
             platforms: Vec::new(),
             created: None,

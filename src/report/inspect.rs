@@ -62,12 +62,12 @@ pub struct InspectReport {
     pub reference: String,
     pub repository: String,
     pub tag: Option<String>,
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     pub served: bool,
     pub intact: Option<bool>,
     pub not_served: Vec<String>,
     /// For a tag: the manifests it pointed at before.
-    pub history: Vec<String>,
+    pub history: Vec<Digest>,
     pub tree: Option<Node>,
     /// Problems in this repository or in the blobs of this tree.
     pub problems: Vec<Problem>,
@@ -100,7 +100,7 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
         Reference::Digest { digest, .. } => {
             let tree = resolver.manifest(repo, digest);
             let failures = tree.failures();
-            (None, Some(digest.to_string()), Some(tree), Vec::new(), failures)
+            (None, Some(digest.clone()), Some(tree), Vec::new(), failures)
         }
     };
     let mut tree = tree;
@@ -221,7 +221,7 @@ impl Report for InspectReport {
             BOLD.render(),
             self.reference,
             BOLD.render_reset(),
-            self.digest.as_deref().unwrap_or("-"),
+            self.digest.as_ref().map_or_else(|| "-".to_string(), Digest::to_string),
             self.target,
             style.render(),
             style.render_reset(),

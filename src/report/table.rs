@@ -86,15 +86,26 @@ impl Table {
     }
 
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.write_streamed(out, || self.rows.iter().cloned())
+    }
+
+    /// Writes the header and the rows that `rows` makes (instead of the
+    /// pushed ones), calling it twice: once to size the columns, once to
+    /// write. A long listing is then never held as cells.
+    pub fn write_streamed<I: Iterator<Item = Vec<Cell>>>(
+        &self,
+        out: &mut dyn Write,
+        rows: impl Fn() -> I,
+    ) -> io::Result<()> {
         let columns = self.headers.len();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
+        for row in rows() {
             for (i, cell) in row.iter().enumerate().take(columns) {
                 widths[i] = widths[i].max(cell.text.chars().count());
             }
         }
         let header: Vec<Cell> = self.headers.iter().map(|h| Cell::styled(*h, BOLD)).collect();
-        for row in std::iter::once(&header).chain(&self.rows) {
+        for row in std::iter::once(header).chain(rows()) {
             let mut line = String::new();
             for (i, cell) in row.iter().enumerate().take(columns) {
                 let pad = widths[i] - cell.text.chars().count();

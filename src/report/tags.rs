@@ -79,12 +79,11 @@ impl Report for TagsReport {
         if verified {
             headers.push("INTACT");
         }
-        let mut table = Table::new(headers).right_align(&[6]);
-        for t in &self.tags {
+        let row = |t: &ResolvedTag| {
             let (served, style) = yes_no(t.served);
-            let digest = t.digest.as_deref().map(short).unwrap_or("-");
+            let digest = t.digest.as_ref().map_or_else(|| "-".to_string(), Digest::short);
             let platforms = if t.platforms.is_empty() { "-".to_string() } else { t.platforms.join(",") };
-            table.push(vec![
+            let mut row = vec![
                 Cell::new(&t.repository),
                 Cell::new(&t.tag),
                 Cell::new(digest),
@@ -93,9 +92,8 @@ impl Report for TagsReport {
                 Cell::new(t.created.as_deref().unwrap_or("-")),
                 Cell::new(human_size(t.size)),
                 Cell::styled(served, style),
-            ]);
+            ];
             if verified {
-                let row = table.rows.last_mut().expect("just pushed");
                 row.push(match t.intact {
                     Some(b) => {
                         let (text, style) = yes_no(b);
@@ -104,11 +102,12 @@ impl Report for TagsReport {
                     None => Cell::new("-"),
                 });
             }
-        }
+            row
+        };
         if self.tags.is_empty() {
             writeln!(out, "No tags.")?;
         } else {
-            table.write(out)?;
+            Table::new(headers).right_align(&[6]).write_streamed(out, || self.tags.iter().map(row))?;
         }
         let unserved: Vec<&ResolvedTag> = self.tags.iter().filter(|t| !t.served).collect();
         if !unserved.is_empty() {
