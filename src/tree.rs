@@ -526,8 +526,9 @@ pub enum Leaves {
     List,
     /// Open their `link` directly: four syscalls instead of seven per link,
     /// the bulk of a walk. Strays beside those links go unreported, which
-    /// suits only the garbage-collect model: it reports no problems, never
-    /// reads those directories otherwise, and lists what it deletes again.
+    /// suits only the garbage-collect model: it reports no problems, needs
+    /// nothing from those directories but the link, and lists what it
+    /// deletes again.
     OpenLinks,
 }
 
