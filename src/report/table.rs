@@ -86,47 +86,52 @@ impl Table {
     }
 
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
-        self.write_streamed(out, || self.rows.iter().cloned())
+        self.write_streamed(out, || self.rows.iter())
     }
 
     /// Writes the header and the rows that `rows` makes (instead of the
     /// pushed ones), calling it twice: once to size the columns, once to
     /// write. A long listing is then never held as cells.
-    pub fn write_streamed<I: Iterator<Item = Vec<Cell>>>(
+    pub fn write_streamed<R: AsRef<[Cell]>, I: Iterator<Item = R>>(
         &self,
         out: &mut dyn Write,
         rows: impl Fn() -> I,
     ) -> io::Result<()> {
-        let columns = self.headers.len();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for row in rows() {
-            for (i, cell) in row.iter().enumerate().take(columns) {
-                widths[i] = widths[i].max(cell.text.chars().count());
+            for (width, cell) in widths.iter_mut().zip(row.as_ref()) {
+                *width = (*width).max(cell.text.chars().count());
             }
         }
         let header: Vec<Cell> = self.headers.iter().map(|h| Cell::styled(*h, BOLD)).collect();
-        for row in std::iter::once(header).chain(rows()) {
-            let mut line = String::new();
-            for (i, cell) in row.iter().enumerate().take(columns) {
-                let pad = widths[i] - cell.text.chars().count();
-                let last = i + 1 == columns.min(row.len());
-                let styled = format!("{}{}{}", cell.style.render(), cell.text, cell.style.render_reset());
-                if self.right.contains(&i) {
-                    line.push_str(&" ".repeat(pad));
-                    line.push_str(&styled);
-                } else {
-                    line.push_str(&styled);
-                    if !last {
-                        line.push_str(&" ".repeat(pad));
-                    }
-                }
-                if !last {
-                    line.push_str("  ");
-                }
-            }
-            writeln!(out, "{}", line.trim_end())?;
+        self.write_row(out, &widths, &header)?;
+        for row in rows() {
+            self.write_row(out, &widths, row.as_ref())?;
         }
         Ok(())
+    }
+
+    fn write_row(&self, out: &mut dyn Write, widths: &[usize], row: &[Cell]) -> io::Result<()> {
+        let columns = widths.len();
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate().take(columns) {
+            let pad = widths[i] - cell.text.chars().count();
+            let last = i + 1 == columns.min(row.len());
+            let styled = format!("{}{}{}", cell.style.render(), cell.text, cell.style.render_reset());
+            if self.right.contains(&i) {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(&styled);
+            } else {
+                line.push_str(&styled);
+                if !last {
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+            if !last {
+                line.push_str("  ");
+            }
+        }
+        writeln!(out, "{}", line.trim_end())
     }
 }
 
