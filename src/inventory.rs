@@ -119,7 +119,8 @@ pub struct Inventory {
     pub repositories: Vec<Repository>,
     /// `scheduler-state.json` beside `docker/`, when present (proxy caches).
     pub scheduler_state: Option<Vec<u8>>,
-    /// What the reader itself found wrong (symlinks, odd entries, I/O errors).
+    /// What the reader itself found wrong (symlinks, odd entries, I/O
+    /// errors), sorted by path (see [`crate::problem::normalize`]).
     pub problems: Vec<Problem>,
     /// Files seen, for statistics.
     pub files: u64,

@@ -188,3 +188,28 @@ fn bad_options_exit_2() {
         assert_eq!(regaudit(&["writes", &tree, "--purge-age", ok]).code, 1, "{ok}");
     }
 }
+
+#[test]
+fn a_directory_where_the_empty_tar_link_belongs_stops_the_conversion() {
+    let dir = scratch("trees/full");
+    let link = dir.path().join(V2).join(
+        "repositories/base/schema2/_layers/sha256/a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4/link",
+    );
+    std::fs::create_dir_all(&link).unwrap();
+    let (_, v) = json(&["writes", dir.path().to_str().unwrap(), "--now", NOW]);
+    let ops: Vec<&serde_json::Value> = v["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "manifest-get-schema1" && o["repository"] == "base/schema2")
+        .collect();
+    assert!(!ops.is_empty());
+    for op in ops {
+        assert_eq!(op["status"], 400, "{op}");
+        assert!(op["writes"].as_array().unwrap().is_empty(), "{op}");
+        assert!(op["reason"].as_str().unwrap().contains("link is a directory"), "{op}");
+    }
+    // Other repositories still link the empty tar.
+    let mut others = v["operations"].as_array().unwrap().iter().filter(|o| o["repository"] == "copies/alpine");
+    assert!(others.any(|o| !o["writes"].as_array().unwrap().is_empty()));
+}

@@ -439,8 +439,11 @@ fn empty_tar(server: &Server, repo: &Repository) -> Result<Vec<Write>, Outcome> 
 }
 
 /// Whether the reader found a directory where the layout has this file.
+/// Asked once per tag: the reader's problems are sorted by path, so this
+/// looks only at the ones for `path`.
 fn has_wrong_type(inv: &Inventory, path: &str) -> bool {
-    inv.problems.iter().any(|p| p.code == Code::WrongFileType && p.path == path)
+    let first = inv.problems.partition_point(|p| p.path.as_str() < path);
+    inv.problems[first..].iter().take_while(|p| p.path == path).any(|p| p.code == Code::WrongFileType)
 }
 
 // ---------------------------------------------------------------------------
