@@ -62,6 +62,18 @@ pub struct Platform {
     pub variant: Atom,
 }
 
+impl Platform {
+    /// `architecture`, `os` and `variant`, as an index entry's platform and
+    /// an image config both spell them.
+    fn decode(o: &Obj) -> gojson::Result<Platform> {
+        Ok(Platform {
+            architecture: Atom::new(&o.string_or_empty("architecture")?),
+            os: Atom::new(&o.string_or_empty("os")?),
+            variant: Atom::new(&o.string_or_empty("variant")?),
+        })
+    }
+}
+
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
@@ -184,11 +196,7 @@ impl Descriptor {
                 p.string("os.version")?;
                 p.strings("os.features")?;
                 p.strings("features")?;
-                Some(Platform {
-                    architecture: Atom::new(&p.string_or_empty("architecture")?),
-                    os: Atom::new(&p.string_or_empty("os")?),
-                    variant: Atom::new(&p.string_or_empty("variant")?),
-                })
+                Some(Platform::decode(&p)?)
             }
             None => None,
         };
@@ -507,11 +515,7 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
         None => 0,
     };
     Ok(ImageConfig {
-        platform: Platform {
-            architecture: Atom::new(&o.string_or_empty("architecture")?),
-            os: Atom::new(&o.string_or_empty("os")?),
-            variant: Atom::new(&o.string_or_empty("variant")?),
-        },
+        platform: Platform::decode(&o)?,
         created: o.string("created")?.map(Box::from),
         history_empty_layers,
         bad_history_time,

@@ -301,8 +301,8 @@ pub fn read_capped(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
 /// says it is regular, there is no `fstat` either: `O_NONBLOCK` keeps a file
 /// swapped for a FIFO in the meantime from hanging us. Two syscalls fewer
 /// per link than [`read_capped`], on the path that reads every link of the
-/// tree. Returns the number of bytes read.
-fn read_to_limit(mut file: std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+/// tree. Returns what was read.
+fn read_to_limit(mut file: std::fs::File, buf: &mut [u8]) -> io::Result<&[u8]> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {
@@ -317,7 +317,7 @@ fn read_to_limit(mut file: std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
             Err(e) => return Err(e),
         }
     }
-    Ok(filled)
+    Ok(&buf[..filled])
 }
 
 fn list_dir(path: &Path) -> io::Result<Vec<Entry>> {
@@ -413,8 +413,7 @@ impl At<'_> {
     /// Reads a small file the listing said is regular into `buf`; see
     /// [`read_to_limit`].
     fn read_listed<'b>(&self, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
-        let n = read_to_limit(std::fs::File::from(self.open(OFlags::empty())?), buf)?;
-        Ok(&buf[..n])
+        read_to_limit(std::fs::File::from(self.open(OFlags::empty())?), buf)
     }
 
     /// Reads a small file the listing has not seen: it may be missing or be
@@ -424,8 +423,7 @@ impl At<'_> {
         if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
         }
-        let n = read_to_limit(std::fs::File::from(fd), buf)?;
-        Ok(&buf[..n])
+        read_to_limit(std::fs::File::from(fd), buf)
     }
 
     /// Size of the entry, without following a symlink.
