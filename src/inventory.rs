@@ -78,9 +78,7 @@ impl LinkMap {
 /// When a key repeats, the first link is kept.
 impl FromIterator<(Digest, Link)> for LinkMap {
     fn from_iter<I: IntoIterator<Item = (Digest, Link)>>(iter: I) -> Self {
-        let mut links: Vec<(Digest, Link)> = iter.into_iter().collect();
-        links.sort_by(|a, b| a.0.cmp(&b.0));
-        links.dedup_by(|later, first| later.0 == first.0);
+        let links: SortedMap<Digest, Link> = iter.into_iter().collect();
         let mut keys = Vec::with_capacity(links.len());
         let mut slots = Vec::with_capacity(links.len());
         let mut other = Vec::new();

@@ -73,6 +73,14 @@ impl<K: Ord, V> FromIterator<(K, V)> for SortedMap<K, V> {
     }
 }
 
+impl<K, V> IntoIterator for SortedMap<K, V> {
+    type Item = (K, V);
+    type IntoIter = std::vec::IntoIter<(K, V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 type Pair<'a, K, V> = (&'a K, &'a V);
 
 impl<'a, K, V> IntoIterator for &'a SortedMap<K, V> {
