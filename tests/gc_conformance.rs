@@ -1,8 +1,9 @@
-//! `regaudit gc` against the real `docker-registry garbage-collect` 2.8.2:
-//! on a scratch copy of every testdata tree (and a few variants made here),
-//! in both modes, the prediction must match the real dry run (its stdout
-//! lines, its exit status) and the real run (the exact set of files that
-//! disappear, its exit status, its error message).
+//! `regaudit gc` against the real `garbage-collect` of Debian's 2.8.2 and of
+//! the provided v3.1.1 (`--target 3`): on a scratch copy of every testdata
+//! tree (and a few variants made here), in both modes, the prediction must
+//! match the real dry run (its stdout lines, its exit status) and the real
+//! run (the exact set of files that disappear, its exit status, its error
+//! message).
 
 mod common;
 use common::registry;
@@ -10,7 +11,7 @@ use common::registry;
 use std::path::Path;
 
 use common::*;
-use registry::Changes;
+use registry::{Changes, Real};
 
 const TREES: &[&str] = &["trees/full", "trees/minimal", "trees/minimal-multi", "trees/proxy"];
 
@@ -100,14 +101,14 @@ fn same_message(ours: &str, real: &str, root: &Path) -> bool {
     }
 }
 
-fn check(name: &str, src: &Path, tweak: Option<Tweak>, delete_untagged: bool) {
-    let label = format!("{name} (delete_untagged={delete_untagged})");
+fn check(real: Real, name: &str, src: &Path, tweak: Option<Tweak>, delete_untagged: bool) {
+    let label = format!("{name} (target {}, delete_untagged={delete_untagged})", real.target());
     let (_dir, root) = registry::scratch_copy(src);
     if let Some(t) = tweak {
         t(&root);
     }
     let root_s = root.to_str().unwrap();
-    let mut args = vec!["gc", root_s];
+    let mut args = vec!["gc", root_s, "--target", real.target()];
     if delete_untagged {
         args.push("--delete-untagged");
     }
@@ -117,7 +118,7 @@ fn check(name: &str, src: &Path, tweak: Option<Tweak>, delete_untagged: bool) {
 
     // Dry run: nothing changes; stdout and exit status match.
     let before = registry::snapshot(&root);
-    let dry = registry::garbage_collect(&root, true, delete_untagged);
+    let dry = registry::garbage_collect_real(real, &root, true, delete_untagged);
     assert!(Changes::between(&before, &registry::snapshot(&root)).is_empty(), "{label}: the dry run changed the tree");
     let aborts = &predicted["aborts"];
     let dry_aborts = !aborts.is_null() && aborts["dry_run_too"] == true;
@@ -138,7 +139,7 @@ fn check(name: &str, src: &Path, tweak: Option<Tweak>, delete_untagged: bool) {
     }
 
     // Real run: exactly the predicted files disappear.
-    let real = registry::garbage_collect(&root, false, delete_untagged);
+    let real = registry::garbage_collect_real(real, &root, false, delete_untagged);
     let after = registry::snapshot(&root);
     let changes = Changes::between(&before, &after).files(&after, &before);
     assert!(changes.created.is_empty() && changes.modified.is_empty(), "{label}: {changes:?}");
@@ -153,9 +154,8 @@ fn check(name: &str, src: &Path, tweak: Option<Tweak>, delete_untagged: bool) {
     }
 }
 
-#[test]
-fn gc_matches_the_real_registry_on_every_tree() {
-    if !registry::require() {
+fn every_tree(real: Real) {
+    if !registry::require_real(real) {
         return;
     }
     let mut all: Vec<String> = TREES.iter().map(|s| s.to_string()).collect();
@@ -163,14 +163,13 @@ fn gc_matches_the_real_registry_on_every_tree() {
     for rel in &all {
         let tweak: Option<Tweak> = (rel == "broken/symlink").then_some(contain_symlink as Tweak);
         for m in [false, true] {
-            check(rel, &testdata(rel), tweak, m);
+            check(real, rel, &testdata(rel), tweak, m);
         }
     }
 }
 
-#[test]
-fn gc_matches_the_real_registry_on_made_variants() {
-    if !registry::require() {
+fn made_variants(real: Real) {
+    if !registry::require_real(real) {
         return;
     }
     let variants: &[(&str, &str, Tweak)] = &[
@@ -184,7 +183,27 @@ fn gc_matches_the_real_registry_on_made_variants() {
     ];
     for (name, base, tweak) in variants {
         for m in [false, true] {
-            check(name, &testdata(base), Some(*tweak), m);
+            check(real, name, &testdata(base), Some(*tweak), m);
         }
     }
+}
+
+#[test]
+fn gc_matches_the_real_registry_on_every_tree() {
+    every_tree(Real::V2_8);
+}
+
+#[test]
+fn gc_matches_the_real_registry_on_made_variants() {
+    made_variants(Real::V2_8);
+}
+
+#[test]
+fn gc_target_3_matches_the_real_v3_on_every_tree() {
+    every_tree(Real::V3);
+}
+
+#[test]
+fn gc_target_3_matches_the_real_v3_on_made_variants() {
+    made_variants(Real::V3);
 }

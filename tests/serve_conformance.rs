@@ -1,10 +1,11 @@
 //! Conformance of `served` and of every node's predicted GET status with the
-//! real registry 2.8.2 serving each testdata tree unchanged, for a client
-//! that accepts the four modern manifest types.
+//! real registry (Debian's 2.8.2, and the provided v3.1.1 for `--target 3`)
+//! serving each testdata tree unchanged, for a client that accepts the four
+//! modern manifest types.
 
 mod common;
 
-use common::registry::{self, Registry};
+use common::registry::{self, Real, Registry};
 use common::*;
 
 const MODERN_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
@@ -40,9 +41,19 @@ fn check_node(reg: &Registry, repo: &str, node: &serde_json::Value, context: &st
 
 #[test]
 fn served_matches_the_real_registry() {
-    if !registry::require() {
+    served_matches(Real::V2_8);
+}
+
+#[test]
+fn served_target_3_matches_the_real_v3() {
+    served_matches(Real::V3);
+}
+
+fn served_matches(real: Real) {
+    if !registry::require_real(real) {
         return;
     }
+    let target = real.target();
     let mut mismatches = Vec::new();
     let mut checked = 0;
     // Symlinks: the registry follows them (here to the machine's own files);
@@ -50,14 +61,14 @@ fn served_matches_the_real_registry() {
     for tree in all_trees().into_iter().filter(|t| t != "broken/symlink") {
         let (_keep, root) = registry::scratch_copy(&testdata(&tree));
         let root_s = root.to_str().unwrap();
-        let (_, tags) = json(&["tags", root_s]);
-        let reg = Registry::serve(&root);
+        let (_, tags) = json(&["tags", root_s, "--target", target]);
+        let reg = Registry::serve_real(real, &root);
         for t in tags["tags"].as_array().unwrap() {
             let repo = t["repository"].as_str().unwrap();
             let tag = t["tag"].as_str().unwrap();
-            let context = format!("{tree} {repo}:{tag}");
+            let context = format!("{tree} {repo}:{tag} (target {target})");
             let res = reg.request("GET", &format!("/v2/{repo}/manifests/{tag}"), &[("Accept", MODERN_ACCEPT)]);
-            let (_, inspect) = json(&["inspect", root_s, &format!("{repo}:{tag}")]);
+            let (_, inspect) = json(&["inspect", root_s, &format!("{repo}:{tag}"), "--target", target]);
             let mut node_mismatches = Vec::new();
             if inspect["tree"].is_object() {
                 check_node(&reg, repo, &inspect["tree"], &context, &mut node_mismatches);

@@ -30,6 +30,60 @@ pub fn require() -> bool {
     true
 }
 
+/// Which real registry a conformance check runs: Debian's 2.8.2, or the
+/// v3.1.1 binary provided beside the project (`../shared/tools/registry-v3`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Real {
+    V2_8,
+    V3,
+}
+
+impl Real {
+    /// The `--target` value whose rules this registry follows.
+    pub fn target(self) -> &'static str {
+        match self {
+            Real::V2_8 => "2.8",
+            Real::V3 => "3",
+        }
+    }
+
+    fn command(self) -> Command {
+        match self {
+            Real::V2_8 => Command::new(BINARY),
+            Real::V3 => Command::new(v3_binary().expect("registry-v3 is not provided")),
+        }
+    }
+}
+
+/// The real v3.1.1 registry, where `../shared/tools` is beside the project
+/// (a developer's machine and CI; not a user's clone).
+pub fn v3_binary() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/registry-v3");
+    p.is_file().then_some(p)
+}
+
+/// Whether the v3 checks can run; says why not when they cannot. The 2.8.2
+/// checks never skip this way ([`require`]).
+pub fn require_v3() -> bool {
+    if std::env::var_os("REGAUDIT_SKIP_CONFORMANCE").is_some() {
+        eprintln!("v3 conformance skipped: REGAUDIT_SKIP_CONFORMANCE is set");
+        return false;
+    }
+    if v3_binary().is_none() {
+        eprintln!("v3 conformance skipped: ../shared/tools/registry-v3 is not beside the project");
+        return false;
+    }
+    true
+}
+
+/// Checks for `real`, or false (with the reason printed) when they must skip.
+pub fn require_real(real: Real) -> bool {
+    match real {
+        Real::V2_8 => require(),
+        Real::V3 => require_v3(),
+    }
+}
+
 pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
@@ -57,6 +111,16 @@ impl Registry {
     /// Serves `storage_root` (the directory holding docker/).
     pub fn serve(storage_root: &Path) -> Registry {
         Registry::serve_with(storage_root, "", None)
+    }
+
+    /// Serves `storage_root` with the registry of version `real`.
+    pub fn serve_real(real: Real, storage_root: &Path) -> Registry {
+        let serve = move |cfg: &Path| {
+            let mut c = real.command();
+            c.arg("serve").arg(cfg);
+            c
+        };
+        Registry::serve_with(storage_root, "", Some(&serve))
     }
 
     /// `wrap`: a command prefix run around the registry (e.g. an unshare
@@ -149,10 +213,15 @@ impl Response {
 
 /// Runs `docker-registry garbage-collect` on `storage_root`.
 pub fn garbage_collect(storage_root: &Path, dry_run: bool, delete_untagged: bool) -> Output {
+    garbage_collect_real(Real::V2_8, storage_root, dry_run, delete_untagged)
+}
+
+/// Runs `garbage-collect` of the registry of version `real` on `storage_root`.
+pub fn garbage_collect_real(real: Real, storage_root: &Path, dry_run: bool, delete_untagged: bool) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yml");
     std::fs::write(&cfg, config(storage_root, free_port(), "")).unwrap();
-    let mut cmd = Command::new(BINARY);
+    let mut cmd = real.command();
     cmd.arg("garbage-collect");
     if dry_run {
         cmd.arg("--dry-run");
