@@ -1,8 +1,11 @@
 //! Text building blocks: aligned tables, human sizes, styles.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
+
+use crate::names;
 
 pub const BOLD: Style = Style::new().bold();
 pub const GOOD: Style = AnsiColor::Green.on_default();
@@ -41,13 +44,29 @@ pub struct Cell {
     pub style: Style,
 }
 
+/// Text from the tree must not reach the terminal raw: every cell escapes
+/// control characters and invalid bytes, so widths are those of what is shown.
+fn shown(text: String) -> String {
+    match names::escape_text(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(escaped) => escaped,
+    }
+}
+
 impl Cell {
+    /// A cell of text (a backslash in it is kept; see [`Cell::name`]).
     pub fn new(text: impl Into<String>) -> Cell {
-        Cell { text: text.into(), style: PLAIN }
+        Cell { text: shown(text.into()), style: PLAIN }
     }
 
     pub fn styled(text: impl Into<String>, style: Style) -> Cell {
-        Cell { text: text.into(), style }
+        Cell { text: shown(text.into()), style }
+    }
+
+    /// A name from the tree (repository, tag, path): escaped with
+    /// [`names::escape`], so that distinct names stay distinct.
+    pub fn name(name: &str) -> Cell {
+        Cell { text: names::escape(name).into_owned(), style: PLAIN }
     }
 }
 
