@@ -597,14 +597,28 @@ impl Walker<'_> {
 
     /// [`Walker::children`] of a directory already open as `dir`.
     fn children_of(&self, dir: Option<BorrowedFd>, path: &Path) -> Vec<(String, Kind)> {
+        self.children_keeping(dir, path, false)
+    }
+
+    /// [`Walker::children`] of a directory of repository names, keeping a
+    /// name that is not UTF-8 (marked, see [`crate::names`]): the catalog
+    /// lists such a repository, though no request can address it.
+    fn name_children(&self, path: &Path) -> Vec<(String, Kind)> {
+        self.children_keeping(None, path, true)
+    }
+
+    fn children_keeping(&self, dir: Option<BorrowedFd>, path: &Path, keep_non_utf8: bool) -> Vec<(String, Kind)> {
         let mut out = Vec::new();
         for entry in self.list(dir, path) {
             let name = match entry.name.into_string() {
                 Ok(name) => name,
                 Err(name) => {
                     let msg = "name is not UTF-8, so the registry cannot address it";
-                    self.problem(Code::NonUtf8Name, &path.join(name), msg.into());
-                    continue;
+                    self.problem(Code::NonUtf8Name, &path.join(&name), msg.into());
+                    if !keep_non_utf8 {
+                        continue;
+                    }
+                    crate::names::from_os(&name).into_owned()
                 }
             };
             if name.starts_with(".nfs") && entry.kind != Kind::Dir {
@@ -741,12 +755,12 @@ impl Walker<'_> {
     /// directory is a repository when it has `_`-prefixed children; the
     /// other children are further name components (nested repositories).
     fn walk_repositories(&self, dir: &Path, name: String) -> Vec<Repository> {
-        let children = self.children(dir);
+        let children = self.name_children(dir);
         let (data, nested): (Vec<_>, Vec<_>) = children.into_iter().partition(|(n, _)| n.starts_with('_'));
         let mut found: Vec<Repository> = nested
             .par_iter()
             .flat_map(|(child, kind)| {
-                let path = dir.join(child);
+                let path = dir.join(crate::names::to_path(child));
                 if *kind != Kind::Dir {
                     self.unexpected(&path, *kind, "not part of the registry layout");
                     return Vec::new();
@@ -758,7 +772,7 @@ impl Walker<'_> {
         if !data.is_empty() {
             if name.is_empty() {
                 for (n, kind) in &data {
-                    self.unexpected(&dir.join(n), *kind, "not part of the registry layout");
+                    self.unexpected(&dir.join(crate::names::to_path(n)), *kind, "not part of the registry layout");
                 }
             } else {
                 found.push(self.read_repository(dir, name, &data));
@@ -774,7 +788,7 @@ impl Walker<'_> {
         // leaves every node half empty, which doubles the memory).
         let mut links = LinkBuffers::default();
         for (top, kind) in data {
-            let path = dir.join(top);
+            let path = dir.join(crate::names::to_path(top));
             let is_dir = *kind == Kind::Dir;
             if !is_dir {
                 self.files.fetch_add(1, Ordering::Relaxed);
