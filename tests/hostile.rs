@@ -275,8 +275,10 @@ fn non_utf8_names_are_reported() {
         // JSON keeps each byte that is not UTF-8 as U+0000 and two hex
         // digits (docs/json.md); these names are otherwise ASCII.
         let bytes = p.strip_prefix(tree.root()).unwrap().as_os_str().as_bytes();
-        let json: String =
-            bytes.iter().map(|&b| if b.is_ascii() { char::from(b).to_string() } else { format!("\0{b:02x}") }).collect();
+        let json: String = bytes
+            .iter()
+            .map(|&b| if b.is_ascii() { char::from(b).to_string() } else { format!("\0{b:02x}") })
+            .collect();
         assert_problem(scan, "non-utf8-name", &json);
     }
 }
