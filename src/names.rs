@@ -102,10 +102,14 @@ pub fn lossy(name: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Characters that reorder or hide text on a terminal: bidirectional
-/// embeddings, overrides and isolates, zero-width marks and joiners.
+/// Characters that reorder, hide or break text on a terminal: bidirectional
+/// marks, embeddings, overrides and isolates, zero-width characters, and the
+/// Unicode line and paragraph separators.
 fn is_invisible_control(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    matches!(
+        c,
+        '\u{61c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+    )
 }
 
 /// Writes `s` with every control character, invalid byte and backslash
