@@ -70,9 +70,11 @@ pub fn of_selection<'a>(
         }
         owner
     };
+    // A blob's directory is the first seven components of the paths in it
+    // (`docker/registry/v2/blobs/<alg>/<hh>/<hex>`).
     let in_blob = |path: &str| {
-        // The blob directory is the path itself or its parent (`.../data`).
-        blob_dirs.contains(path) || path.rsplit_once('/').is_some_and(|(dir, _)| blob_dirs.contains(dir))
+        let dir = path.match_indices('/').nth(6).map_or(path, |(i, _)| &path[..i]);
+        blob_dirs.contains(dir)
     };
     problems
         .iter()
@@ -103,5 +105,15 @@ mod tests {
         assert_eq!(app, [all[0].path.clone(), all[3].path.clone()]);
         let sub = paths(of_selection(&all, &repos, &["app/sub"], none));
         assert_eq!(sub, [all[1].path.clone(), all[2].path.clone()]);
+    }
+
+    #[test]
+    fn problems_anywhere_in_a_selected_blob_are_kept() {
+        let blob: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        let other: Digest = format!("sha256:{}", "ac".repeat(32)).parse().unwrap();
+        let at = |d: &Digest, rel: &str| Problem::new(Code::BlobCorrupt, format!("{}{rel}", layout::blob_dir(d)), "x");
+        let all = vec![at(&blob, ""), at(&blob, "/data"), at(&blob, "/stray/deeper"), at(&other, "/data")];
+        let kept = of_selection(&all, &[], &[], [&blob]);
+        assert_eq!(kept, all[..3]);
     }
 }
