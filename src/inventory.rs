@@ -224,7 +224,7 @@ pub struct WalkFacts {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalkEntry {
-    /// The name, lossily converted when it is not UTF-8.
+    /// The name; bytes that are not UTF-8 are marked (see [`crate::names`]).
     pub name: String,
     pub kind: EntryKind,
 }

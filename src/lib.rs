@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod layout;
 pub mod manifest;
 pub mod model;
+pub mod names;
 pub mod problem;
 pub mod progress;
 pub mod report;

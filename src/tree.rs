@@ -121,12 +121,12 @@ impl StorageRoot {
                 if !entries.iter().any(|e| e.name == "_manifests" && e.kind == EntryKind::Dir) {
                     continue;
                 }
-                let tags = repos.join(rel).join("_manifests/tags");
+                let tags = repos.join(crate::names::to_path(rel)).join("_manifests/tags");
                 if is_real_dir(&tags) {
                     let files = sorted_entries(&tags)
                         .into_iter()
                         .filter(|e| e.kind != Kind::Dir)
-                        .map(|e| e.name.to_string_lossy().into_owned())
+                        .map(|e| crate::names::from_os(&e.name).into_owned())
                         .collect();
                     facts.tags_dirs.insert(rel.clone(), files);
                 }
@@ -136,7 +136,7 @@ impl StorageRoot {
         // else can a stray `data` file be, so only there is walked again.
         if facts.blobs_dir {
             for rel in &inv.blob_anomalies {
-                let mut parts: Vec<String> = rel.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+                let mut parts: Vec<String> = rel.iter().map(|c| crate::names::from_os(c).into_owned()).collect();
                 let path = blobs.join(rel);
                 match std::fs::symlink_metadata(&path) {
                     Ok(m) if m.is_dir() => blob_data_walk(&path, &mut parts, &mut facts.stray_blob_data),
@@ -163,7 +163,7 @@ impl StorageRoot {
     /// recursive delete of `rel` removes. Symlinks are listed, not followed.
     pub fn files_below(&self, rel: &str) -> Vec<String> {
         let mut out = Vec::new();
-        let path = self.path.join(rel);
+        let path = self.path.join(crate::names::to_path(rel));
         match std::fs::symlink_metadata(&path) {
             Ok(m) if m.is_dir() => files_below_dir(&path, rel, &mut out),
             Ok(_) => out.push(rel.to_string()),
@@ -459,7 +459,7 @@ fn catalog_walk(dir: &Path, rel: String, out: &mut std::collections::BTreeMap<St
     let entries = sorted_entries(dir);
     let mut recorded = Vec::with_capacity(entries.len());
     for e in &entries {
-        let name = e.name.to_string_lossy().into_owned();
+        let name = crate::names::from_os(&e.name).into_owned();
         if e.kind == Kind::Dir && !name.starts_with('_') {
             let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
             catalog_walk(&dir.join(&e.name), child, out);
@@ -472,7 +472,7 @@ fn catalog_walk(dir: &Path, rel: String, out: &mut std::collections::BTreeMap<St
 /// Collects the `data` files under `blobs/` that are not canonical blobs.
 fn blob_data_walk(dir: &Path, parts: &mut Vec<String>, out: &mut Vec<String>) {
     for e in sorted_entries(dir) {
-        let name = e.name.to_string_lossy().into_owned();
+        let name = crate::names::from_os(&e.name).into_owned();
         parts.push(name);
         if e.kind == Kind::Dir {
             blob_data_walk(&dir.join(&e.name), parts, out);
@@ -490,7 +490,7 @@ fn blob_data_walk(dir: &Path, parts: &mut Vec<String>, out: &mut Vec<String>) {
 
 fn files_below_dir(dir: &Path, rel: &str, out: &mut Vec<String>) {
     for e in sorted_entries(dir) {
-        let name = e.name.to_string_lossy();
+        let name = crate::names::from_os(&e.name);
         let child = format!("{rel}/{name}");
         if e.kind == Kind::Dir {
             files_below_dir(&dir.join(&e.name), &child, out);
@@ -540,7 +540,7 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn rel(&self, path: &Path) -> String {
-        path.strip_prefix(self.root).unwrap_or(path).to_string_lossy().into_owned()
+        crate::names::from_os(path.strip_prefix(self.root).unwrap_or(path).as_os_str()).into_owned()
     }
 
     fn problem(&self, code: Code, path: &Path, message: String) {
@@ -597,14 +597,28 @@ impl Walker<'_> {
 
     /// [`Walker::children`] of a directory already open as `dir`.
     fn children_of(&self, dir: Option<BorrowedFd>, path: &Path) -> Vec<(String, Kind)> {
+        self.children_keeping(dir, path, false)
+    }
+
+    /// [`Walker::children`] of a directory of repository names, keeping a
+    /// name that is not UTF-8 (marked, see [`crate::names`]): the catalog
+    /// lists such a repository, though no request can address it.
+    fn name_children(&self, path: &Path) -> Vec<(String, Kind)> {
+        self.children_keeping(None, path, true)
+    }
+
+    fn children_keeping(&self, dir: Option<BorrowedFd>, path: &Path, keep_non_utf8: bool) -> Vec<(String, Kind)> {
         let mut out = Vec::new();
         for entry in self.list(dir, path) {
             let name = match entry.name.into_string() {
                 Ok(name) => name,
                 Err(name) => {
                     let msg = "name is not UTF-8, so the registry cannot address it";
-                    self.problem(Code::NonUtf8Name, &path.join(name), msg.into());
-                    continue;
+                    self.problem(Code::NonUtf8Name, &path.join(&name), msg.into());
+                    if !keep_non_utf8 {
+                        continue;
+                    }
+                    crate::names::from_os(&name).into_owned()
                 }
             };
             if name.starts_with(".nfs") && entry.kind != Kind::Dir {
@@ -741,12 +755,12 @@ impl Walker<'_> {
     /// directory is a repository when it has `_`-prefixed children; the
     /// other children are further name components (nested repositories).
     fn walk_repositories(&self, dir: &Path, name: String) -> Vec<Repository> {
-        let children = self.children(dir);
+        let children = self.name_children(dir);
         let (data, nested): (Vec<_>, Vec<_>) = children.into_iter().partition(|(n, _)| n.starts_with('_'));
         let mut found: Vec<Repository> = nested
             .par_iter()
             .flat_map(|(child, kind)| {
-                let path = dir.join(child);
+                let path = dir.join(crate::names::to_path(child));
                 if *kind != Kind::Dir {
                     self.unexpected(&path, *kind, "not part of the registry layout");
                     return Vec::new();
@@ -758,7 +772,7 @@ impl Walker<'_> {
         if !data.is_empty() {
             if name.is_empty() {
                 for (n, kind) in &data {
-                    self.unexpected(&dir.join(n), *kind, "not part of the registry layout");
+                    self.unexpected(&dir.join(crate::names::to_path(n)), *kind, "not part of the registry layout");
                 }
             } else {
                 found.push(self.read_repository(dir, name, &data));
@@ -774,7 +788,7 @@ impl Walker<'_> {
         // leaves every node half empty, which doubles the memory).
         let mut links = LinkBuffers::default();
         for (top, kind) in data {
-            let path = dir.join(top);
+            let path = dir.join(crate::names::to_path(top));
             let is_dir = *kind == Kind::Dir;
             if !is_dir {
                 self.files.fetch_add(1, Ordering::Relaxed);

@@ -16,6 +16,7 @@ use crate::digest::Digest;
 use crate::hashing::copy_hashed;
 use crate::inventory::{Inventory, Tag};
 use crate::model::Target;
+use crate::names::ShownText;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Changes<T> {
@@ -324,13 +325,13 @@ fn size_cell(s: Option<u64>) -> Cell {
 
 impl Report for DiffReport {
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(out, "A: {}\nB: {}\n", self.root, self.root_b)?;
+        writeln!(out, "A: {}\nB: {}\n", ShownText(&self.root), ShownText(&self.root_b))?;
         let mut t = Table::new(vec!["CHANGE", "REPOSITORY"]);
         for r in &self.repositories.added {
-            t.push(vec![Cell::styled("added", GOOD), Cell::new(r)]);
+            t.push(vec![Cell::styled("added", GOOD), Cell::name(r)]);
         }
         for r in &self.repositories.removed {
-            t.push(vec![Cell::styled("removed", BAD), Cell::new(r)]);
+            t.push(vec![Cell::styled("removed", BAD), Cell::name(r)]);
         }
         section(out, format!("Repositories ({})", t.rows.len()), t)?;
 
@@ -338,8 +339,8 @@ impl Report for DiffReport {
         for e in &self.tags.added {
             t.push(vec![
                 Cell::styled("added", GOOD),
-                Cell::new(&e.repository),
-                Cell::new(&e.tag),
+                Cell::name(&e.repository),
+                Cell::name(&e.tag),
                 "-".into(),
                 opt(&e.digest).into(),
             ]);
@@ -347,8 +348,8 @@ impl Report for DiffReport {
         for e in &self.tags.removed {
             t.push(vec![
                 Cell::styled("removed", BAD),
-                Cell::new(&e.repository),
-                Cell::new(&e.tag),
+                Cell::name(&e.repository),
+                Cell::name(&e.tag),
                 opt(&e.digest).into(),
                 "-".into(),
             ]);
@@ -356,8 +357,8 @@ impl Report for DiffReport {
         for m in &self.tags.moved {
             t.push(vec![
                 Cell::new("moved"),
-                Cell::new(&m.repository),
-                Cell::new(&m.tag),
+                Cell::name(&m.repository),
+                Cell::name(&m.tag),
                 opt(&m.old).into(),
                 opt(&m.new).into(),
             ]);
@@ -367,7 +368,7 @@ impl Report for DiffReport {
         let mut t = Table::new(vec!["CHANGE", "REPOSITORY", "TAG", "DIGEST"]);
         for (what, list) in [("added", &self.tag_history.added), ("removed", &self.tag_history.removed)] {
             for h in list {
-                t.push(vec![what.into(), Cell::new(&h.repository), Cell::new(&h.tag), Cell::new(h.digest.short())]);
+                t.push(vec![what.into(), Cell::name(&h.repository), Cell::name(&h.tag), Cell::new(h.digest.short())]);
             }
         }
         section(out, format!("Tag history ({})", t.rows.len()), t)?;
@@ -375,7 +376,7 @@ impl Report for DiffReport {
         let mut t = Table::new(vec!["CHANGE", "REPOSITORY", "DIGEST", "SIZE"]).right_align(&[3]);
         for (what, list) in [("added", &self.manifests.added), ("removed", &self.manifests.removed)] {
             for m in list {
-                t.push(vec![what.into(), Cell::new(&m.repository), Cell::new(m.digest.short()), size_cell(m.size)]);
+                t.push(vec![what.into(), Cell::name(&m.repository), Cell::new(m.digest.short()), size_cell(m.size)]);
             }
         }
         section(out, format!("Manifests ({})", t.rows.len()), t)?;
@@ -398,7 +399,7 @@ impl Report for DiffReport {
         let mut t = Table::new(vec!["CHANGE", "REPOSITORY", "UPLOAD", "SIZE"]).right_align(&[3]);
         for (what, list) in [("added", &self.uploads.added), ("removed", &self.uploads.removed)] {
             for u in list {
-                t.push(vec![what.into(), Cell::new(&u.repository), Cell::new(&u.uuid), size_cell(u.size)]);
+                t.push(vec![what.into(), Cell::name(&u.repository), Cell::name(&u.uuid), size_cell(u.size)]);
             }
         }
         section(out, format!("Uploads ({})", t.rows.len()), t)?;

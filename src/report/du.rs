@@ -181,7 +181,7 @@ impl Report for DuReport {
                 r.blobs.to_string()
             };
             table.push(vec![
-                Cell::new(&r.repository),
+                Cell::name(&r.repository),
                 Cell::new(r.tags.to_string()),
                 Cell::new(r.manifests.to_string()),
                 Cell::new(blobs),

@@ -13,6 +13,7 @@ use crate::model::gc::{
     self, Abort, BlobDeletion, Fix, GcOptions, GcOutcome, Hazard, LayerLinkDeletion, ManifestDeletion,
 };
 use crate::model::Target;
+use crate::names::{self, Shown, ShownText};
 
 #[derive(Serialize)]
 pub struct GcReport {
@@ -138,11 +139,16 @@ impl GcReport {
 
     /// `--format gc-log`: the dry run's stdout; its abort message goes to `err`.
     pub fn write_log(&self, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<()> {
+        // The real run prints names raw; we escape them (names::escape).
         for line in &self.log {
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", Shown(line))?;
         }
         if let Some(m) = &self.dry_run_message {
-            write!(err, "{m}")?;
+            // Its last newline is the real message's own.
+            match m.strip_suffix('\n') {
+                Some(m) => writeln!(err, "{}", ShownText(m))?,
+                None => write!(err, "{}", ShownText(m))?,
+            }
         }
         Ok(())
     }
@@ -170,10 +176,15 @@ impl Deletions {
     }
 }
 
+/// Names joined by commas, each escaped.
+fn escape_all(names: &[String]) -> String {
+    names.iter().map(|n| names::escape(n)).collect::<Vec<_>>().join(",")
+}
+
 fn write_hazards(hazards: &[Hazard], out: &mut dyn Write) -> io::Result<()> {
     for h in hazards {
         let code = serde_json::to_value(h.code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        writeln!(out, "  {}warning{} {code}: {}", WARN.render(), WARN.render_reset(), h.message)?;
+        writeln!(out, "  {}warning{} {code}: {}", WARN.render(), WARN.render_reset(), ShownText(&h.message))?;
     }
     Ok(())
 }
@@ -182,11 +193,11 @@ fn write_manifests(ms: &[ManifestDeletion], out: &mut dyn Write) -> io::Result<(
     let mut t = Table::new(vec!["REPOSITORY", "DIGEST", "KIND", "SIZE", "TAG HISTORY REMOVED"]).right_align(&[3]);
     for m in ms {
         t.push(vec![
-            Cell::new(&m.repository),
+            Cell::name(&m.repository),
             Cell::new(m.digest.to_string()),
             Cell::new(m.kind.map(|k| k.name()).unwrap_or("-")),
             Cell::new(m.size.map(human_size).unwrap_or_else(|| "-".into())),
-            Cell::new(if m.tags.is_empty() { "-".to_string() } else { m.tags.join(",") }),
+            Cell::new(if m.tags.is_empty() { "-".to_string() } else { escape_all(&m.tags) }),
         ]);
     }
     t.write(out)
@@ -195,8 +206,8 @@ fn write_manifests(ms: &[ManifestDeletion], out: &mut dyn Write) -> io::Result<(
 fn write_blobs(bs: &[BlobDeletion], out: &mut dyn Write) -> io::Result<()> {
     let mut t = Table::new(vec!["DIGEST", "SIZE", "STILL LINKED BY"]).right_align(&[1]);
     for b in bs {
-        let linked = if b.linked_by.is_empty() { "-".to_string() } else { b.linked_by.join(",") };
-        t.push(vec![Cell::new(&b.digest), Cell::new(human_size(b.size)), Cell::new(linked)]);
+        let linked = if b.linked_by.is_empty() { "-".to_string() } else { escape_all(&b.linked_by) };
+        t.push(vec![Cell::name(&b.digest), Cell::new(human_size(b.size)), Cell::new(linked)]);
     }
     t.write(out)
 }
@@ -214,10 +225,10 @@ impl Report for GcReport {
                 BAD.render(),
                 BAD.render_reset(),
                 stage.unwrap_or_default(),
-                a.abort.reason
+                ShownText(&a.abort.reason)
             )?;
-            writeln!(out, "    at {}", a.abort.path)?;
-            writeln!(out, "    {}{}{}", DIM.render(), a.abort.message, DIM.render_reset())?;
+            writeln!(out, "    at {}", Shown(&a.abort.path))?;
+            writeln!(out, "    {}{}{}", DIM.render(), ShownText(a.abort.message.trim_end()), DIM.render_reset())?;
             let deleted = self.deletes.summary();
             writeln!(out, "  Deleted before it aborts: {deleted}")?;
         } else {
@@ -231,7 +242,7 @@ impl Report for GcReport {
             let deleted = f.deletes.summary();
             writeln!(out, "  Once fixed, would delete: {deleted}")?;
             for fix in &f.assumptions {
-                writeln!(out, "    assuming for {}: {}", fix.cause.path, fix.assumption)?;
+                writeln!(out, "    assuming for {}: {}", Shown(&fix.cause.path), ShownText(&fix.assumption))?;
             }
         }
         if self.hazards.is_empty() {
@@ -241,7 +252,7 @@ impl Report for GcReport {
             write_hazards(&self.hazards, out)?;
         }
         for u in &self.unmodelled {
-            writeln!(out, "  {}not modelled{}: {u}", WARN.render(), WARN.render_reset())?;
+            writeln!(out, "  {}not modelled{}: {}", WARN.render(), WARN.render_reset(), ShownText(u))?;
         }
         if !self.deletes.manifests.is_empty() {
             writeln!(out, "\nManifests deleted:")?;
@@ -254,13 +265,13 @@ impl Report for GcReport {
         if !self.deletes.layer_links.is_empty() {
             writeln!(out, "\nLayer links deleted:")?;
             for l in &self.deletes.layer_links {
-                writeln!(out, "  {} {}", l.repository, l.digest)?;
+                writeln!(out, "  {} {}", Shown(&l.repository), l.digest)?;
             }
         }
         if !self.deletes.removes.is_empty() {
             writeln!(out, "\nFiles removed:")?;
             for f in &self.deletes.removes {
-                writeln!(out, "  {f}")?;
+                writeln!(out, "  {}", Shown(f))?;
             }
         }
         if let Some(f) = &self.would_delete_when_fixed {

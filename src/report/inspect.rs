@@ -9,9 +9,9 @@ use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD, DIM, GOOD, WARN};
 use super::{problems, Report, SCHEMA_VERSION};
 use crate::audit::Audit;
 use crate::digest::Digest;
-use crate::layout;
 use crate::model::serve::LinkedBy;
 use crate::model::Target;
+use crate::names::{Shown, ShownText};
 use crate::problem::Problem;
 use crate::resolve::{Node, Resolver, Role};
 
@@ -107,15 +107,12 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
     if let (Some(t), Some(v)) = (tree.as_mut(), audit.verification.as_ref()) {
         v.annotate(t);
     }
-    let repo_prefix = format!("{}/", layout::repo_dir(&repo.name));
-    let blob_paths: Vec<String> =
-        tree.iter().flat_map(|t| t.walk()).filter_map(|n| n.parsed_digest.as_ref().map(layout::blob_dir)).collect();
-    let problems = audit
-        .problems
-        .iter()
-        .filter(|p| p.path.starts_with(&repo_prefix) || blob_paths.iter().any(|b| p.path.starts_with(b.as_str())))
-        .cloned()
-        .collect();
+    let problems = problems::of_selection(
+        &audit.problems,
+        &audit.inventory.repositories,
+        &[&repo.name],
+        tree.iter().flat_map(|t| t.walk()).filter_map(|n| n.parsed_digest.as_ref()),
+    );
     Ok(InspectReport {
         schema_version: SCHEMA_VERSION,
         target: audit.target,
@@ -173,7 +170,10 @@ fn state_cells(n: &Node) -> Vec<Cell> {
     cells
 }
 
-fn push_rows(table: &mut Table, n: &Node, prefix: &str, last: bool, root: bool) {
+/// Adds `n` and its children to `table`. A node where the walk stopped gets
+/// a mark in the NOTE column and its sentence in `notes`, printed under the
+/// table, so that no row grows by a sentence.
+fn push_rows(table: &mut Table, notes: &mut Vec<String>, n: &Node, prefix: &str, last: bool, root: bool) {
     let branch = if root {
         String::new()
     } else if last {
@@ -196,19 +196,21 @@ fn push_rows(table: &mut Table, n: &Node, prefix: &str, last: bool, root: bool) 
     let size = n.size.or(n.declared_size.map(|s| s.max(0) as u64)).map(human_size).unwrap_or_default();
     let mut row = vec![
         Cell::new(format!("{branch}{role}")),
-        Cell::new(super::tags::short(&n.digest)),
+        Cell::name(super::tags::short(&n.digest)),
         Cell::new(what),
         Cell::new(size),
     ];
     row.extend(state_cells(n));
-    table.push(row);
     if let Some(cut) = n.cut {
-        let child_prefix = if root { String::new() } else { format!("{prefix}{}", if last { "   " } else { "│  " }) };
-        table.push(vec![Cell::styled(format!("{child_prefix}└─ {}", cut.describe(&n.digest)), BAD)]);
+        // NOTE is the last column whenever a node has a note.
+        row.resize_with(table.headers.len() - 1, || Cell::new(""));
+        notes.push(cut.describe(&n.digest));
+        row.push(Cell::styled(format!("[{}]", notes.len()), BAD));
     }
+    table.push(row);
     let child_prefix = if root { String::new() } else { format!("{prefix}{}", if last { "   " } else { "│  " }) };
     for (i, c) in n.children.iter().enumerate() {
-        push_rows(table, c, &child_prefix, i + 1 == n.children.len(), false);
+        push_rows(table, notes, c, &child_prefix, i + 1 == n.children.len(), false);
     }
 }
 
@@ -219,7 +221,7 @@ impl Report for InspectReport {
             out,
             "{}{}{}  →  {}  served by registry {}: {}{served}{}{}",
             BOLD.render(),
-            self.reference,
+            Shown(&self.reference),
             BOLD.render_reset(),
             self.digest.as_ref().map_or_else(|| "-".to_string(), Digest::to_string),
             self.target,
@@ -232,16 +234,27 @@ impl Report for InspectReport {
             }
         )?;
         if let Some(tree) = &self.tree {
-            let mut table =
-                Table::new(vec!["NODE", "DIGEST", "KIND", "SIZE", "DATA", "LINK", "CONTENT", "GET"]).right_align(&[3]);
-            push_rows(&mut table, tree, "", true, true);
+            let mut headers = vec!["NODE", "DIGEST", "KIND", "SIZE", "DATA", "LINK", "CONTENT", "GET"];
+            // The hashed state of each node (`--verify`); it had no column, so was never shown.
+            if tree.walk().iter().any(|n| n.content.is_some()) {
+                headers.push("VERIFIED");
+            }
+            if tree.walk().iter().any(|n| n.cut.is_some()) {
+                headers.push("NOTE");
+            }
+            let mut table = Table::new(headers).right_align(&[3]);
+            let mut notes = Vec::new();
+            push_rows(&mut table, &mut notes, tree, "", true, true);
             writeln!(out)?;
             table.write(out)?;
+            for (i, note) in notes.iter().enumerate() {
+                writeln!(out, "  {}[{}] {}{}", BAD.render(), i + 1, ShownText(note), BAD.render_reset())?;
+            }
         }
         if !self.not_served.is_empty() {
             writeln!(out, "\nNot served because:")?;
             for r in &self.not_served {
-                writeln!(out, "  {r}")?;
+                writeln!(out, "  {}", ShownText(r))?;
             }
         }
         if !self.history.is_empty() {

@@ -14,6 +14,7 @@ use crate::audit::Audit;
 use crate::manifest::ManifestError;
 use crate::model::writes::Settings;
 use crate::model::Target;
+use crate::names::ShownText;
 use crate::problem::Problem;
 use crate::verify::Outcome;
 
@@ -176,7 +177,7 @@ impl Report for ScanReport {
             "{}Storage tree{} {}  (rules of registry {})\n",
             BOLD.render(),
             BOLD.render_reset(),
-            self.root,
+            ShownText(&self.root),
             self.target
         )?;
         let kinds: Vec<String> = i.manifests.iter().map(|(k, n)| format!("{n} {k}")).collect();
@@ -227,7 +228,9 @@ impl Report for ScanReport {
         for g in &self.gc {
             let mode = if g.delete_untagged { "garbage-collect --delete-untagged" } else { "garbage-collect" };
             match &g.aborts {
-                Some(reason) => writeln!(out, "{mode}: {}would abort{}: {reason}", BAD.render(), BAD.render_reset())?,
+                Some(reason) => {
+                    writeln!(out, "{mode}: {}would abort{}: {}", BAD.render(), BAD.render_reset(), ShownText(reason))?
+                }
                 None => writeln!(
                     out,
                     "{mode}: would delete {} manifests and {} blobs ({}), {} hazards",

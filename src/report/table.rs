@@ -1,8 +1,12 @@
 //! Text building blocks: aligned tables, human sizes, styles.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
+use unicode_width::UnicodeWidthStr;
+
+use crate::names;
 
 pub const BOLD: Style = Style::new().bold();
 pub const GOOD: Style = AnsiColor::Green.on_default();
@@ -41,13 +45,29 @@ pub struct Cell {
     pub style: Style,
 }
 
+/// Text from the tree must not reach the terminal raw: every cell escapes
+/// control characters and invalid bytes, so widths are those of what is shown.
+fn shown(text: String) -> String {
+    match names::escape_text(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(escaped) => escaped,
+    }
+}
+
 impl Cell {
+    /// A cell of text (a backslash in it is kept; see [`Cell::name`]).
     pub fn new(text: impl Into<String>) -> Cell {
-        Cell { text: text.into(), style: PLAIN }
+        Cell { text: shown(text.into()), style: PLAIN }
     }
 
     pub fn styled(text: impl Into<String>, style: Style) -> Cell {
-        Cell { text: text.into(), style }
+        Cell { text: shown(text.into()), style }
+    }
+
+    /// A name from the tree (repository, tag, path): escaped with
+    /// [`names::escape`], so that distinct names stay distinct.
+    pub fn name(name: &str) -> Cell {
+        Cell { text: names::escape(name).into_owned(), style: PLAIN }
     }
 }
 
@@ -63,7 +83,8 @@ impl From<&str> for Cell {
     }
 }
 
-/// A table whose columns are padded to their widest cell. Columns listed in
+/// A table whose columns are padded to their widest cell (in terminal
+/// columns: a CJK character takes two, a combining mark none). Columns listed in
 /// `right` are right-aligned (sizes, counts).
 pub struct Table {
     pub headers: Vec<&'static str>,
@@ -97,10 +118,10 @@ impl Table {
         out: &mut dyn Write,
         rows: impl Fn() -> I,
     ) -> io::Result<()> {
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.width()).collect();
         for row in rows() {
             for (width, cell) in widths.iter_mut().zip(row.as_ref()) {
-                *width = (*width).max(cell.text.chars().count());
+                *width = (*width).max(cell.text.width());
             }
         }
         let header: Vec<Cell> = self.headers.iter().map(|h| Cell::styled(*h, BOLD)).collect();
@@ -115,7 +136,7 @@ impl Table {
         let columns = widths.len();
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate().take(columns) {
-            let pad = widths[i] - cell.text.chars().count();
+            let pad = widths[i] - cell.text.width();
             let last = i + 1 == columns.min(row.len());
             let styled = format!("{}{}{}", cell.style.render(), cell.text, cell.style.render_reset());
             if self.right.contains(&i) {
@@ -156,5 +177,16 @@ mod tests {
         t.write(&mut out).unwrap();
         let text = anstream::adapter::strip_str(std::str::from_utf8(&out).unwrap()).to_string();
         assert_eq!(text, "A            SIZE\nlong-name     1 B\nx          10 KiB\n");
+    }
+
+    #[test]
+    fn widths_are_terminal_columns_of_the_escaped_text() {
+        let mut t = Table::new(vec!["NAME", "N"]);
+        t.push(vec![Cell::name("倉庫"), "1".into()]);
+        t.push(vec![Cell::name("a\u{1b}b"), "2".into()]);
+        let mut out = Vec::new();
+        t.write(&mut out).unwrap();
+        let text = anstream::adapter::strip_str(std::str::from_utf8(&out).unwrap()).to_string();
+        assert_eq!(text, "NAME    N\n倉庫    1\na\\x1bb  2\n");
     }
 }

@@ -10,6 +10,7 @@ use super::{problems, Report, SCHEMA_VERSION};
 use crate::audit::Audit;
 use crate::digest::Digest;
 use crate::model::Target;
+use crate::names::{Shown, ShownText};
 use crate::problem::Problem;
 use crate::resolve::{ResolvedTag, Resolver};
 
@@ -56,13 +57,26 @@ pub fn reachable_digests(audit: &Audit, filter: &[String]) -> BTreeSet<Digest> {
 
 pub fn build(audit: &Audit, filter: &[String]) -> TagsReport {
     let mut tags = Vec::new();
-    for_each_tag(audit, filter, |t| tags.push(ResolvedTag { tree: None, ..t }));
+    let mut reached = BTreeSet::new();
+    for_each_tag(audit, filter, |t| {
+        if !filter.is_empty() {
+            reached.extend(t.tree.iter().flat_map(|tree| tree.digests().cloned()));
+        }
+        tags.push(ResolvedTag { tree: None, ..t })
+    });
+    // Given repositories, the problems shown (and counted) are theirs.
+    let problems = if filter.is_empty() {
+        audit.problems.clone()
+    } else {
+        let selected: Vec<&str> = filter.iter().map(String::as_str).collect();
+        problems::of_selection(&audit.problems, &audit.inventory.repositories, &selected, &reached)
+    };
     TagsReport {
         schema_version: SCHEMA_VERSION,
         target: audit.target,
         root: audit.root.path().display().to_string(),
         tags,
-        problems: audit.problems.clone(),
+        problems,
     }
 }
 
@@ -84,8 +98,8 @@ impl Report for TagsReport {
             let digest = t.digest.as_ref().map_or_else(|| "-".to_string(), Digest::short);
             let platforms = if t.platforms.is_empty() { "-".to_string() } else { t.platforms.join(",") };
             let mut row = vec![
-                Cell::new(&t.repository),
-                Cell::new(&t.tag),
+                Cell::name(&t.repository),
+                Cell::name(&t.tag),
                 Cell::new(digest),
                 Cell::new(t.kind.map(|k| k.name()).unwrap_or("-")),
                 Cell::new(platforms),
@@ -113,9 +127,9 @@ impl Report for TagsReport {
         if !unserved.is_empty() {
             writeln!(out, "\nNot served by registry {}:", self.target)?;
             for t in unserved {
-                writeln!(out, "  {}:{}", t.repository, t.tag)?;
+                writeln!(out, "  {}:{}", Shown(&t.repository), Shown(&t.tag))?;
                 for reason in &t.not_served {
-                    writeln!(out, "    {}{reason}{}", DIM.render(), DIM.render_reset())?;
+                    writeln!(out, "    {}{}{}", DIM.render(), ShownText(reason), DIM.render_reset())?;
                 }
             }
         }

@@ -12,6 +12,7 @@ use super::{problems, Report, SCHEMA_VERSION};
 use crate::audit::Audit;
 use crate::digest::Digest;
 use crate::model::Target;
+use crate::names;
 use crate::problem::Problem;
 use crate::resolve::Resolver;
 use crate::verify::Outcome;
@@ -103,7 +104,14 @@ pub fn build(audit: &Audit, filter: &[String]) -> VerifyReport {
         interrupted: v.interrupted,
         intact: v.blobs.values().filter(|c| c.is_intact()).count(),
         damaged,
-        problems: audit.problems.clone(),
+        // Given repositories, the problems shown (and counted) are theirs
+        // and those of the blobs hashed for them.
+        problems: if filter.is_empty() {
+            audit.problems.clone()
+        } else {
+            let selected: Vec<&str> = filter.iter().map(String::as_str).collect();
+            problems::of_selection(&audit.problems, &audit.inventory.repositories, &selected, v.blobs.keys())
+        },
     }
 }
 
@@ -130,10 +138,14 @@ impl Report for VerifyReport {
             writeln!(out)?;
             let mut table = Table::new(vec!["STATE", "DIGEST", "SIZE", "BREAKS"]).right_align(&[2]);
             for d in &self.damaged {
-                let breaks = if d.breaks.is_empty() { "no tag".to_string() } else { d.breaks.join(", ") };
+                let breaks = if d.breaks.is_empty() {
+                    "no tag".to_string()
+                } else {
+                    d.breaks.iter().map(|b| names::escape(b)).collect::<Vec<_>>().join(", ")
+                };
                 table.push(vec![
                     Cell::styled(d.state, BAD),
-                    Cell::new(short(&d.digest)),
+                    Cell::name(short(&d.digest)),
                     Cell::new(d.size.map(human_size).unwrap_or_else(|| "-".into())),
                     Cell::new(breaks),
                 ]);

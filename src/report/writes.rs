@@ -10,6 +10,7 @@ use super::{Report, SCHEMA_VERSION};
 use crate::audit::Audit;
 use crate::model::writes::{self, Action, Kind, Operation, ProxyState, Settings};
 use crate::model::Target;
+use crate::names::{Shown, ShownText};
 
 #[derive(Serialize)]
 pub struct WritesReport {
@@ -131,8 +132,8 @@ impl Report for WritesReport {
                 };
                 table.push(vec![
                     Cell::new(op.kind.name()),
-                    Cell::new(&op.repository),
-                    Cell::new(&op.reference),
+                    Cell::name(&op.repository),
+                    Cell::name(&op.reference),
                     Cell::new(status_text(op)),
                     Cell::styled(writes, style),
                 ]);
@@ -143,7 +144,7 @@ impl Report for WritesReport {
         if !writing.is_empty() {
             writeln!(out, "\n{}Would write:{}", BOLD.render(), BOLD.render_reset())?;
             for op in &writing {
-                writeln!(out, "  {} {} {}", op.kind.name(), op.repository, op.reference)?;
+                writeln!(out, "  {} {} {}", op.kind.name(), Shown(&op.repository), Shown(&op.reference))?;
                 let mut why = op.reason.clone();
                 if let Some(c) = &op.condition {
                     why = format!("only if {c}: {why}");
@@ -151,9 +152,9 @@ impl Report for WritesReport {
                 if let (Kind::UploadPurge, Some(bytes)) = (op.kind, op.bytes) {
                     why = format!("{why} ({} of data)", human_size(bytes));
                 }
-                writeln!(out, "    {}{why}{}", DIM.render(), DIM.render_reset())?;
+                writeln!(out, "    {}{}{}", DIM.render(), ShownText(&why), DIM.render_reset())?;
                 for w in &op.writes {
-                    writeln!(out, "    {:<6}  {}", w.action.name(), w.path)?;
+                    writeln!(out, "    {:<6}  {}", w.action.name(), Shown(&w.path))?;
                 }
             }
         }
@@ -165,10 +166,10 @@ impl Report for WritesReport {
                     out,
                     "  {} {} {}: {}{}{}",
                     op.kind.name(),
-                    op.repository,
-                    op.reference,
+                    Shown(&op.repository),
+                    Shown(&op.reference),
                     DIM.render(),
-                    op.reason,
+                    ShownText(&op.reason),
                     DIM.render_reset()
                 )?;
             }
@@ -181,7 +182,9 @@ impl Report for WritesReport {
                 BOLD.render_reset()
             )?;
             match &p.error {
-                Some(e) => writeln!(out, "  It cannot be read ({e}): the registry fails to start with it.")?,
+                Some(e) => {
+                    writeln!(out, "  It cannot be read ({}): the registry fails to start with it.", ShownText(e))?
+                }
                 None => writeln!(out, "  {} entries, {} already expired at {}.", p.entries, p.expired, self.now)?,
             }
             writeln!(out, "  Every miss writes: the fetched manifest or blob, its links and scheduler-state.json.")?;
