@@ -31,7 +31,7 @@ fn image_binary_path() -> String {
     assert!(instructions.contains(&r#"ENTRYPOINT ["regaudit"]"#), "{instructions:?}");
     let copy: Vec<&str> = instructions.iter().find(|l| l.starts_with("COPY ")).unwrap().split_whitespace().collect();
     assert_eq!(
-        copy[1], "target/static/x86_64-unknown-linux-gnu/release/regaudit",
+        copy[1], "target/static/x86_64-unknown-linux-gnu/static/regaudit",
         "the image copies build-static's binary"
     );
     assert!(instructions.contains(&"ENV PATH=/usr/local/bin") && copy[2] == "/usr/local/bin/regaudit", "{copy:?}");
@@ -61,6 +61,13 @@ fn static_binary_scans_a_tree_in_an_empty_chroot() {
         return;
     }
     let bin = build_static();
+
+    // Stripped and small: a file to carry to a rescue shell.
+    let size = std::fs::metadata(&bin).unwrap().len();
+    assert!(size < 8 * 1024 * 1024, "the static binary is {size} bytes, over 8 MiB");
+    let sections = Command::new("readelf").arg("-S").arg(&bin).output().expect("readelf -S");
+    let sections = text(&sections.stdout);
+    assert!(!sections.contains(".debug_") && !sections.contains(".symtab"), "not stripped:\n{sections}");
 
     // No program interpreter and no shared libraries: nothing to find at run time.
     let elf = Command::new("readelf").args(["-l", "-d"]).arg(&bin).output().expect("readelf");
