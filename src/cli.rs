@@ -407,9 +407,11 @@ impl clap::builder::TypedValueParser for FormatParser {
                 );
                 Err(clap::Error::raw(clap::error::ErrorKind::InvalidValue, message).format(&mut cmd.clone()))
             }
+            // Not a format at all: clap's own error, with the possible values
+            // (it cannot accept what matched no format above).
             None => clap::builder::PossibleValuesParser::new(self.possible_values().into_iter().flatten())
                 .parse_ref(cmd, arg, value)
-                .map(|_| Format::Text),
+                .and_then(|_| Err(clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd))),
         }
     }
 
@@ -477,12 +479,31 @@ fn command() -> clap::Command {
 /// The validated run configuration.
 #[derive(Debug)]
 pub struct Config {
+    /// `Auto` leaves it to anstream: a terminal, unless NO_COLOR (CLICOLOR_FORCE forces it).
+    pub color: anstream::ColorChoice,
     pub format: Format,
     pub target: Target,
     pub progress: bool,
     pub fail_on: FailOn,
     /// 0: the report; 1: only the verdict line; 2: nothing.
     pub quiet: u8,
+}
+
+impl Config {
+    fn new(spec: &Spec, common: &Common, output: &Output) -> Config {
+        Config {
+            color: match common.color {
+                ColorWhen::Auto => anstream::ColorChoice::Auto,
+                ColorWhen::Always => anstream::ColorChoice::Always,
+                ColorWhen::Never => anstream::ColorChoice::Never,
+            },
+            format: output.format,
+            target: common.target,
+            progress: !common.no_progress,
+            fail_on: FailOn::new(spec.question, &output.fail_on),
+            quiet: output.quiet,
+        }
+    }
 }
 
 /// Why a command stopped early.
@@ -527,29 +548,21 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
             return if e.use_stderr() { exit_codes::ERROR } else { exit_codes::CLEAN };
         }
     };
-    let (name, config) = match args.command.options() {
-        Some((common, output)) => {
-            let name = command_name(&args.command);
-            let question = spec(name).question;
-            anstream::ColorChoice::write_global(match common.color {
-                ColorWhen::Auto => anstream::ColorChoice::Auto,
-                ColorWhen::Always => anstream::ColorChoice::Always,
-                ColorWhen::Never => anstream::ColorChoice::Never,
-            });
-            let config = Config {
-                format: output.format,
-                target: common.target,
-                progress: !common.no_progress,
-                fail_on: FailOn::new(question, &output.fail_on),
-                quiet: output.quiet,
-            };
-            (name, config)
-        }
-        None => {
-            let fail_on = FailOn::default_for(&exit_codes::DU);
-            ("", Config { format: Format::Text, target: Target::default(), progress: false, fail_on, quiet: 0 })
-        }
+    let name = command_name(&args.command);
+    let config = match args.command.options() {
+        Some((common, output)) => Config::new(spec(name), common, output),
+        // `completions` and `man` print what was asked and never fail.
+        None => Config {
+            color: anstream::ColorChoice::Auto,
+            format: Format::Text,
+            target: Target::default(),
+            progress: false,
+            fail_on: FailOn::default_for(&exit_codes::NEVER),
+            quiet: 0,
+        },
     };
+    // Every stream of the process (stdout, stderr) follows --color.
+    anstream::ColorChoice::write_global(config.color);
     let mut stdout = anstream::stdout().lock();
     let mut sink = std::io::sink();
     let out: &mut dyn Write = if config.quiet > 0 { &mut sink } else { &mut stdout };

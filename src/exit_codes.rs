@@ -129,7 +129,9 @@ pub const INSPECT: Question = TAGS;
 pub const VERIFY: Question = Question { default: &[Damage], offered: &[Damage, Problems] };
 pub const EXPORT: Question = Question { default: &[Partial], offered: &[Partial] };
 pub const DIFF: Question = Question { default: &[Differences], offered: &[Differences] };
-pub const DU: Question = Question { default: &[], offered: &[] };
+/// Commands that answer without judging: `du`, `completions`, `man`.
+pub const NEVER: Question = Question { default: &[], offered: &[] };
+pub const DU: Question = NEVER;
 pub const GC: Question = Question { default: &[Aborts, Hazards], offered: &[Aborts, Hazards, Deletions] };
 pub const WRITES: Question = Question { default: &[Writes], offered: &[Writes] };
 

@@ -205,3 +205,32 @@ fn gc_dry_run_is_accepted_and_says_it_changes_nothing() {
     assert_eq!(dry.stderr.lines().count(), 1, "{}", dry.stderr);
     assert!(dry.stderr.contains("never deletes"), "{}", dry.stderr);
 }
+
+/// Hashing stopped by Ctrl-C is an incomplete answer: exit 2 for every
+/// command that hashes, whatever `--fail-on` says, after the report of what
+/// was verified.
+#[test]
+fn interrupted_hashing_exits_2_whatever_fail_on_says() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    let dir = common::scratch("trees/minimal");
+    // A large sparse blob keeps the hasher busy for a few seconds.
+    let fake = "1111111111111111111111111111111111111111111111111111111111111111";
+    let blob = dir.path().join(format!("{}/blobs/sha256/11/{fake}", common::V2));
+    std::fs::create_dir_all(&blob).unwrap();
+    std::fs::File::create(blob.join("data")).unwrap().set_len(16 << 30).unwrap();
+    let root = dir.path().to_str().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_regaudit"))
+        .args(["scan", root, "--verify", "--format", "json", "--fail-on", "none"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verification"]["interrupted"], true, "{v}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+}
