@@ -234,3 +234,46 @@ fn interrupted_hashing_exits_2_whatever_fail_on_says() {
     assert_eq!(v["verification"]["interrupted"], true, "{v}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
 }
+
+/// The man pages carry the same examples and exit status, as sections of
+/// their own that `man` renders line by line.
+#[test]
+fn man_pages_carry_examples_and_exit_status() {
+    for command in ["tags", "inspect", "verify", "scan", "export", "diff", "du", "gc", "writes"] {
+        let page = regaudit(&["man", command]).stdout;
+        assert!(page.contains(".SH EXAMPLES\n"), "{command}: {page}");
+        assert!(page.contains(".SH \"EXIT STATUS\"\n"), "{command}: {page}");
+        assert!(page.contains(&format!("regaudit {command} /")), "{command}: {page}");
+        if command == "gc" {
+            assert!(page.contains("gc\\-log"), "{page}");
+        } else {
+            assert!(!page.contains("gc\\-log"), "{command}: {page}");
+        }
+        let Ok(rendered) = render_man(&page) else { continue };
+        let example = format!("regaudit {command} /");
+        // Preformatted: every example line stays a line of its own.
+        assert!(rendered.lines().any(|l| l.trim_start().starts_with(&example)), "{command}: {rendered}");
+        assert!(rendered.lines().any(|l| l.trim_start().starts_with("2  could not run")), "{command}: {rendered}");
+    }
+}
+
+/// `man -l` output when man and groff are installed; neither is required.
+fn render_man(page: &str) -> Result<String, ()> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("page.1");
+    std::fs::write(&file, page).unwrap();
+    let out = Command::new("man")
+        .arg("-l")
+        .arg(&file)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "120")
+        .output()
+        .map_err(|_| ())?;
+    if !out.status.success() || out.stdout.is_empty() {
+        return Err(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // groff may hyphenate-escape and embolden; compare on the plain text.
+    Ok(String::from_utf8_lossy(&out.stdout).replace('\u{2010}', "-").replace('\u{2212}', "-"))
+}
