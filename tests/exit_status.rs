@@ -275,5 +275,5 @@ fn render_man(page: &str) -> Result<String, ()> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("warning"), "{stderr}");
     // groff may hyphenate-escape and embolden; compare on the plain text.
-    Ok(String::from_utf8_lossy(&out.stdout).replace('\u{2010}', "-").replace('\u{2212}', "-"))
+    Ok(String::from_utf8_lossy(&out.stdout).replace(['\u{2010}', '\u{2212}'], "-"))
 }
