@@ -141,6 +141,7 @@ pub struct Findings {
     /// Problems by severity: info, warning, error.
     pub problems: [usize; 3],
     pub not_served: usize,
+    /// Damaged blobs (verify, scan) or tags whose content is damaged (tags, inspect).
     pub damaged: usize,
     pub writes: usize,
     pub aborts: bool,
@@ -256,7 +257,8 @@ impl FailOn {
                     (n > 0).then(|| plural(n, "problem", "problems") + &at)
                 }
                 NotServed => (f.not_served > 0).then(|| plural(f.not_served, "tag not served", "tags not served")),
-                Damage => (f.damaged > 0).then(|| plural(f.damaged, "damaged blob", "damaged blobs")),
+                // Blobs for verify and scan, tags for tags and inspect.
+                Damage => (f.damaged > 0).then(|| format!("damaged content ({})", f.damaged)),
                 Writes => (f.writes > 0).then(|| plural(f.writes, "operation writes", "operations write")),
                 Aborts => f.aborts.then(|| "garbage-collect aborts".to_string()),
                 Hazards => (f.hazards > 0).then(|| plural(f.hazards, "hazard", "hazards")),
