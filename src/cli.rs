@@ -3,16 +3,16 @@
 //! is decided in one place.
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::audit::Audit;
 use crate::digest::Digest;
-use crate::exit_codes;
+use crate::exit_codes::{self, Condition, FailOn, FailOnValue, Findings, Question};
 use crate::model::writes;
 use crate::model::Target;
 use crate::progress::Progress;
@@ -21,30 +21,52 @@ use crate::report::{self, diff, du, gc, tags, Format};
 use crate::tree::LocateError;
 use crate::verify::CANCEL;
 
-/// Shown by `--help` and in the man page.
-const EXIT_STATUS: &str = "Exit status: 0 nothing found; 1 findings (problems, a tag not served, \
-differences, deletions, hazards); 2 could not run (bad arguments, not a registry tree, I/O). \
-JSON documents are described in docs/json.md.";
-
 #[derive(Parser, Debug)]
 #[command(
     name = "regaudit",
     version,
     about = "Audit a Docker Distribution registry's storage tree without running a registry",
-    after_long_help = EXIT_STATUS
+    after_long_help = overview_help()
 )]
 struct Args {
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Registry version whose rules apply: 2.8 or 3.
-    #[arg(long, global = true, default_value = "2.8")]
-    target: Target,
-    /// Never show progress bars (they only appear when stderr is a terminal).
-    #[arg(long, global = true)]
-    no_progress: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Options of every command that reads a tree.
+#[derive(clap::Args, Debug)]
+struct Common {
+    /// Registry version whose rules apply: 2.8 or 3.
+    #[arg(long, default_value = "2.8")]
+    target: Target,
+    /// Colour in text: auto = on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, ignore_case = true)]
+    color: ColorWhen,
+    /// Never show progress bars (they only appear when stderr is a terminal).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// What a command prints and when it fails. The choices of `--format` and
+/// `--fail-on` differ per command: [`command`] sets them from [`SPECS`].
+#[derive(clap::Args, Debug)]
+struct Output {
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", default_value = "text", ignore_case = true)]
+    format: Format,
+    /// Exit 1 when one of these holds, instead of the command's default (comma-separated; see Exit status).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', ignore_case = true)]
+    fail_on: Vec<FailOnValue>,
+    /// Print only the verdict line (-qq: nothing; the exit status answers).
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    quiet: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,6 +80,10 @@ enum Command {
         /// Hash the blobs of these tags to fill in `intact`.
         #[arg(long)]
         verify: bool,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        common: Common,
     },
     /// The whole tree of one reference with every node's state.
     Inspect {
@@ -68,6 +94,10 @@ enum Command {
         /// Hash every blob of the tree to fill in `intact`.
         #[arg(long)]
         verify: bool,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        common: Common,
     },
     /// Hash every blob (or those of some repositories) and report damage.
     Verify {
@@ -75,6 +105,10 @@ enum Command {
         root: PathBuf,
         /// Only the blobs these repositories reach.
         repositories: Vec<String>,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        common: Common,
     },
     /// Start here: inventory summary, problems, and with --verify, integrity.
     Scan {
@@ -85,6 +119,10 @@ enum Command {
         verify: bool,
         #[command(flatten)]
         time: WritesTime,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        common: Common,
     },
     /// Write an image or index as an OCI image layout in DEST, verifying every blob.
     Export {
@@ -100,6 +138,10 @@ enum Command {
         /// Export what can be, even when blobs are missing or corrupt (exit 1).
         #[arg(long)]
         allow_partial: bool,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        common: Common,
     },
     /// What changed between two trees: tags, manifests, blobs, uploads, content.
     Diff {
@@ -110,6 +152,10 @@ enum Command {
         /// Do not hash blobs present in both; compare their sizes only.
         #[arg(long)]
         no_content: bool,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        common: Common,
     },
     /// Disk usage per repository: referenced, unique and shared bytes.
     Du {
@@ -118,6 +164,10 @@ enum Command {
         /// Order of the rows.
         #[arg(long, value_enum, default_value_t = du::SortKey::Name)]
         sort: du::SortKey,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        common: Common,
     },
     /// What `registry garbage-collect` would delete, or where it would abort (read-only).
     Gc {
@@ -126,14 +176,25 @@ enum Command {
         /// Model `garbage-collect --delete-untagged`.
         #[arg(long, short = 'm')]
         delete_untagged: bool,
+        /// Accepted out of habit: regaudit never deletes, so every run is a dry run.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        common: Common,
     },
     /// Every write a registry serving this tree would make, and whether it
-    /// can be served from a read-only volume (exit 1 when something writes).
+    /// can be served from a read-only volume.
     Writes {
         /// Storage root (holding docker/), docker/registry/v2, or a level between.
         root: PathBuf,
         #[command(flatten)]
         time: WritesTime,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        common: Common,
     },
     /// Print a shell completion script (e.g. `regaudit completions bash > /etc/bash_completion.d/regaudit`).
     Completions {
@@ -151,6 +212,24 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The options shared by the commands that read a tree; none for `completions` and `man`.
+    fn options(&self) -> Option<(&Common, &Output)> {
+        match self {
+            Command::Tags { common, output, .. }
+            | Command::Inspect { common, output, .. }
+            | Command::Verify { common, output, .. }
+            | Command::Scan { common, output, .. }
+            | Command::Export { common, output, .. }
+            | Command::Diff { common, output, .. }
+            | Command::Du { common, output, .. }
+            | Command::Gc { common, output, .. }
+            | Command::Writes { common, output, .. } => Some((common, output)),
+            Command::Completions { .. } | Command::Man { .. } => None,
+        }
+    }
+}
+
 /// When the predicted registry runs, for upload purging and proxy expiry.
 #[derive(clap::Args, Debug)]
 struct WritesTime {
@@ -162,12 +241,269 @@ struct WritesTime {
     now: Option<String>,
 }
 
+/// What differs between the commands' option sets, their examples and their
+/// question (what fails them): one entry per command that reads a tree.
+struct Spec {
+    name: &'static str,
+    formats: &'static [Format],
+    question: &'static Question,
+    /// Whether it can hash with a progress bar (`--no-progress` applies).
+    progress: bool,
+    /// Command lines and what each does.
+    examples: &'static [(&'static str, &'static str)],
+}
+
+const TEXT_JSON: &[Format] = &[Format::Text, Format::Json];
+
+const SPECS: &[Spec] = &[
+    Spec {
+        name: "tags",
+        formats: TEXT_JSON,
+        question: &exit_codes::TAGS,
+        progress: true,
+        examples: &[
+            ("regaudit tags /srv/registry", "every tag and whether it is served"),
+            ("regaudit tags /srv/registry base/app --verify", "one repository, its blobs hashed"),
+            ("regaudit tags /srv/registry --fail-on not-served -q", "fail only when a tag is not served"),
+        ],
+    },
+    Spec {
+        name: "inspect",
+        formats: TEXT_JSON,
+        question: &exit_codes::INSPECT,
+        progress: true,
+        examples: &[
+            ("regaudit inspect /srv/registry base/app:1.4", "the tree of a tag and each node's state"),
+            ("regaudit inspect /srv/registry base/app@sha256:… --verify", "by digest, every blob hashed"),
+        ],
+    },
+    Spec {
+        name: "verify",
+        formats: TEXT_JSON,
+        question: &exit_codes::VERIFY,
+        progress: true,
+        examples: &[
+            ("regaudit verify /srv/registry", "hash every blob; which tags damage breaks"),
+            ("regaudit verify /srv/registry base/app --format json", "only what one repository reaches"),
+        ],
+    },
+    Spec {
+        name: "scan",
+        formats: TEXT_JSON,
+        question: &exit_codes::SCAN,
+        progress: true,
+        examples: &[
+            ("regaudit scan /srv/registry", "start here: contents, served tags, problems"),
+            ("regaudit scan /srv/registry --verify", "and hash every blob"),
+            ("regaudit scan /srv/registry -q --fail-on problems:error,writes", "health check: errors or writes fail"),
+        ],
+    },
+    Spec {
+        name: "export",
+        formats: TEXT_JSON,
+        question: &exit_codes::EXPORT,
+        progress: false,
+        examples: &[
+            ("regaudit export /srv/registry base/app:1.4 /tmp/app", "write an OCI layout, every blob verified"),
+            ("regaudit export /srv/registry base/app:1.4 /tmp/app --allow-partial", "what can be saved"),
+        ],
+    },
+    Spec {
+        name: "diff",
+        formats: TEXT_JSON,
+        question: &exit_codes::DIFF,
+        progress: false,
+        examples: &[
+            ("regaudit diff /backup/registry /srv/registry", "what changed since the backup"),
+            ("regaudit diff /backup/registry /srv/registry --no-content -q", "sizes only; a one-line answer"),
+        ],
+    },
+    Spec {
+        name: "du",
+        formats: TEXT_JSON,
+        question: &exit_codes::DU,
+        progress: false,
+        examples: &[
+            ("regaudit du /srv/registry --sort unique", "what deleting each repository would free"),
+            ("regaudit du /srv/registry --format json", "for scripts"),
+        ],
+    },
+    Spec {
+        name: "gc",
+        formats: &[Format::Text, Format::Json, Format::GcLog],
+        question: &exit_codes::GC,
+        progress: false,
+        examples: &[
+            ("regaudit gc /srv/registry", "what garbage-collect would delete"),
+            ("regaudit gc /srv/registry -m --target 3", "with --delete-untagged, by the rules of registry 3"),
+            ("regaudit gc /srv/registry --format gc-log", "the lines garbage-collect --dry-run prints"),
+        ],
+    },
+    Spec {
+        name: "writes",
+        formats: TEXT_JSON,
+        question: &exit_codes::WRITES,
+        progress: false,
+        examples: &[
+            ("regaudit writes /srv/registry", "can it be served from a read-only volume?"),
+            ("regaudit writes /srv/registry --now 2026-12-01T00:00:00Z --purge-age 7d", "at a given time"),
+        ],
+    },
+];
+
+fn spec(name: &str) -> &'static Spec {
+    SPECS.iter().find(|s| s.name == name).expect("every command reading a tree has a spec")
+}
+
+/// `--help` after the options: examples, then the exit status.
+fn command_help(spec: &Spec) -> String {
+    let mut out = String::from("Examples:\n");
+    for (line, what) in spec.examples {
+        out.push_str(&format!("  {line}\n      {what}\n"));
+    }
+    out.push('\n');
+    out.push_str(&exit_codes::help(spec.question));
+    out
+}
+
+/// The top-level `--help` after the commands: each command's default question.
+fn overview_help() -> String {
+    let mut out = String::from(
+        "Exit status:\n  0  nothing the command fails on was found\n  \
+         1  something it fails on was found; by default (--fail-on LIST replaces it; see each command's --help):\n",
+    );
+    for spec in SPECS {
+        let default: Vec<&str> = spec.question.default.iter().map(|c| c.name()).collect();
+        let default = if default.is_empty() { "never".to_string() } else { default.join(", ") };
+        out.push_str(&format!("       {:<8} {default}\n", spec.name));
+    }
+    out.push_str(&format!("  2  {}\n\nJSON documents are described in docs/json.md.", exit_codes::ERROR_HELP));
+    out
+}
+
+/// A format choice limited to the formats of one command; any case.
+#[derive(Clone)]
+struct FormatParser(&'static str, &'static [Format]);
+
+impl clap::builder::TypedValueParser for FormatParser {
+    type Value = Format;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &OsStr) -> Result<Format, clap::Error> {
+        let text = value.to_string_lossy();
+        let found =
+            Format::value_variants().iter().find(|f| f.to_possible_value().is_some_and(|p| p.matches(&text, true)));
+        match found {
+            Some(f) if self.1.contains(f) => Ok(*f),
+            Some(f) => {
+                let owners: Vec<String> =
+                    SPECS.iter().filter(|s| s.formats.contains(f)).map(|s| format!("`regaudit {}`", s.name)).collect();
+                let offered: Vec<String> =
+                    self.1.iter().filter_map(|f| f.to_possible_value()).map(|p| p.get_name().to_owned()).collect();
+                let message = format!(
+                    "--format {text} is only for {}; `regaudit {}` takes {}",
+                    owners.join(", "),
+                    self.0,
+                    offered.join(", ")
+                );
+                Err(clap::Error::raw(clap::error::ErrorKind::InvalidValue, message).format(&mut cmd.clone()))
+            }
+            // Not a format at all: clap's own error, with the possible values
+            // (it cannot accept what matched no format above).
+            None => clap::builder::PossibleValuesParser::new(self.possible_values().into_iter().flatten())
+                .parse_ref(cmd, arg, value)
+                .and_then(|_| Err(clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd))),
+        }
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(self.1.iter().filter_map(|f| f.to_possible_value())))
+    }
+}
+
+/// `--fail-on` values limited to one command's offer; `problems:SEV` and `none` too.
+#[derive(Clone)]
+struct FailOnParser(&'static Question);
+
+impl FailOnParser {
+    fn values(&self) -> Vec<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        let mut values: Vec<PossibleValue> =
+            self.0.offered.iter().map(|c| PossibleValue::new(c.name()).help(c.help())).collect();
+        if self.0.offered.contains(&Condition::Problems) {
+            for sev in ["problems:info", "problems:warning", "problems:error"] {
+                values.push(PossibleValue::new(sev).hide(true));
+            }
+        }
+        values.push(PossibleValue::new("none").help("never exit 1"));
+        values
+    }
+}
+
+impl clap::builder::TypedValueParser for FailOnParser {
+    type Value = FailOnValue;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<FailOnValue, clap::Error> {
+        let name = clap::builder::PossibleValuesParser::new(self.values()).parse_ref(cmd, arg, value)?;
+        FailOnValue::parse(&name)
+            .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e).format(&mut cmd.clone()))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(self.values().into_iter()))
+    }
+}
+
+/// The parser's definition: the derive, with each command's format and
+/// `--fail-on` choices, option visibility and help from [`SPECS`].
+/// Completions and man pages come from it too.
+fn command() -> clap::Command {
+    let mut cmd = Args::command();
+    for spec in SPECS {
+        cmd = cmd.mut_subcommand(spec.name, |sub| {
+            let asks = !spec.question.offered.is_empty();
+            sub.mut_arg("format", |a| a.value_parser(FormatParser(spec.name, spec.formats)))
+                .mut_arg("fail_on", |a| a.value_parser(FailOnParser(spec.question)).hide(!asks))
+                .mut_arg("quiet", |a| a.hide(!asks))
+                .mut_arg("no_progress", |a| a.hide(!spec.progress))
+                .after_long_help(command_help(spec))
+        });
+    }
+    cmd
+}
+
 /// The validated run configuration.
 #[derive(Debug)]
 pub struct Config {
+    /// `Auto` leaves it to anstream: a terminal, unless NO_COLOR (CLICOLOR_FORCE forces it).
+    pub color: anstream::ColorChoice,
     pub format: Format,
     pub target: Target,
     pub progress: bool,
+    pub fail_on: FailOn,
+    /// 0: the report; 1: only the verdict line; 2: nothing.
+    pub quiet: u8,
+}
+
+impl Config {
+    fn new(spec: &Spec, common: &Common, output: &Output) -> Config {
+        Config {
+            color: match common.color {
+                ColorWhen::Auto => anstream::ColorChoice::Auto,
+                ColorWhen::Always => anstream::ColorChoice::Always,
+                ColorWhen::Never => anstream::ColorChoice::Never,
+            },
+            format: output.format,
+            target: common.target,
+            progress: !common.no_progress,
+            fail_on: FailOn::new(spec.question, &output.fail_on),
+            quiet: output.quiet,
+        }
+    }
 }
 
 /// Why a command stopped early.
@@ -205,22 +541,48 @@ impl From<std::io::Error> for Failure {
 
 pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     crate::tree::configure_threads();
-    let args = match Args::try_parse_from(argv) {
+    let args = match command().try_get_matches_from(argv).and_then(|m| Args::from_arg_matches(&m)) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { exit_codes::ERROR } else { exit_codes::CLEAN };
         }
     };
-    let config = Config { format: args.format, target: args.target, progress: !args.no_progress };
-    let mut out = anstream::stdout().lock();
-    match execute(&config, args.command, &mut out) {
-        Ok(found) => {
-            let _ = out.flush();
-            exit_codes::from_findings(found)
+    let name = command_name(&args.command);
+    let config = match args.command.options() {
+        Some((common, output)) => Config::new(spec(name), common, output),
+        // `completions` and `man` print what was asked and never fail.
+        None => Config {
+            color: anstream::ColorChoice::Auto,
+            format: Format::Text,
+            target: Target::default(),
+            progress: false,
+            fail_on: FailOn::default_for(&exit_codes::NEVER),
+            quiet: 0,
+        },
+    };
+    // Every stream of the process (stdout, stderr) follows --color.
+    anstream::ColorChoice::write_global(config.color);
+    let mut stdout = anstream::stdout().lock();
+    let mut sink = std::io::sink();
+    let out: &mut dyn Write = if config.quiet > 0 { &mut sink } else { &mut stdout };
+    let result = execute(&config, args.command, out);
+    let _ = out.flush();
+    match result {
+        Ok(findings) => {
+            if config.quiet == 1 {
+                let _ = writeln!(stdout, "{}", config.fail_on.verdict(name, &findings));
+                let _ = stdout.flush();
+            }
+            if findings.interrupted {
+                let _ = writeln!(
+                    anstream::stderr(),
+                    "regaudit: interrupted: the report covers only what was verified before Ctrl-C"
+                );
+            }
+            config.fail_on.exit_code(&findings).into()
         }
         Err(Failed(msg)) => {
-            let _ = out.flush();
             let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
             exit_codes::ERROR
         }
@@ -228,8 +590,25 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     }
 }
 
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Tags { .. } => "tags",
+        Command::Inspect { .. } => "inspect",
+        Command::Verify { .. } => "verify",
+        Command::Scan { .. } => "scan",
+        Command::Export { .. } => "export",
+        Command::Diff { .. } => "diff",
+        Command::Du { .. } => "du",
+        Command::Gc { .. } => "gc",
+        Command::Writes { .. } => "writes",
+        Command::Completions { .. } => "completions",
+        Command::Man { .. } => "man",
+    }
+}
+
 /// Hashes `digests`, with a progress bar and Ctrl-C stopping early.
-fn verify(config: &Config, audit: &mut Audit, digests: &BTreeSet<Digest>) {
+/// Returns whether Ctrl-C stopped it: the answer is then incomplete.
+fn verify(config: &Config, audit: &mut Audit, digests: &BTreeSet<Digest>) -> bool {
     // First Ctrl-C: stop hashing and report what was verified; second: quit.
     let _ = ctrlc::set_handler(|| {
         if CANCEL.swap(true, Ordering::SeqCst) {
@@ -239,6 +618,7 @@ fn verify(config: &Config, audit: &mut Audit, digests: &BTreeSet<Digest>) {
     let total = digests.iter().filter_map(|d| audit.inventory.blob_size(d)).sum();
     let progress = Progress::bytes(config.progress, total, "verifying");
     audit.verify(digests, &progress);
+    CANCEL.load(Ordering::SeqCst)
 }
 
 fn check_repositories(audit: &Audit, repositories: &[String]) -> Result<(), Failure> {
@@ -252,92 +632,140 @@ fn check_repositories(audit: &Audit, repositories: &[String]) -> Result<(), Fail
 
 /// Renders regaudit(1) or regaudit-COMMAND(1), or writes them all to `out_dir`.
 fn man(command: Option<&str>, out_dir: Option<PathBuf>, out: &mut dyn Write) -> Result<(), Failure> {
-    // Built the way clap_mangen::generate_to builds it, so pages name each other alike.
-    let mut cmd = Args::command().disable_help_subcommand(true);
+    // Built as clap_mangen::generate_to builds it, so pages name each other alike.
+    let mut cmd = self::command().disable_help_subcommand(true);
     cmd.build();
     if let Some(dir) = out_dir {
-        clap_mangen::generate_to(cmd, &dir).map_err(|e| Failed(format!("{}: {e}", dir.display())))?;
+        let write = |page: &clap::Command| -> std::io::Result<()> {
+            let name = page.get_display_name().unwrap_or_else(|| page.get_name());
+            let mut file = std::fs::File::create(dir.join(format!("{name}.1")))?;
+            man_page(page, &mut file)
+        };
+        for page in std::iter::once(&cmd).chain(cmd.get_subcommands()) {
+            write(page).map_err(|e| Failed(format!("{}: {e}", dir.display())))?;
+        }
         return Ok(());
     }
     let page = match command {
-        None => cmd,
-        Some(name) => cmd
-            .find_subcommand(name)
-            .cloned()
-            .ok_or_else(|| Failed(format!("no subcommand {name}; see `regaudit --help`")))?,
+        None => &cmd,
+        Some(name) => {
+            cmd.find_subcommand(name).ok_or_else(|| Failed(format!("no subcommand {name}; see `regaudit --help`")))?
+        }
     };
-    clap_mangen::Man::new(page).render(out)?;
+    man_page(page, out)?;
     Ok(())
 }
 
-/// Runs one command; `Ok(true)` means it found something.
-fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<bool, Failure> {
-    match command {
-        Command::Tags { root, repositories, verify: hash } => {
+/// One man page: clap_mangen's sections, with the text after the options
+/// (examples, exit status) as sections of its own, kept as laid out.
+fn man_page(page: &clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
+    let after = page.get_after_long_help().map(|h| h.to_string()).unwrap_or_default();
+    let man = clap_mangen::Man::new(page.clone().after_long_help(None::<&str>));
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    if page.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(out)?;
+    }
+    if page.has_subcommands() {
+        man.render_subcommands_section(out)?;
+    }
+    // "Examples:" and "Exit status:" start sections; the rest is shown as is.
+    let mut roff = roff::Roff::new();
+    for block in after.split("\n\n") {
+        let mut lines = block.lines();
+        let Some(first) = lines.next() else { continue };
+        let (heading, rest) = match first.strip_suffix(':') {
+            Some(h) => (h.to_uppercase(), lines.collect::<Vec<_>>()),
+            None => ("NOTES".to_string(), block.lines().collect()),
+        };
+        roff.control("SH", [heading.as_str()]);
+        if heading == "EXIT STATUS" {
+            roff.text([roff::roman("Exit status of regaudit:")]);
+        }
+        roff.control("nf", []);
+        for line in rest {
+            roff.text([roff::roman(line)]);
+        }
+        roff.control("fi", []);
+    }
+    roff.to_writer(out)?;
+    if page.get_version().is_some() || page.get_long_version().is_some() {
+        man.render_version_section(out)?;
+    }
+    Ok(())
+}
+
+/// Runs one command; returns what it found, for the exit status.
+fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Findings, Failure> {
+    let mut interrupted = false;
+    let mut findings = match command {
+        Command::Tags { root, repositories, verify: hash, .. } => {
             let mut audit = Audit::run(&root, config.target)?;
             check_repositories(&audit, &repositories)?;
             if hash {
                 let digests = tags::reachable_digests(&audit, &repositories);
-                verify(config, &mut audit, &digests);
+                interrupted = verify(config, &mut audit, &digests);
             }
             let report = tags::build(&audit, &repositories);
             report::emit(&report, config.format, out)?;
-            Ok(report.has_findings())
+            report.findings()
         }
-        Command::Inspect { root, reference, verify: hash } => {
+        Command::Inspect { root, reference, verify: hash, .. } => {
             let reference = Reference::parse(&reference)?;
             let mut audit = Audit::run(&root, config.target)?;
             if hash {
                 let digests = inspect::reachable_digests(&audit, &reference);
-                verify(config, &mut audit, &digests);
+                interrupted = verify(config, &mut audit, &digests);
             }
             let report = inspect::build(&audit, &reference)?;
             report::emit(&report, config.format, out)?;
-            Ok(report.has_findings())
+            report.findings()
         }
-        Command::Verify { root, repositories } => {
+        Command::Verify { root, repositories, .. } => {
             let mut audit = Audit::run(&root, config.target)?;
             check_repositories(&audit, &repositories)?;
             let digests = report::verify::blobs_to_verify(&audit, &repositories);
-            verify(config, &mut audit, &digests);
+            interrupted = verify(config, &mut audit, &digests);
             let report = report::verify::build(&audit, &repositories);
             report::emit(&report, config.format, out)?;
-            if report.interrupted {
-                return Err(Failed("interrupted: the report above covers only what was verified".into()));
-            }
-            Ok(report.has_findings())
+            report.findings()
         }
-        Command::Scan { root, verify: hash, time } => {
+        Command::Scan { root, verify: hash, time, .. } => {
             let settings = writes_settings(&time)?;
             let mut audit = Audit::run(&root, config.target)?;
             if hash {
                 let digests = audit.inventory.blobs.keys().cloned().collect();
-                verify(config, &mut audit, &digests);
+                interrupted = verify(config, &mut audit, &digests);
             }
             let report = report::scan::build(&audit, &settings);
             report::emit(&report, config.format, out)?;
-            Ok(report.has_findings())
+            report.findings()
         }
-        Command::Export { root, reference, dest, tag, allow_partial } => {
+        Command::Export { root, reference, dest, tag, allow_partial, .. } => {
             let reference = Reference::parse(&reference)?;
             let audit = Audit::run(&root, config.target)?;
             let report =
                 crate::export::export(&audit, &reference, &dest, &crate::export::Options { allow_partial, tag })?;
             report::emit(&report, config.format, out)?;
-            Ok(report.has_findings())
+            report.findings()
         }
-        Command::Diff { root_a, root_b, no_content } => {
+        Command::Diff { root_a, root_b, no_content, .. } => {
             let (a, b) = rayon::join(|| Audit::run(&root_a, config.target), || Audit::run(&root_b, config.target));
             let report = diff::build(&a?, &b?, !no_content);
             report::emit(&report, config.format, out)?;
-            Ok(report.has_findings())
+            report.findings()
         }
-        Command::Du { root, sort } => {
+        Command::Du { root, sort, .. } => {
             let audit = Audit::run(&root, config.target)?;
             report::emit(&du::build(&audit, sort), config.format, out)?;
-            Ok(false)
+            Findings::default()
         }
-        Command::Gc { root, delete_untagged } => {
+        Command::Gc { root, delete_untagged, dry_run, .. } => {
+            if dry_run {
+                let _ = writeln!(anstream::stderr(), "regaudit: --dry-run changes nothing: regaudit never deletes");
+            }
             let audit = Audit::run_for_gc(&root, config.target)?;
             let walk = audit.root.registry_walks(&audit.inventory);
             let report = gc::build(&audit, &walk, delete_untagged, config.format == Format::GcLog);
@@ -345,25 +773,27 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
                 Format::GcLog => report.write_log(out, &mut anstream::stderr())?,
                 format => report::emit(&report, format, out)?,
             }
-            Ok(report.has_findings())
+            report.findings()
         }
-        Command::Writes { root, time } => {
+        Command::Writes { root, time, .. } => {
             let settings = writes_settings(&time)?;
             let audit = Audit::run(&root, config.target)?;
             let report = report::writes::build(&audit, &settings, &time.purge_age);
             report::emit(&report, config.format, out)?;
-            Ok(report.has_findings())
+            report.findings()
         }
-        // Both come from the same clap definition, so they never drift from the parser.
+        // Both come from the same definition as the parser, so they never drift from it.
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Args::command(), "regaudit", out);
-            Ok(false)
+            clap_complete::generate(shell, &mut self::command(), "regaudit", out);
+            Findings::default()
         }
         Command::Man { command, out_dir } => {
             man(command.as_deref(), out_dir, out)?;
-            Ok(false)
+            Findings::default()
         }
-    }
+    };
+    findings.interrupted |= interrupted;
+    Ok(findings)
 }
 
 /// Validates `writes` options before any work is done.

@@ -1,16 +1,381 @@
-//! Exit codes, decided in one place.
+//! Exit status, decided in one place. Each report says what it found
+//! ([`Findings`]); each command asks its own question (its [`Question`]:
+//! which [`Condition`]s fail it by default), which `--fail-on` can replace;
+//! [`FailOn::exit_code`] gives the answer. Exit 2 is never a matter of
+//! choice: the command could not run, or its answer is incomplete.
 
-/// Nothing found.
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::problem::Severity;
+
+/// Nothing that fails the command's question was found.
 pub const CLEAN: i32 = 0;
-/// The command ran and found something (problems, writes, deletions...).
+/// Something the question fails on was found (see `--fail-on`).
 pub const FINDINGS: i32 = 1;
-/// The command could not run: bad arguments, not a registry tree, I/O.
+/// The command could not run (bad arguments, not a registry tree, I/O) or
+/// its answer is incomplete (verification interrupted).
 pub const ERROR: i32 = 2;
 
-pub fn from_findings(found: bool) -> i32 {
-    if found {
-        FINDINGS
+/// The outcome of a run, as fd's `ExitCode`: converted to the status once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitCode {
+    Success,
+    /// A condition of `--fail-on` (or the command's default) holds.
+    Failure,
+    /// Could not run, or incomplete.
+    Error,
+}
+
+impl From<ExitCode> for i32 {
+    fn from(code: ExitCode) -> i32 {
+        match code {
+            ExitCode::Success => CLEAN,
+            ExitCode::Failure => FINDINGS,
+            ExitCode::Error => ERROR,
+        }
+    }
+}
+
+/// What a command can fail on; the kebab-case names are `--fail-on` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Condition {
+    /// A problem at or above the severity threshold (warning by default).
+    Problems,
+    /// A tag a registry serving the tree would not serve.
+    NotServed,
+    /// A blob that is corrupt, truncated, unreadable or missing (hashed).
+    Damage,
+    /// A request that would make a registry serving the tree write.
+    Writes,
+    /// `garbage-collect` would abort.
+    Aborts,
+    /// A hazard of `garbage-collect`: something its deletions break or risk.
+    Hazards,
+    /// `garbage-collect` would delete something.
+    Deletions,
+    /// The two trees differ.
+    Differences,
+    /// An export is missing blobs (`--allow-partial`).
+    Partial,
+}
+
+impl Condition {
+    pub const ALL: [Condition; 9] = [
+        Condition::Problems,
+        Condition::NotServed,
+        Condition::Damage,
+        Condition::Writes,
+        Condition::Aborts,
+        Condition::Hazards,
+        Condition::Deletions,
+        Condition::Differences,
+        Condition::Partial,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Problems => "problems",
+            Condition::NotServed => "not-served",
+            Condition::Damage => "damage",
+            Condition::Writes => "writes",
+            Condition::Aborts => "aborts",
+            Condition::Hazards => "hazards",
+            Condition::Deletions => "deletions",
+            Condition::Differences => "differences",
+            Condition::Partial => "partial",
+        }
+    }
+
+    /// One line for `--help` and the man pages.
+    pub fn help(self) -> &'static str {
+        match self {
+            Condition::Problems => {
+                "a problem of severity warning or error (problems:error, problems:info set the threshold)"
+            }
+            Condition::NotServed => "a tag a registry serving the tree would not serve",
+            Condition::Damage => "a blob that is corrupt, truncated, unreadable or missing (after hashing)",
+            Condition::Writes => "a request that would make a registry serving the tree write to it",
+            Condition::Aborts => "garbage-collect would abort",
+            Condition::Hazards => "a garbage-collect hazard: a deletion that breaks or risks something",
+            Condition::Deletions => "garbage-collect would delete anything (normal for a live registry)",
+            Condition::Differences => "the trees differ",
+            Condition::Partial => "the export is missing blobs (--allow-partial)",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Condition> {
+        Condition::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// A command's question: what fails it unless `--fail-on` says otherwise,
+/// and what it can be asked to fail on.
+#[derive(Debug)]
+pub struct Question {
+    pub default: &'static [Condition],
+    pub offered: &'static [Condition],
+}
+
+use Condition::*;
+
+pub const SCAN: Question = Question {
+    default: &[Problems, NotServed, Damage],
+    offered: &[Problems, NotServed, Damage, Writes, Aborts, Hazards, Deletions],
+};
+pub const TAGS: Question =
+    Question { default: &[Problems, NotServed, Damage], offered: &[Problems, NotServed, Damage] };
+pub const INSPECT: Question = TAGS;
+pub const VERIFY: Question = Question { default: &[Damage], offered: &[Damage, Problems] };
+pub const EXPORT: Question = Question { default: &[Partial], offered: &[Partial] };
+pub const DIFF: Question = Question { default: &[Differences], offered: &[Differences] };
+/// Commands that answer without judging: `du`, `completions`, `man`.
+pub const NEVER: Question = Question { default: &[], offered: &[] };
+pub const DU: Question = NEVER;
+pub const GC: Question = Question { default: &[Aborts, Hazards], offered: &[Aborts, Hazards, Deletions] };
+pub const WRITES: Question = Question { default: &[Writes], offered: &[Writes] };
+
+/// What a report found, in counts; reports fill in what they know.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Findings {
+    /// Problems by severity: info, warning, error.
+    pub problems: [usize; 3],
+    pub not_served: usize,
+    /// Damaged blobs (verify, scan) or tags whose content is damaged (tags, inspect).
+    pub damaged: usize,
+    pub writes: usize,
+    pub aborts: bool,
+    pub hazards: usize,
+    pub deletions: usize,
+    pub differences: bool,
+    pub partial: bool,
+    /// Hashing was interrupted: the answer covers only part of the tree.
+    pub interrupted: bool,
+}
+
+impl Findings {
+    /// Counts `problems` by severity.
+    pub fn with_problems<'a>(mut self, problems: impl IntoIterator<Item = &'a crate::problem::Problem>) -> Findings {
+        for p in problems {
+            self.problems[p.severity as usize] += 1;
+        }
+        self
+    }
+
+    fn problems_at_least(&self, threshold: Severity) -> usize {
+        self.problems[threshold as usize..].iter().sum()
+    }
+}
+
+/// One `--fail-on` value: a condition, a threshold-qualified `problems:SEV`,
+/// or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOnValue {
+    None,
+    Condition(Condition, Option<Severity>),
+}
+
+impl FailOnValue {
+    /// Parses `problems`, `problems:error`, `not-served`, `none`... (any case).
+    pub fn parse(s: &str) -> Result<FailOnValue, String> {
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(FailOnValue::None);
+        }
+        let (name, severity) = match s.split_once(':') {
+            Some((name, sev)) => (name, Some(sev)),
+            None => (s, None),
+        };
+        let condition = Condition::from_name(name).ok_or_else(|| format!("unknown condition {name:?}"))?;
+        let severity = match severity {
+            None => None,
+            Some(_) if condition != Condition::Problems => {
+                return Err(format!("only `problems` takes a severity (problems:error), not {name}"))
+            }
+            Some(sev) => Some(match sev.to_ascii_lowercase().as_str() {
+                "info" => Severity::Info,
+                "warning" => Severity::Warning,
+                "error" => Severity::Error,
+                _ => return Err(format!("unknown severity {sev:?}: use info, warning or error")),
+            }),
+        };
+        Ok(FailOnValue::Condition(condition, severity))
+    }
+}
+
+impl std::str::FromStr for FailOnValue {
+    type Err = String;
+    fn from_str(s: &str) -> Result<FailOnValue, String> {
+        FailOnValue::parse(s)
+    }
+}
+
+/// The conditions that fail a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailOn {
+    conditions: BTreeSet<Condition>,
+    /// The lowest severity of a problem that counts.
+    severity: Severity,
+}
+
+impl FailOn {
+    /// The command's default question.
+    pub fn default_for(question: &Question) -> FailOn {
+        FailOn { conditions: question.default.iter().copied().collect(), severity: Severity::Warning }
+    }
+
+    /// `--fail-on` values (already checked against the command's offer);
+    /// none given means the default.
+    pub fn new(question: &Question, values: &[FailOnValue]) -> FailOn {
+        if values.is_empty() {
+            return FailOn::default_for(question);
+        }
+        let mut fail_on = FailOn { conditions: BTreeSet::new(), severity: Severity::Warning };
+        for v in values {
+            if let FailOnValue::Condition(c, sev) = *v {
+                fail_on.conditions.insert(c);
+                if let Some(sev) = sev {
+                    fail_on.severity = sev;
+                }
+            }
+        }
+        fail_on
+    }
+
+    /// Each condition that holds, with how much of it was found.
+    pub fn failures(&self, f: &Findings) -> Vec<String> {
+        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut out = Vec::new();
+        for &c in &self.conditions {
+            let found = match c {
+                Problems => {
+                    let n = f.problems_at_least(self.severity);
+                    let at = match self.severity {
+                        Severity::Info => String::new(),
+                        Severity::Warning => " (warning or error)".into(),
+                        Severity::Error => " (error)".into(),
+                    };
+                    (n > 0).then(|| plural(n, "problem", "problems") + &at)
+                }
+                NotServed => (f.not_served > 0).then(|| plural(f.not_served, "tag not served", "tags not served")),
+                // Blobs for verify and scan, tags for tags and inspect.
+                Damage => (f.damaged > 0).then(|| format!("damaged content ({})", f.damaged)),
+                Writes => (f.writes > 0).then(|| plural(f.writes, "operation writes", "operations write")),
+                Aborts => f.aborts.then(|| "garbage-collect aborts".to_string()),
+                Hazards => (f.hazards > 0).then(|| plural(f.hazards, "hazard", "hazards")),
+                Deletions => (f.deletions > 0).then(|| plural(f.deletions, "file deleted", "files deleted")),
+                Differences => f.differences.then(|| "the trees differ".to_string()),
+                Partial => f.partial.then(|| "the export is partial".to_string()),
+            };
+            out.extend(found);
+        }
+        out
+    }
+
+    pub fn exit_code(&self, f: &Findings) -> ExitCode {
+        if f.interrupted {
+            ExitCode::Error
+        } else if self.failures(f).is_empty() {
+            ExitCode::Success
+        } else {
+            ExitCode::Failure
+        }
+    }
+
+    /// The one-line answer `--quiet` prints, e.g. `fail: 2 problems (warning or error), 1 tag not served`.
+    pub fn verdict(&self, command: &str, f: &Findings) -> String {
+        let failures = self.failures(f);
+        let mut line = format!("regaudit {command}: ");
+        if f.interrupted {
+            line.push_str("incomplete: interrupted");
+        } else if failures.is_empty() {
+            let _ = write!(line, "ok (fails on: {})", self.describe());
+        } else {
+            let _ = write!(line, "fail: {}", failures.join(", "));
+        }
+        line
+    }
+
+    /// The conditions as `--fail-on` spells them.
+    pub fn describe(&self) -> String {
+        if self.conditions.is_empty() {
+            return "none".into();
+        }
+        let names: Vec<String> = self
+            .conditions
+            .iter()
+            .map(|c| match (c, self.severity) {
+                (Problems, Severity::Info) => "problems:info".to_string(),
+                (Problems, Severity::Error) => "problems:error".to_string(),
+                _ => c.name().to_string(),
+            })
+            .collect();
+        names.join(",")
+    }
+}
+
+/// What exit status 2 means, in help texts.
+pub const ERROR_HELP: &str =
+    "could not run (bad arguments, not a registry tree, I/O) or incomplete (hashing interrupted)";
+
+/// The exit-status section of a command's `--help` and man page.
+pub fn help(question: &Question) -> String {
+    let default: Vec<&str> = question.default.iter().map(|c| c.name()).collect();
+    let mut out = String::from("Exit status:\n");
+    if question.default.is_empty() {
+        out.push_str("  0  it ran\n");
     } else {
-        CLEAN
+        let _ = writeln!(out, "  0  none of the conditions below holds");
+        let _ = writeln!(
+            out,
+            "  1  one holds; by default: {} (marked *; --fail-on LIST replaces them):",
+            default.join(", ")
+        );
+        for c in question.offered {
+            let mark = if question.default.contains(c) { "*" } else { " " };
+            let _ = writeln!(out, "     {mark} {:<12} {}", c.name(), c.help());
+        }
+    }
+    let _ = writeln!(out, "  2  {ERROR_HELP}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn findings() -> Findings {
+        Findings { problems: [3, 1, 0], not_served: 0, deletions: 4, ..Findings::default() }
+    }
+
+    #[test]
+    fn defaults_ask_each_commands_own_question() {
+        let f = findings();
+        assert_eq!(FailOn::default_for(&SCAN).exit_code(&f), ExitCode::Failure, "a warning fails scan");
+        assert_eq!(FailOn::default_for(&GC).exit_code(&f), ExitCode::Success, "deletions are normal for gc");
+        let info_only = Findings { problems: [3, 0, 0], ..Findings::default() };
+        assert_eq!(FailOn::default_for(&SCAN).exit_code(&info_only), ExitCode::Success);
+    }
+
+    #[test]
+    fn fail_on_overrides_and_sets_the_threshold() {
+        let f = findings();
+        let parse = |list: &str| {
+            let values: Vec<FailOnValue> = list.split(',').map(|v| FailOnValue::parse(v).unwrap()).collect();
+            FailOn::new(&SCAN, &values)
+        };
+        assert_eq!(parse("problems:error").exit_code(&f), ExitCode::Success);
+        assert_eq!(parse("PROBLEMS:Warning").exit_code(&f), ExitCode::Failure);
+        assert_eq!(parse("deletions").exit_code(&f), ExitCode::Failure);
+        assert_eq!(parse("none").exit_code(&f), ExitCode::Success);
+        assert_eq!(parse("problems:info,not-served").describe(), "problems:info,not-served");
+        assert_eq!(
+            parse("problems,deletions").verdict("scan", &f),
+            "regaudit scan: fail: 1 problem (warning or error), 4 files deleted"
+        );
+        let interrupted = Findings { interrupted: true, ..Findings::default() };
+        assert_eq!(parse("none").exit_code(&interrupted), ExitCode::Error);
+        assert!(FailOnValue::parse("writes:error").is_err());
+        assert!(FailOnValue::parse("problems:fatal").is_err());
+        assert!(FailOnValue::parse("everything").is_err());
     }
 }

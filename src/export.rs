@@ -77,8 +77,8 @@ pub struct ExportReport {
 }
 
 impl ExportReport {
-    pub fn has_findings(&self) -> bool {
-        !self.complete
+    pub fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings { partial: !self.complete, ..Default::default() }
     }
 }
 

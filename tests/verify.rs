@@ -72,11 +72,12 @@ fn scan_summarises_the_tree() {
     // Fixed time: the uploads' age decides the purge prediction.
     let now = "2026-12-01T00:00:00Z";
     let run = regaudit(&["scan", &root("trees/full"), "--verify", "--now", now]);
-    // Serving it would write (schema1 conversion of tags with empty layers).
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    // Serving it would write (schema1 conversion of tags with empty layers),
+    // but writes are not scan's question: no problem, every tag served, exit 0.
+    assert_eq!(run.code, 0, "{}", run.stderr);
     insta::assert_snapshot!("scan_full_verify", run.stdout.replace(&root("trees/full"), "[root]"));
     let (exit, v) = json(&["scan", &root("trees/full"), "--now", now]);
-    assert_eq!(exit, 1);
+    assert_eq!(exit, 0);
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["inventory"]["repositories"], 14);
     assert!(v["verification"].is_null());

@@ -122,8 +122,8 @@ pub struct DiffReport {
 }
 
 impl DiffReport {
-    pub fn has_findings(&self) -> bool {
-        !self.identical
+    pub fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings { differences: !self.identical, ..Default::default() }
     }
 }
 

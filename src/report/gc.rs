@@ -133,8 +133,13 @@ pub fn build(audit: &Audit, walk: &WalkFacts, delete_untagged: bool, log: bool) 
 }
 
 impl GcReport {
-    pub fn has_findings(&self) -> bool {
-        self.aborts.is_some() || !self.deletes.removes.is_empty() || !self.hazards.is_empty()
+    pub fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings {
+            aborts: self.aborts.is_some(),
+            hazards: self.hazards.len(),
+            deletions: self.deletes.removes.len(),
+            ..Default::default()
+        }
     }
 
     /// `--format gc-log`: the dry run's stdout; its abort message goes to `err`.

@@ -134,8 +134,13 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
 }
 
 impl InspectReport {
-    pub fn has_findings(&self) -> bool {
-        !self.served || self.intact == Some(false) || self.problems.iter().any(Problem::is_finding)
+    pub fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings {
+            not_served: usize::from(!self.served),
+            damaged: usize::from(self.intact == Some(false)),
+            ..Default::default()
+        }
+        .with_problems(&self.problems)
     }
 }
 

@@ -25,7 +25,7 @@ pub enum Format {
     #[default]
     Text,
     Json,
-    /// The lines `registry garbage-collect --dry-run` prints (`gc` only).
+    /// The lines `registry garbage-collect --dry-run` prints.
     GcLog,
 }
 

@@ -161,11 +161,20 @@ pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
 }
 
 impl ScanReport {
-    pub fn has_findings(&self) -> bool {
-        self.tags.not_served > 0
-            || !self.writes.serves_read_only
-            || self.verification.as_ref().is_some_and(|v| v.damaged > 0)
-            || self.problems.iter().any(Problem::is_finding)
+    /// Garbage collection counts as in plain `garbage-collect` (no `--delete-untagged`).
+    pub fn findings(&self) -> crate::exit_codes::Findings {
+        let gc = self.gc.iter().find(|g| !g.delete_untagged);
+        crate::exit_codes::Findings {
+            not_served: self.tags.not_served,
+            damaged: self.verification.as_ref().map_or(0, |v| v.damaged),
+            interrupted: self.verification.as_ref().is_some_and(|v| v.interrupted),
+            writes: self.writes.writing_operations,
+            aborts: gc.is_some_and(|g| g.aborts.is_some()),
+            hazards: gc.map_or(0, |g| g.hazards),
+            deletions: gc.map_or(0, |g| g.files),
+            ..Default::default()
+        }
+        .with_problems(&self.problems)
     }
 }
 

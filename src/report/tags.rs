@@ -81,8 +81,13 @@ pub fn build(audit: &Audit, filter: &[String]) -> TagsReport {
 }
 
 impl TagsReport {
-    pub fn has_findings(&self) -> bool {
-        self.problems.iter().any(Problem::is_finding) || self.tags.iter().any(|t| !t.served || t.intact == Some(false))
+    pub fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings {
+            not_served: self.tags.iter().filter(|t| !t.served).count(),
+            damaged: self.tags.iter().filter(|t| t.intact == Some(false)).count(),
+            ..Default::default()
+        }
+        .with_problems(&self.problems)
     }
 }
 

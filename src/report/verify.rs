@@ -116,8 +116,9 @@ pub fn build(audit: &Audit, filter: &[String]) -> VerifyReport {
 }
 
 impl VerifyReport {
-    pub fn has_findings(&self) -> bool {
-        !self.damaged.is_empty() || self.problems.iter().any(Problem::is_finding)
+    pub fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings { damaged: self.damaged.len(), interrupted: self.interrupted, ..Default::default() }
+            .with_problems(&self.problems)
     }
 }
 

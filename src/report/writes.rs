@@ -89,8 +89,8 @@ pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> WritesRepor
 }
 
 impl WritesReport {
-    pub fn has_findings(&self) -> bool {
-        !self.summary.serves_read_only
+    pub fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings { writes: self.summary.writing_operations, ..Default::default() }
     }
 }
 
