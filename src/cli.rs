@@ -18,6 +18,7 @@ use crate::model::Target;
 use crate::progress::Progress;
 use crate::report::inspect::{self, Reference};
 use crate::report::{self, diff, du, gc, tags, Format};
+use crate::timeline::Timeline;
 use crate::tree::LocateError;
 use crate::verify::CANCEL;
 
@@ -43,6 +44,10 @@ struct Args {
     /// Never show progress bars (they only appear when stderr is a terminal).
     #[arg(long, global = true)]
     no_progress: bool,
+    /// Write the SHA-256 of the exact bytes written to stdout to FILE
+    /// (as `sha256sum` does for stdin: `HEX  -`), to seal the report.
+    #[arg(long, global = true, value_name = "FILE")]
+    report_digest: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -135,6 +140,24 @@ enum Command {
         #[command(flatten)]
         time: WritesTime,
     },
+    /// Every event the tree's metadata records (tags set, manifests put,
+    /// layers linked, blobs written, uploads), oldest first.
+    Timeline {
+        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        root: PathBuf,
+        /// Only events at or after this time (RFC 3339, or YYYY-MM-DD in UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events at or before this time (RFC 3339, or YYYY-MM-DD in UTC).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only repositories whose name matches this glob (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        repo: Vec<String>,
+        /// Show times in UTC instead of local time (text only).
+        #[arg(long)]
+        utc: bool,
+    },
     /// Print a shell completion script (e.g. `regaudit completions bash > /etc/bash_completion.d/regaudit`).
     Completions {
         /// The shell to complete for.
@@ -205,7 +228,8 @@ impl From<std::io::Error> for Failure {
 
 pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     crate::tree::configure_threads();
-    let args = match Args::try_parse_from(argv) {
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    let args = match Args::try_parse_from(&argv) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
@@ -213,8 +237,25 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
         }
     };
     let config = Config { format: args.format, target: args.target, progress: !args.no_progress };
-    let mut out = anstream::stdout().lock();
-    match execute(&config, args.command, &mut out) {
+    let roots = roots(&args.command);
+    report::provenance::begin(&argv, args.target, &roots);
+    if let Some(file) = &args.report_digest {
+        if let Err(msg) = digest_file_outside(file, &roots) {
+            let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
+            return exit_codes::ERROR;
+        }
+    }
+    let hasher = std::sync::Arc::new(std::sync::Mutex::new(sha2::Sha256::default()));
+    let mut out: Box<dyn Write> = match args.report_digest {
+        None => Box::new(anstream::stdout().lock()),
+        // Hash below the colour stripping: the bytes that reach stdout.
+        Some(_) => {
+            let raw: Box<dyn Write> =
+                Box::new(report::DigestingWriter { inner: std::io::stdout().lock(), hasher: hasher.clone() });
+            Box::new(anstream::AutoStream::new(raw, anstream::AutoStream::choice(&std::io::stdout())))
+        }
+    };
+    let code = match execute(&config, args.command, &mut out) {
         Ok(found) => {
             let _ = out.flush();
             exit_codes::from_findings(found)
@@ -225,6 +266,17 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
             exit_codes::ERROR
         }
         Err(Failure::ClosedPipe) => exit_codes::CLEAN,
+    };
+    drop(out);
+    match &args.report_digest {
+        Some(file) => match write_digest(file, &hasher) {
+            Ok(()) => code,
+            Err(msg) => {
+                let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
+                exit_codes::ERROR
+            }
+        },
+        None => code,
     }
 }
 
@@ -301,7 +353,15 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             let digests = report::verify::blobs_to_verify(&audit, &repositories);
             verify(config, &mut audit, &digests);
             let report = report::verify::build(&audit, &repositories);
-            report::emit(&report, config.format, out)?;
+            match config.format {
+                Format::Dfxml => {
+                    report::dfxml::write(&audit, &report::dfxml::evidence_files(&audit, &repositories), out)?
+                }
+                Format::Bodyfile => {
+                    report::bodyfile::write_evidence(&report::dfxml::evidence_files(&audit, &repositories), out)?
+                }
+                format => report::emit(&report, format, out)?,
+            }
             if report.interrupted {
                 return Err(Failed("interrupted: the report above covers only what was verified".into()));
             }
@@ -354,6 +414,16 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             report::emit(&report, config.format, out)?;
             Ok(report.has_findings())
         }
+        Command::Timeline { root, since, until, repo, utc } => {
+            let filter = timeline_filter(since.as_deref(), until.as_deref(), &repo)?;
+            let read = Timeline::read(&root, &filter)?;
+            let report = report::timeline::build(&read, &filter, config.target, utc);
+            match config.format {
+                Format::Bodyfile => report.write_bodyfile(out)?,
+                format => report::emit(&report, format, out)?,
+            }
+            Ok(report.has_findings())
+        }
         // Both come from the same clap definition, so they never drift from the parser.
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Args::command(), "regaudit", out);
@@ -376,4 +446,66 @@ fn writes_settings(time: &WritesTime) -> Result<writes::Settings, Failure> {
             .with_timezone(&chrono::Utc),
     };
     Ok(writes::Settings { now, purge_age })
+}
+
+/// Validates `timeline` filters before any work is done.
+fn timeline_filter(
+    since: Option<&str>,
+    until: Option<&str>,
+    repos: &[String],
+) -> Result<crate::timeline::Filter, Failure> {
+    let time = |s: Option<&str>| s.map(crate::timeline::parse_time).transpose().map_err(Failed);
+    let repos = repos
+        .iter()
+        .map(|g| glob::Pattern::new(g).map_err(|e| Failed(format!("invalid --repo glob {g:?}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    Ok(crate::timeline::Filter { since: time(since)?, until: time(until)?, repos })
+}
+
+/// The trees a command reads, as given (for provenance and `--report-digest`).
+fn roots(command: &Command) -> Vec<PathBuf> {
+    match command {
+        Command::Tags { root, .. }
+        | Command::Inspect { root, .. }
+        | Command::Verify { root, .. }
+        | Command::Scan { root, .. }
+        | Command::Export { root, .. }
+        | Command::Du { root, .. }
+        | Command::Gc { root, .. }
+        | Command::Writes { root, .. }
+        | Command::Timeline { root, .. } => vec![root.clone()],
+        Command::Diff { root_a, root_b, .. } => vec![root_a.clone(), root_b.clone()],
+        Command::Completions { .. } | Command::Man { .. } => Vec::new(),
+    }
+}
+
+/// Refuses a `--report-digest` file inside a tree being read: never write
+/// under the evidence.
+fn digest_file_outside(file: &std::path::Path, roots: &[PathBuf]) -> Result<(), String> {
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let dir = std::fs::canonicalize(parent).map_err(|e| format!("--report-digest {}: {e}", file.display()))?;
+    for root in roots {
+        // The storage root the tree resolves to may lie above the path given.
+        let located = crate::tree::StorageRoot::locate(root).map(|r| r.path().to_path_buf()).ok();
+        if let Some(root) = located.or_else(|| std::fs::canonicalize(root).ok()) {
+            if dir.starts_with(&root) {
+                return Err(format!(
+                    "--report-digest {} is inside the tree {}: nothing is ever written there",
+                    file.display(),
+                    root.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `HEX  -` (the SHA-256 of what went to stdout) to `file`.
+fn write_digest(file: &std::path::Path, hasher: &std::sync::Mutex<sha2::Sha256>) -> Result<(), String> {
+    let hasher = hasher.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let hex = hex::encode(sha2::Digest::finalize(hasher));
+    std::fs::write(file, format!("{hex}  -\n")).map_err(|e| format!("--report-digest {}: {e}", file.display()))
 }
