@@ -942,26 +942,25 @@ pub struct FileStat {
 
 /// Stats `path` (absolute, below a canonical storage root) without
 /// following a symlink in any component and without changing any access
-/// time: an `O_PATH` descriptor reads nothing, and `statx` on it reads only
-/// the inode.
+/// time: its directory is opened as every open here is (no symlinks,
+/// `O_NOATIME`; opening a directory does not read it), and `statx` on the
+/// name reads only the inode.
 pub fn stat_entry(path: &Path) -> io::Result<FileStat> {
-    use rustix::fs::ResolveFlags;
-    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = if OPENAT2_UNUSABLE.load(Ordering::Relaxed) {
-        rustix::fs::open(path, flags, Mode::empty())?
-    } else {
-        match rustix::fs::openat2(rustix::fs::CWD, path, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS) {
-            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => rustix::fs::open(path, flags, Mode::empty())?,
-            other => other?,
-        }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
     };
-    statx_fd(fd.as_fd())
+    let dir = open(parent, OFlags::DIRECTORY)?;
+    statx_at(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
 }
 
 fn statx_fd(fd: BorrowedFd) -> io::Result<FileStat> {
+    statx_at(fd, "", AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW)
+}
+
+fn statx_at<P: rustix::path::Arg>(dir: BorrowedFd, name: P, flags: AtFlags) -> io::Result<FileStat> {
     use rustix::fs::StatxFlags;
     let want = StatxFlags::BASIC_STATS | StatxFlags::BTIME;
-    let st = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW, want)?;
+    let st = rustix::fs::statx(dir, name, flags, want)?;
     let stamp = |t: rustix::fs::StatxTimestamp| Stamp { secs: t.tv_sec, nanos: t.tv_nsec };
     let has_btime = StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::BTIME);
     Ok(FileStat {

@@ -131,7 +131,7 @@ pub fn write(audit: &Audit, files: &[EvidenceFile], out: &mut dyn Write) -> io::
     let mut x = String::new();
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str(
-        "<dfxml xmloutputversion=\"1.0\" version=\"1.2.0\" \
+        "<dfxml version=\"1.1.1\" \
          xmlns=\"http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML\" \
          xmlns:dc=\"http://purl.org/dc/elements/1.1/\" \
          xmlns:regaudit=\"urn:regaudit\">\n",
@@ -147,7 +147,32 @@ pub fn write(audit: &Audit, files: &[EvidenceFile], out: &mut dyn Write) -> io::
     for f in files {
         out.write_all(fileobject(f).as_bytes())?;
     }
+    out.write_all(run_details().as_bytes())?;
     out.write_all(b"</dfxml>\n")
+}
+
+/// What DFXML's `execution_environment` has no place for, in regaudit's
+/// own namespace (DFXML allows foreign elements at the end of the document):
+/// the end time, the target, whether `O_NOATIME` held, and the roots.
+fn run_details() -> String {
+    let Some(p) = provenance::current() else { return String::new() };
+    let mut x = String::new();
+    let _ = writeln!(
+        x,
+        "  <regaudit:run finished=\"{}\" target=\"{}\" noatime_honoured=\"{}\">",
+        p.finished,
+        text(&p.target.to_string()),
+        p.noatime_honoured
+    );
+    for r in &p.roots {
+        let _ = write!(x, "    <regaudit:root given=\"{}\"", text(&r.given));
+        if let (Some(resolved), Some(dev), Some(ino)) = (&r.resolved, r.device, r.inode) {
+            let _ = write!(x, " resolved=\"{}\" device=\"{dev}\" inode=\"{ino}\"", text(resolved));
+        }
+        let _ = writeln!(x, "/>");
+    }
+    x.push_str("  </regaudit:run>\n");
+    x
 }
 
 fn creator(x: &mut String) {
@@ -173,16 +198,6 @@ fn creator(x: &mut String) {
     }
     if let Some(p) = &p {
         let _ = writeln!(x, "      <start_time>{}</start_time>", p.started);
-        let _ = writeln!(x, "      <regaudit:finished>{}</regaudit:finished>", p.finished);
-        let _ = writeln!(x, "      <regaudit:target>{}</regaudit:target>", text(&p.target.to_string()));
-        let _ = writeln!(x, "      <regaudit:noatime_honoured>{}</regaudit:noatime_honoured>", p.noatime_honoured);
-        for r in &p.roots {
-            let _ = write!(x, "      <regaudit:root given=\"{}\"", text(&r.given));
-            if let (Some(resolved), Some(dev), Some(ino)) = (&r.resolved, r.device, r.inode) {
-                let _ = write!(x, " resolved=\"{}\" device=\"{dev}\" inode=\"{ino}\"", text(resolved));
-            }
-            let _ = writeln!(x, "/>");
-        }
     }
     let _ = writeln!(x, "    </execution_environment>");
     let _ = writeln!(x, "  </creator>");
