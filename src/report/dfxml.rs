@@ -215,10 +215,21 @@ fn fileobject(f: &EvidenceFile) -> String {
         let _ = writeln!(x, "    <error>{}</error>", text(&errors.join("; ")));
     }
     if let Some(s) = &f.stat {
-        let _ = writeln!(x, "    <name_type>r</name_type>");
+        // The Sleuth Kit's name type letter and meta type number (TSK_FS_META_TYPE_ENUM).
+        let (name_type, meta_type) = match s.mode & 0o170000 {
+            0o100000 => ("r", 1),
+            0o040000 => ("d", 2),
+            0o010000 => ("p", 3),
+            0o020000 => ("c", 4),
+            0o060000 => ("b", 5),
+            0o120000 => ("l", 6),
+            0o140000 => ("s", 8),
+            _ => ("-", 0),
+        };
+        let _ = writeln!(x, "    <name_type>{name_type}</name_type>");
         let _ = writeln!(x, "    <filesize>{}</filesize>", s.size);
         let _ = writeln!(x, "    <inode>{}</inode>", s.inode);
-        let _ = writeln!(x, "    <meta_type>1</meta_type>");
+        let _ = writeln!(x, "    <meta_type>{meta_type}</meta_type>");
         let _ = writeln!(x, "    <mode>{}</mode>", s.mode & 0o7777);
         let _ = writeln!(x, "    <uid>{}</uid>", s.uid);
         let _ = writeln!(x, "    <gid>{}</gid>", s.gid);
