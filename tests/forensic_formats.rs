@@ -253,6 +253,9 @@ fn provenance_header() {
     assert_eq!(p["noatime_honoured"], true);
 }
 
+/// Arguments and extra environment of one run.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+
 #[test]
 fn report_digest_seals_exactly_what_went_to_stdout() {
     let dir = scratch("trees/minimal");
@@ -260,7 +263,7 @@ fn report_digest_seals_exactly_what_went_to_stdout() {
     let out = tempfile::tempdir().unwrap();
     let seal = out.path().join("report.sha256");
     let seal_arg = seal.to_str().unwrap();
-    let cases: [(&[&str], &[(&str, &str)]); 6] = [
+    let cases: [Case; 6] = [
         (&["tags", root, "--format", "json"], &[]),
         (&["tags", root], &[]),
         // Colour forced onto a pipe: the codes are part of what was written.
