@@ -110,7 +110,7 @@ impl FileRecord {
             EventKind::UploadAppended => format!("upload {upload} to {repo}: data last appended"),
             EventKind::UploadHashState => {
                 let offset = self.path.rsplit('/').next().unwrap_or("");
-                format!("upload {upload} to {repo}: hash state saved at byte {offset}")
+                format!("upload {upload} to {repo}: hash state at byte {offset} last saved")
             }
         }
     }
@@ -142,8 +142,7 @@ impl FileRecord {
             }
             None => push(Source::Mtime, self.stat.mtime),
         }
-        // A hash state is written once; its birth adds nothing to its mtime.
-        if let (Some(b), false) = (self.stat.btime, self.kind == EventKind::UploadHashState) {
+        if let Some(b) = self.stat.btime {
             push(Source::Birth, b);
         }
         out
