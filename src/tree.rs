@@ -977,16 +977,14 @@ fn statx_at<P: rustix::path::Arg>(dir: BorrowedFd, name: P, flags: AtFlags) -> i
     })
 }
 
-/// Reads at most `limit` + 1 bytes of a small regular file as
-/// [`read_capped`] does, and stats the descriptor it read (before reading,
-/// so the times are as found), so bytes and times are of one file.
-pub fn read_with_stat(path: &Path, limit: usize) -> io::Result<(Vec<u8>, FileStat)> {
+/// Opens a regular file as every open here is (read-only, no symlinks,
+/// `O_NOATIME`) and stats the descriptor before anything is read, so the
+/// times are as found and of the very file then read.
+pub fn open_with_stat(path: &Path) -> io::Result<(std::fs::File, FileStat)> {
     let fd = open(path, OFlags::empty())?;
     let stat = statx_fd(fd.as_fd())?;
     if FileType::from_raw_mode(stat.mode) != FileType::RegularFile {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
     }
-    let mut buf = Vec::new();
-    std::fs::File::from(fd).take(limit as u64 + 1).read_to_end(&mut buf)?;
-    Ok((buf, stat))
+    Ok((std::fs::File::from(fd), stat))
 }

@@ -15,9 +15,6 @@ use crate::layout;
 use crate::tree::{self, FileStat, Stamp};
 use crate::verify::Outcome;
 
-/// Links larger than this are not hashed (a registry writes ~71 bytes).
-const LINK_HASH_LIMIT: usize = 1 << 20;
-
 /// One file read: a blob's data or a link.
 pub struct EvidenceFile {
     /// Relative to the storage root.
@@ -77,20 +74,15 @@ fn link_paths(repo: &Repository) -> Vec<String> {
     out
 }
 
+/// Hashes a link whole, whatever its size, with the times it had when opened.
 fn read_link(root: &std::path::Path, path: String) -> EvidenceFile {
-    match tree::read_with_stat(&root.join(&path), LINK_HASH_LIMIT) {
-        Ok((bytes, stat)) if bytes.len() > LINK_HASH_LIMIT => EvidenceFile {
-            path,
-            stat: Some(stat),
-            hash: None,
-            error: Some(format!("larger than {LINK_HASH_LIMIT} bytes: not hashed")),
-        },
-        Ok((bytes, stat)) => EvidenceFile {
-            path,
-            stat: Some(stat),
-            hash: Some(("sha256", hex::encode(Sha256::digest(&bytes)))),
-            error: None,
-        },
+    let hashed = tree::open_with_stat(&root.join(&path)).and_then(|(mut file, stat)| {
+        let mut hasher = Sha256::new();
+        io::copy(&mut file, &mut hasher)?;
+        Ok((hex::encode(hasher.finalize()), stat))
+    });
+    match hashed {
+        Ok((hex, stat)) => EvidenceFile { path, stat: Some(stat), hash: Some(("sha256", hex)), error: None },
         Err(e) => EvidenceFile { path, stat: None, hash: None, error: Some(format!("cannot be read: {e}")) },
     }
 }
