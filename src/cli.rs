@@ -18,6 +18,7 @@ use crate::model::Target;
 use crate::progress::Progress;
 use crate::report::inspect::{self, Reference};
 use crate::report::{self, diff, du, gc, tags, Format};
+use crate::timeline::Timeline;
 use crate::tree::LocateError;
 use crate::verify::CANCEL;
 
@@ -45,6 +46,10 @@ struct Common {
     /// Never show progress bars (they only appear when stderr is a terminal).
     #[arg(long)]
     no_progress: bool,
+    /// Write the SHA-256 of the exact bytes written to stdout to FILE
+    /// (as `sha256sum` does for stdin: `HEX  -`), to seal the report.
+    #[arg(long, value_name = "FILE")]
+    report_digest: Option<PathBuf>,
 }
 
 /// What a command prints and when it fails. The choices of `--format` and
@@ -196,6 +201,28 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Every event the tree's metadata records (tags set, manifests put,
+    /// layers linked, blobs written, uploads), oldest first.
+    Timeline {
+        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        root: PathBuf,
+        /// Only events at or after this time (RFC 3339, or YYYY-MM-DD in UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events at or before this time (RFC 3339, or YYYY-MM-DD in UTC).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only repositories whose name matches this glob (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        repo: Vec<String>,
+        /// Show times in UTC instead of local time (text only).
+        #[arg(long)]
+        utc: bool,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Print a shell completion script (e.g. `regaudit completions bash > /etc/bash_completion.d/regaudit`).
     Completions {
         /// The shell to complete for.
@@ -224,7 +251,8 @@ impl Command {
             | Command::Diff { common, output, .. }
             | Command::Du { common, output, .. }
             | Command::Gc { common, output, .. }
-            | Command::Writes { common, output, .. } => Some((common, output)),
+            | Command::Writes { common, output, .. }
+            | Command::Timeline { common, output, .. } => Some((common, output)),
             Command::Completions { .. } | Command::Man { .. } => None,
         }
     }
@@ -279,12 +307,13 @@ const SPECS: &[Spec] = &[
     },
     Spec {
         name: "verify",
-        formats: TEXT_JSON,
+        formats: &[Format::Text, Format::Json, Format::Dfxml, Format::Bodyfile],
         question: &exit_codes::VERIFY,
         progress: true,
         examples: &[
             ("regaudit verify /srv/registry", "hash every blob; which tags damage breaks"),
             ("regaudit verify /srv/registry base/app --format json", "only what one repository reaches"),
+            ("regaudit verify /srv/registry --format dfxml > case/blobs.dfxml", "evidence hashes as DFXML"),
         ],
     },
     Spec {
@@ -347,6 +376,17 @@ const SPECS: &[Spec] = &[
         examples: &[
             ("regaudit writes /srv/registry", "can it be served from a read-only volume?"),
             ("regaudit writes /srv/registry --now 2026-12-01T00:00:00Z --purge-age 7d", "at a given time"),
+        ],
+    },
+    Spec {
+        name: "timeline",
+        formats: &[Format::Text, Format::Json, Format::Bodyfile],
+        question: &exit_codes::TIMELINE,
+        progress: false,
+        examples: &[
+            ("regaudit timeline /srv/registry --utc", "every recorded event, oldest first"),
+            ("regaudit timeline /srv/registry --since 2026-11-01 --repo 'base/*'", "one month, some repositories"),
+            ("regaudit timeline /srv/registry --format bodyfile > body; mactime -b body", "merge with other timelines"),
         ],
     },
 ];
@@ -541,7 +581,8 @@ impl From<std::io::Error> for Failure {
 
 pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     crate::tree::configure_threads();
-    let args = match command().try_get_matches_from(argv).and_then(|m| Args::from_arg_matches(&m)) {
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    let args = match command().try_get_matches_from(&argv).and_then(|m| Args::from_arg_matches(&m)) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
@@ -563,12 +604,30 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     };
     // Every stream of the process (stdout, stderr) follows --color.
     anstream::ColorChoice::write_global(config.color);
-    let mut stdout = anstream::stdout().lock();
+    let roots = roots(&args.command);
+    report::provenance::begin(&argv, config.target, &roots);
+    let report_digest = args.command.options().and_then(|(common, _)| common.report_digest.clone());
+    if let Some(file) = &report_digest {
+        if let Err(msg) = digest_file_outside(file, &roots) {
+            let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
+            return exit_codes::ERROR;
+        }
+    }
+    let hasher = std::sync::Arc::new(std::sync::Mutex::new(sha2::Sha256::default()));
+    let mut stdout: Box<dyn Write> = match report_digest {
+        None => Box::new(anstream::stdout().lock()),
+        // Hash below the colour stripping: the bytes that reach stdout.
+        Some(_) => {
+            let raw: Box<dyn Write> =
+                Box::new(report::DigestingWriter { inner: std::io::stdout().lock(), hasher: hasher.clone() });
+            Box::new(anstream::AutoStream::new(raw, anstream::AutoStream::choice(&std::io::stdout())))
+        }
+    };
     let mut sink = std::io::sink();
-    let out: &mut dyn Write = if config.quiet > 0 { &mut sink } else { &mut stdout };
+    let out: &mut dyn Write = if config.quiet > 0 { &mut sink } else { &mut *stdout };
     let result = execute(&config, args.command, out);
     let _ = out.flush();
-    match result {
+    let code = match result {
         Ok(findings) => {
             if config.quiet == 1 {
                 let _ = writeln!(stdout, "{}", config.fail_on.verdict(name, &findings));
@@ -587,6 +646,17 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
             exit_codes::ERROR
         }
         Err(Failure::ClosedPipe) => exit_codes::CLEAN,
+    };
+    drop(stdout);
+    match &report_digest {
+        Some(file) => match write_digest(file, &hasher) {
+            Ok(()) => code,
+            Err(msg) => {
+                let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
+                exit_codes::ERROR
+            }
+        },
+        None => code,
     }
 }
 
@@ -601,6 +671,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Du { .. } => "du",
         Command::Gc { .. } => "gc",
         Command::Writes { .. } => "writes",
+        Command::Timeline { .. } => "timeline",
         Command::Completions { .. } => "completions",
         Command::Man { .. } => "man",
     }
@@ -729,7 +800,15 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             let digests = report::verify::blobs_to_verify(&audit, &repositories);
             interrupted = verify(config, &mut audit, &digests);
             let report = report::verify::build(&audit, &repositories);
-            report::emit(&report, config.format, out)?;
+            match config.format {
+                Format::Dfxml => {
+                    report::dfxml::write(&audit, &report::dfxml::evidence_files(&audit, &repositories), out)?
+                }
+                Format::Bodyfile => {
+                    report::bodyfile::write_evidence(&report::dfxml::evidence_files(&audit, &repositories), out)?
+                }
+                format => report::emit(&report, format, out)?,
+            }
             report.findings()
         }
         Command::Scan { root, verify: hash, time, .. } => {
@@ -782,6 +861,16 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             report::emit(&report, config.format, out)?;
             report.findings()
         }
+        Command::Timeline { root, since, until, repo, utc, .. } => {
+            let filter = timeline_filter(since.as_deref(), until.as_deref(), &repo)?;
+            let read = Timeline::read(&root, &filter)?;
+            let report = report::timeline::build(&read, &filter, config.target, utc);
+            match config.format {
+                Format::Bodyfile => report.write_bodyfile(out)?,
+                format => report::emit(&report, format, out)?,
+            }
+            report.findings()
+        }
         // Both come from the same definition as the parser, so they never drift from it.
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut self::command(), "regaudit", out);
@@ -806,4 +895,66 @@ fn writes_settings(time: &WritesTime) -> Result<writes::Settings, Failure> {
             .with_timezone(&chrono::Utc),
     };
     Ok(writes::Settings { now, purge_age })
+}
+
+/// Validates `timeline` filters before any work is done.
+fn timeline_filter(
+    since: Option<&str>,
+    until: Option<&str>,
+    repos: &[String],
+) -> Result<crate::timeline::Filter, Failure> {
+    let time = |s: Option<&str>| s.map(crate::timeline::parse_time).transpose().map_err(Failed);
+    let repos = repos
+        .iter()
+        .map(|g| glob::Pattern::new(g).map_err(|e| Failed(format!("invalid --repo glob {g:?}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    Ok(crate::timeline::Filter { since: time(since)?, until: time(until)?, repos })
+}
+
+/// The trees a command reads, as given (for provenance and `--report-digest`).
+fn roots(command: &Command) -> Vec<PathBuf> {
+    match command {
+        Command::Tags { root, .. }
+        | Command::Inspect { root, .. }
+        | Command::Verify { root, .. }
+        | Command::Scan { root, .. }
+        | Command::Export { root, .. }
+        | Command::Du { root, .. }
+        | Command::Gc { root, .. }
+        | Command::Writes { root, .. }
+        | Command::Timeline { root, .. } => vec![root.clone()],
+        Command::Diff { root_a, root_b, .. } => vec![root_a.clone(), root_b.clone()],
+        Command::Completions { .. } | Command::Man { .. } => Vec::new(),
+    }
+}
+
+/// Refuses a `--report-digest` file inside a tree being read: never write
+/// under the evidence.
+fn digest_file_outside(file: &std::path::Path, roots: &[PathBuf]) -> Result<(), String> {
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let dir = std::fs::canonicalize(parent).map_err(|e| format!("--report-digest {}: {e}", file.display()))?;
+    for root in roots {
+        // The storage root the tree resolves to may lie above the path given.
+        let located = crate::tree::StorageRoot::locate(root).map(|r| r.path().to_path_buf()).ok();
+        if let Some(root) = located.or_else(|| std::fs::canonicalize(root).ok()) {
+            if dir.starts_with(&root) {
+                return Err(format!(
+                    "--report-digest {} is inside the tree {}: nothing is ever written there",
+                    file.display(),
+                    root.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `HEX  -` (the SHA-256 of what went to stdout) to `file`.
+fn write_digest(file: &std::path::Path, hasher: &std::sync::Mutex<sha2::Sha256>) -> Result<(), String> {
+    let hasher = hasher.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let hex = hex::encode(sha2::Digest::finalize(hasher));
+    std::fs::write(file, format!("{hex}  -\n")).map_err(|e| format!("--report-digest {}: {e}", file.display()))
 }

@@ -134,6 +134,8 @@ pub const NEVER: Question = Question { default: &[], offered: &[] };
 pub const DU: Question = NEVER;
 pub const GC: Question = Question { default: &[Aborts, Hazards], offered: &[Aborts, Hazards, Deletions] };
 pub const WRITES: Question = Question { default: &[Writes], offered: &[Writes] };
+/// `timeline` fails only on what kept it from reading the tree's times.
+pub const TIMELINE: Question = Question { default: &[Problems], offered: &[Problems] };
 
 /// What a report found, in counts; reports fill in what they know.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -20,5 +20,6 @@ pub mod progress;
 pub mod report;
 pub mod resolve;
 pub mod sorted_map;
+pub mod timeline;
 pub mod tree;
 pub mod verify;

@@ -920,3 +920,85 @@ fn tag_mut<'r>(links: &'r mut LinkBuffers, tag: &str) -> &'r mut TagBuffer {
     }
     links.tags.get_mut(tag).expect("inserted above")
 }
+
+// Times and identities of single entries, for `timeline` and the evidence
+// formats (DFXML, bodyfile). Appended here because only this module opens
+// the tree.
+
+/// Whether every open so far used `O_NOATIME` (false once the kernel
+/// refused it: we neither own the files nor hold CAP_FOWNER).
+pub fn noatime_honoured() -> bool {
+    !NOATIME_REFUSED.load(Ordering::Relaxed)
+}
+
+/// A time as `statx` gives it: seconds since the Unix epoch and nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Stamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+/// What `statx` says of one entry, the entry itself and never a symlink's target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    pub device: u64,
+    pub inode: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub atime: Stamp,
+    pub mtime: Stamp,
+    pub ctime: Stamp,
+    /// Birth (creation) time, where the filesystem records one.
+    pub btime: Option<Stamp>,
+}
+
+/// Stats `path` (absolute, below a canonical storage root) without
+/// following a symlink in any component and without changing any access
+/// time: its directory is opened as every open here is (no symlinks,
+/// `O_NOATIME`; opening a directory does not read it), and `statx` on the
+/// name reads only the inode.
+pub fn stat_entry(path: &Path) -> io::Result<FileStat> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
+    };
+    let dir = open(parent, OFlags::DIRECTORY)?;
+    statx_at(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
+}
+
+fn statx_fd(fd: BorrowedFd) -> io::Result<FileStat> {
+    statx_at(fd, "", AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW)
+}
+
+fn statx_at<P: rustix::path::Arg>(dir: BorrowedFd, name: P, flags: AtFlags) -> io::Result<FileStat> {
+    use rustix::fs::StatxFlags;
+    let want = StatxFlags::BASIC_STATS | StatxFlags::BTIME;
+    let st = rustix::fs::statx(dir, name, flags, want)?;
+    let stamp = |t: rustix::fs::StatxTimestamp| Stamp { secs: t.tv_sec, nanos: t.tv_nsec };
+    let has_btime = StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::BTIME);
+    Ok(FileStat {
+        device: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+        inode: st.stx_ino,
+        mode: u32::from(st.stx_mode),
+        uid: st.stx_uid,
+        gid: st.stx_gid,
+        size: st.stx_size,
+        atime: stamp(st.stx_atime),
+        mtime: stamp(st.stx_mtime),
+        ctime: stamp(st.stx_ctime),
+        btime: has_btime.then(|| stamp(st.stx_btime)),
+    })
+}
+
+/// Opens a regular file as every open here is (read-only, no symlinks,
+/// `O_NOATIME`) and stats the descriptor before anything is read, so the
+/// times are as found and of the very file then read.
+pub fn open_with_stat(path: &Path) -> io::Result<(std::fs::File, FileStat)> {
+    let fd = open(path, OFlags::empty())?;
+    let stat = statx_fd(fd.as_fd())?;
+    if FileType::from_raw_mode(stat.mode) != FileType::RegularFile {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    Ok((std::fs::File::from(fd), stat))
+}

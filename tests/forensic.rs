@@ -45,6 +45,11 @@ fn commands(a: &str, b: &str, dest: &str) -> Vec<Vec<String>> {
     out.push(vec!["gc", a, "--format", "gc-log"]);
     out.push(vec!["gc", a, "-m", "--format", "gc-log"]);
     out.push(vec!["tags", b, "--verify"]);
+    for format in ["text", "json", "bodyfile"] {
+        out.push(vec!["timeline", a, "--format", format]);
+    }
+    out.push(vec!["verify", a, "--format", "dfxml"]);
+    out.push(vec!["verify", a, "--format", "bodyfile"]);
     out.push(vec!["export", a, REF, dest]);
     out.into_iter().map(|c| c.into_iter().map(str::to_string).collect()).collect()
 }

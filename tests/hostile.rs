@@ -144,6 +144,7 @@ fn run_all_within(tree: &Tree, as_nobody: bool, rss_limit_kib: u64) -> Vec<Outco
         vec!["gc", root, "-m"],
         vec!["diff", root, root],
         vec!["export", root, "app:v1", dest.to_str().unwrap(), "--allow-partial"],
+        vec!["timeline", root],
     ];
     let mut out = Vec::new();
     for args in commands {

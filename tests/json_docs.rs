@@ -226,6 +226,7 @@ fn runs(scratch: &Path) -> Vec<(String, Vec<String>)> {
         run("gc", &["gc", t, "-m"]);
         run("gc", &["gc", t, "--target", "3"]);
         run("diff", &["diff", &minimal, t]);
+        run("timeline", &["timeline", t]);
         if whole {
             run("diff", &["diff", &full, t]);
             run("scan", &["scan", t]);
@@ -233,6 +234,7 @@ fn runs(scratch: &Path) -> Vec<(String, Vec<String>)> {
             run("gc", &["gc", t]);
             run("gc", &["gc", t, "-m", "--target", "3"]);
             run("diff", &["diff", t, &minimal, "--no-content"]);
+            run("timeline", &["timeline", t, "--repo", "*/*", "--since", "2000-01-01", "--until", "2100-01-01"]);
             for reference in revisions(Path::new(t)) {
                 run("inspect", &["inspect", t, &reference]);
             }
@@ -286,10 +288,16 @@ fn json_output_matches_docs_json_md() {
         handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
     for ((command, args), v) in runs.iter().zip(outputs) {
-        let Some(v) = v else { continue };
+        let Some(mut v) = v else { continue };
         *documents.entry(command.clone()).or_default() += 1;
         assert_eq!(v["schema_version"], 1, "{args:?}");
         let at = args.join(" ");
+        // Every document starts with the provenance header, documented once.
+        let header = v.as_object_mut().and_then(|o| o.shift_remove("provenance"));
+        match header {
+            Some(p) => checker.check_object("provenance", &doc.types["provenance"], "", &p, &at),
+            None => checker.errors.push(format!("{at}: no provenance header")),
+        }
         checker.check_object(command, &doc.commands[command], "", &v, &at);
     }
     for command in &commands {
