@@ -322,18 +322,19 @@ fn inspect_leaves_out_problems_of_nested_repositories() {
 fn tags_and_verify_of_some_repositories_report_only_their_problems() {
     let tree = tree_with_problems_elsewhere();
     let root = tree.root();
+    // verify fails on damage by default: ask both about problems.
     for command in ["tags", "verify"] {
-        let some = run_str(&[command, root, "app", "--format", "json"]);
+        let some = run_str(&[command, root, "app", "--format", "json", "--fail-on", "problems"]);
         assert_eq!(some.code, 0, "{command} app: {}", String::from_utf8_lossy(&some.stdout));
         assert_eq!(problem_paths(&some.json()), Vec::<String>::new(), "{command} app");
-        let text = run_str(&[command, root, "app"]);
+        let text = run_str(&[command, root, "app", "--fail-on", "problems"]);
         assert_eq!(text.code, 0);
         assert!(text.text().contains("No problems found."), "{command} app: {}", text.text());
-        let sub = run_str(&[command, root, "app/sub", "--format", "json"]);
+        let sub = run_str(&[command, root, "app/sub", "--format", "json", "--fail-on", "problems"]);
         assert_eq!(sub.code, 1, "{command} app/sub");
         assert_eq!(problem_paths(&sub.json()), [format!("{V2}/repositories/app/sub/_layers/stray")]);
         // All repositories: the whole tree's problems, as before.
-        let all = run_str(&[command, root, "--format", "json"]);
+        let all = run_str(&[command, root, "--format", "json", "--fail-on", "problems"]);
         assert_eq!(all.code, 1);
         assert_eq!(problem_paths(&all.json()).len(), 2, "{command}");
     }

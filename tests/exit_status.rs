@@ -169,14 +169,26 @@ fn format_values_take_any_case_and_only_the_commands_own() {
 
 #[test]
 fn each_help_shows_its_own_options_examples_and_exit_status() {
-    for command in ["tags", "inspect", "verify", "scan", "export", "diff", "du", "gc", "writes"] {
+    for command in ["tags", "inspect", "verify", "scan", "export", "diff", "du", "gc", "writes", "timeline"] {
         let help = regaudit(&[command, "--help"]);
         assert_eq!(help.code, 0);
         let text = &help.stdout;
         assert!(text.contains("Examples:\n  regaudit "), "{command}: {text}");
         assert!(text.contains("Exit status:\n  0  "), "{command}: {text}");
-        assert!(text.contains("[possible values: text, json]") || command == "gc", "{command}: {text}");
-        assert_eq!(text.contains("gc-log"), command == "gc", "{command} --help and gc-log");
+        let formats: &[&str] = match command {
+            "gc" => &["text", "json", "gc-log"],
+            "verify" => &["text", "json", "dfxml", "bodyfile"],
+            "timeline" => &["text", "json", "bodyfile"],
+            _ => &["text", "json"],
+        };
+        // The possible values of --format, inline or as a list with help.
+        let section = &text[text.find("--format <FORMAT>").unwrap()..text.find("--fail-on <LIST>").unwrap()];
+        for format in ["text", "json", "gc-log", "dfxml", "bodyfile"] {
+            let offered = section.contains(&format!("- {format}"))
+                || section.contains(&format!(" {format},"))
+                || section.contains(&format!(" {format}]"));
+            assert_eq!(offered, formats.contains(&format), "{command} --help and --format {format}: {section}");
+        }
         assert_eq!(text.contains("--fail-on"), command != "du", "{command}: {text}");
         assert_eq!(
             text.contains("--no-progress"),
@@ -239,7 +251,7 @@ fn interrupted_hashing_exits_2_whatever_fail_on_says() {
 /// their own that `man` renders line by line.
 #[test]
 fn man_pages_carry_examples_and_exit_status() {
-    for command in ["tags", "inspect", "verify", "scan", "export", "diff", "du", "gc", "writes"] {
+    for command in ["tags", "inspect", "verify", "scan", "export", "diff", "du", "gc", "writes", "timeline"] {
         let page = regaudit(&["man", command]).stdout;
         assert!(page.contains(".SH EXAMPLES\n"), "{command}: {page}");
         assert!(page.contains(".SH \"EXIT STATUS\"\n"), "{command}: {page}");

@@ -31,9 +31,9 @@ pub enum Format {
     Json,
     /// The lines `registry garbage-collect --dry-run` prints.
     GcLog,
-    /// The Sleuth Kit bodyfile, for `mactime` and plaso (`timeline`, `verify`).
+    /// The Sleuth Kit bodyfile, for `mactime` and plaso.
     Bodyfile,
-    /// Digital Forensics XML with a hash of every file read (`verify` only).
+    /// Digital Forensics XML with a hash of every file read.
     Dfxml,
 }
 
