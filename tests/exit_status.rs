@@ -182,7 +182,9 @@ fn each_help_shows_its_own_options_examples_and_exit_status() {
             _ => &["text", "json"],
         };
         // The possible values of --format, inline or as a list with help.
-        let section = &text[text.find("--format <FORMAT>").unwrap()..text.find("--fail-on <LIST>").unwrap()];
+        let start = text.find("--format <FORMAT>").unwrap();
+        let end = start + text[start..].find("[default: text]").unwrap();
+        let section = &text[start..end + text[end..].find("\n\n").unwrap()];
         for format in ["text", "json", "gc-log", "dfxml", "bodyfile"] {
             let offered = section.contains(&format!("- {format}"))
                 || section.contains(&format!(" {format},"))
