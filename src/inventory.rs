@@ -126,6 +126,42 @@ pub struct Inventory {
     /// canonical blob: misplaced, unexpected, symlinks. Sorted in the
     /// registry's walk order.
     pub blob_anomalies: Vec<PathBuf>,
+    /// Every read the walk could not make (a directory it could not list,
+    /// a file it could not open or examine), sorted by path. The models
+    /// need them: what the reader could not see, the registry may meet.
+    pub faults: Vec<ReadFault>,
+    /// Symbolic links inside the layout (relative to the root), sorted. The
+    /// registry follows them; regaudit does not, so what lies behind them
+    /// is not in this inventory.
+    pub symlinks: Vec<String>,
+}
+
+/// A read the walk could not make.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReadFault {
+    /// Relative to the storage root.
+    pub path: String,
+    pub op: FaultOp,
+    /// The OS error as Go prints it (`permission denied`,
+    /// `input/output error`, `file name too long`...).
+    pub error: String,
+    /// For a directory that could not be listed: whether paths below it can
+    /// still be reached (search permission without read permission).
+    pub traversable: bool,
+    /// The entry was listed, then was gone when opened: a tree changing
+    /// under the walk, which no model can follow.
+    pub vanished: bool,
+}
+
+/// What the walk was doing when a read failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultOp {
+    /// Listing a directory (Go: `open <dir>`).
+    List,
+    /// Opening a file to read it (Go: `open <file>`).
+    Read,
+    /// Examining an entry (Go: `stat <path>`).
+    Stat,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,9 +218,63 @@ impl Inventory {
         self.blobs.contains_key(d)
     }
 
+    /// The read fault recorded at exactly `rel`.
+    pub fn fault_at(&self, rel: &str) -> Option<&ReadFault> {
+        let i = self.faults.partition_point(|f| f.path.as_str() < rel);
+        self.faults.get(i).filter(|f| f.path == rel)
+    }
+
+    /// The fault that keeps the registry from reaching `rel` at all: a
+    /// directory above it (or `rel` itself) that cannot be searched, the
+    /// one nearest the root.
+    pub fn unreachable(&self, rel: &str) -> Option<&ReadFault> {
+        let mut end = 0;
+        while end < rel.len() {
+            end = rel[end + 1..].find('/').map_or(rel.len(), |i| end + 1 + i);
+            if let Some(f) = self.fault_at(&rel[..end]) {
+                if f.op == FaultOp::List && !f.traversable {
+                    return Some(f);
+                }
+            }
+        }
+        None
+    }
+
+    /// Faults at `rel` or below it, in path order.
+    pub fn faults_below<'a>(&'a self, rel: &'a str) -> impl Iterator<Item = &'a ReadFault> + 'a {
+        let i = self.faults.partition_point(|f| f.path.as_str() < rel);
+        self.faults[i..].iter().take_while(move |f| is_at_or_below(&f.path, rel))
+    }
+
+    /// Symlinks at `rel` or below it, or above it (which the registry
+    /// follows on the way to `rel`), in path order.
+    pub fn symlinks_touching<'a>(&'a self, rel: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.symlinks.iter().filter(move |s| is_at_or_below(s, rel) || is_at_or_below(rel, s))
+    }
+
     pub fn tag_count(&self) -> usize {
         self.repositories.iter().map(|r| r.tags.len()).sum()
     }
+}
+
+/// An OS error as Go prints it: Rust's "Permission denied (os error 13)"
+/// is Go's "permission denied" (both come from the C library's table, Go's
+/// in lower case).
+pub fn go_error_text(rust: &str) -> String {
+    let text = match rust.rfind(" (os error ") {
+        Some(i) if rust.ends_with(')') => &rust[..i],
+        _ => rust,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Whether `path` is `dir` or lies below it (paths relative to the root).
+pub fn is_at_or_below(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 impl Repository {
