@@ -345,6 +345,9 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
                 Format::GcLog => report.write_log(out, &mut anstream::stderr())?,
                 format => report::emit(&report, format, out)?,
             }
+            if report.incomplete {
+                return Err(Failed(INCOMPLETE.into()));
+            }
             Ok(report.has_findings())
         }
         Command::Writes { root, time } => {
@@ -365,6 +368,9 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
         }
     }
 }
+
+/// Why a prediction that does not cover everything exits 2.
+const INCOMPLETE: &str = "incomplete: the answer above does not cover what it lists as not modelled";
 
 /// Validates `writes` options before any work is done.
 fn writes_settings(time: &WritesTime) -> Result<writes::Settings, Failure> {

@@ -111,7 +111,8 @@ impl StorageRoot {
         }
         // Somewhere below docker/registry/v2: name the root instead.
         let parts: Vec<&OsStr> = abs.iter().collect();
-        let inside = parts.windows(3).rposition(|w| w == [OsStr::new("docker"), OsStr::new("registry"), OsStr::new("v2")]);
+        let inside =
+            parts.windows(3).rposition(|w| w == [OsStr::new("docker"), OsStr::new("registry"), OsStr::new("v2")]);
         if let Some(i) = inside {
             let root: PathBuf = parts[..i].iter().collect();
             if root.join(layout::V2).is_dir() {

@@ -16,7 +16,9 @@ use serde::Serialize;
 use super::Target;
 use crate::contents::Contents;
 use crate::digest::{Digest, LinkError};
-use crate::inventory::{is_at_or_below, Blob, EntryKind, FaultOp, Inventory, LinkRef, ReadFault, Repository, WalkFacts};
+use crate::inventory::{
+    is_at_or_below, Blob, EntryKind, FaultOp, Inventory, LinkRef, ReadFault, Repository, WalkFacts,
+};
 use crate::layout;
 use crate::manifest::{Descriptor, Manifest, ManifestKind};
 use crate::sorted_map::SortedMap;
@@ -391,13 +393,8 @@ impl<'a> Sim<'a> {
     /// read, so nothing can be predicted.
     fn layout_behind_symlink(&mut self) -> bool {
         let top = [format!("{}/repositories", layout::V2), format!("{}/blobs", layout::V2)];
-        let found: Vec<String> = self
-            .inv
-            .symlinks
-            .iter()
-            .filter(|s| top.iter().any(|t| is_at_or_below(t, s)))
-            .cloned()
-            .collect();
+        let found: Vec<String> =
+            self.inv.symlinks.iter().filter(|s| top.iter().any(|t| is_at_or_below(t, s))).cloned().collect();
         for s in &found {
             self.out.unmodelled.push(format!(
                 "{s}: a symbolic link, which the real run follows; nothing behind it was read, so this prediction covers nothing"
@@ -419,7 +416,9 @@ impl<'a> Sim<'a> {
             if let Some(rest) = s.strip_prefix(&repos) {
                 let parts: Vec<&str> = rest.split('/').collect();
                 let Some(i) = parts.iter().position(|p| p.starts_with('_')) else { continue };
-                if parts[i] == "_uploads" || i + 1 == parts.len() && self.walk.catalog_dirs.contains_key(&parts[..i].join("/")) {
+                if parts[i] == "_uploads"
+                    || i + 1 == parts.len() && self.walk.catalog_dirs.contains_key(&parts[..i].join("/"))
+                {
                     continue;
                 }
                 notes.push(format!("{s}: a symbolic link, which the real run follows (not modelled)"));
@@ -444,10 +443,9 @@ impl<'a> Sim<'a> {
     /// it unknown. A file that vanished under the walk is not modelled.
     fn read_fault(&mut self, stage: Stage, f: &ReadFault, message: String) -> Step<()> {
         if f.vanished {
-            self.out.unmodelled.push(format!(
-                "{}: vanished between listing and reading; the tree changed under the walk",
-                f.path
-            ));
+            self.out
+                .unmodelled
+                .push(format!("{}: vanished between listing and reading; the tree changed under the walk", f.path));
             return Ok(());
         }
         let what = match f.op {
@@ -464,7 +462,6 @@ impl<'a> Sim<'a> {
         }
         self.fail(cause, "it is made readable by the user running garbage-collect")
     }
-
 
     /// Raises, in path order, every fault of `faults` at or before `upto`.
     fn faults_before(
@@ -1092,8 +1089,7 @@ impl<'a> Sim<'a> {
             return Ok(());
         }
         // os.RemoveAll opens every directory it empties.
-        let listed: Vec<ReadFault> =
-            self.inv.faults_below(dir).filter(|f| f.op == FaultOp::List).cloned().collect();
+        let listed: Vec<ReadFault> = self.inv.faults_below(dir).filter(|f| f.op == FaultOp::List).cloned().collect();
         if let Some(f) = listed.first() {
             let message = format!("{prefix} openfdat {}: {}", self.abs(&f.path), f.error);
             return self.sweep_read_fault(f, message);
