@@ -355,6 +355,9 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             let audit = Audit::run(&root, config.target)?;
             let report = report::writes::build(&audit, &settings, &time.purge_age);
             report::emit(&report, config.format, out)?;
+            if report.summary.incomplete {
+                return Err(Failed(INCOMPLETE.into()));
+            }
             Ok(report.has_findings())
         }
         // Both come from the same clap definition, so they never drift from the parser.

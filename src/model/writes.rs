@@ -15,7 +15,7 @@ use super::Target;
 use crate::contents::Contents;
 use crate::digest::Digest;
 use crate::gojson::{self, parse_go_rfc3339};
-use crate::inventory::{Inventory, LinkRef, Repository, Upload};
+use crate::inventory::{FaultOp, Inventory, LinkRef, Repository, Upload};
 use crate::layout;
 use crate::manifest::{media, ImageConfig, Manifest, ManifestKind};
 use crate::problem::Code;
@@ -156,12 +156,47 @@ pub struct ProxyState {
 pub struct Prediction {
     pub operations: Vec<Operation>,
     pub proxy: Option<ProxyState>,
+    /// What the prediction cannot cover: see [`unmodelled`].
+    pub unmodelled: Vec<String>,
 }
 
 pub fn predict(inv: &Inventory, contents: &Contents, target: Target, settings: &Settings) -> Prediction {
     let mut operations = Vec::new();
     let proxy = predict_each(inv, contents, target, settings, &mut |op| operations.push(op));
-    Prediction { operations, proxy }
+    Prediction { operations, proxy, unmodelled: unmodelled(inv) }
+}
+
+/// Symlinks the registry follows and reads the walk could not make whose
+/// effect on requests is not modelled. A read the registry makes and fails
+/// on is a 500 that writes nothing (seen with 2.8.2 run as that user), which
+/// the serve model answers for tag links, revision links and blob data
+/// (`serve::read_error`); everything else is listed here.
+pub fn unmodelled(inv: &Inventory) -> Vec<String> {
+    let mut out: Vec<String> = inv
+        .symlinks
+        .iter()
+        .map(|s| format!("{s}: a symbolic link, which the registry follows; what lies behind it was not read"))
+        .collect();
+    let repos = format!("{}/repositories/", layout::V2);
+    for f in &inv.faults {
+        let answered_by_500 = !f.vanished
+            && (f.op != FaultOp::List || !f.traversable)
+            && match f.path.strip_prefix(&repos) {
+                Some(rest) => {
+                    let parts: Vec<&str> = rest.split('/').collect();
+                    let data = parts.iter().position(|p| p.starts_with('_'));
+                    // Tags and revisions: read by GET by tag, a 500 on failure.
+                    data.is_some_and(|i| parts[i] == "_manifests" && parts.get(i + 1).is_none_or(|p| *p != "_uploads"))
+                }
+                // Blob data below a directory the registry cannot search.
+                None => f.path.starts_with(&format!("{}/blobs/", layout::V2)) && f.op == FaultOp::List,
+            };
+        if !answered_by_500 {
+            let what = if f.vanished { "vanished while the tree was read".to_string() } else { f.error.clone() };
+            out.push(format!("{}: {what}; requests that read it are not modelled", f.path));
+        }
+    }
+    out
 }
 
 /// [`predict`], handing each operation to `emit` as it is made instead of

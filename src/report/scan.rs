@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD};
+use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD, WARN};
 use super::tags::for_each_tag;
 use super::{gc, writes};
 use super::{problems, Report, SCHEMA_VERSION};
@@ -43,6 +43,8 @@ pub struct GcSummary {
     pub reclaimable_bytes: u64,
     pub files: usize,
     pub hazards: usize,
+    /// The prediction does not cover something (see `regaudit gc`).
+    pub incomplete: bool,
 }
 
 impl GcSummary {
@@ -55,6 +57,7 @@ impl GcSummary {
             reclaimable_bytes: r.deletes.reclaimable_bytes,
             files: r.deletes.removes.len(),
             hazards: r.hazards.len(),
+            incomplete: r.incomplete,
         }
     }
 }
@@ -211,7 +214,10 @@ impl Report for ScanReport {
             )?;
         }
         let w = &self.writes;
-        let (verdict, style) = yes_no(w.serves_read_only);
+        let (verdict, style) = match (w.incomplete, w.writing_operations) {
+            (true, 0) => ("unknown (not everything is modelled)", WARN),
+            _ => yes_no(w.serves_read_only),
+        };
         writeln!(
             out,
             "\nServes read-only (registry {}): {}{verdict}{}  ({} of {} operations would write: {} creates, {} modifies, {} deletes; see `regaudit writes`)",
@@ -226,6 +232,15 @@ impl Report for ScanReport {
         )?;
         for g in &self.gc {
             let mode = if g.delete_untagged { "garbage-collect --delete-untagged" } else { "garbage-collect" };
+            if g.incomplete {
+                writeln!(
+                    out,
+                    "{mode}: {}incomplete{}: the real run follows or reads what regaudit could not; see `regaudit gc`",
+                    WARN.render(),
+                    WARN.render_reset()
+                )?;
+                continue;
+            }
             match &g.aborts {
                 Some(reason) => writeln!(out, "{mode}: {}would abort{}: {reason}", BAD.render(), BAD.render_reset())?,
                 None => writeln!(
