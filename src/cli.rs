@@ -243,7 +243,9 @@ fn verify(config: &Config, audit: &mut Audit, digests: &BTreeSet<Digest>) {
 
 fn check_repositories(audit: &Audit, repositories: &[String]) -> Result<(), Failure> {
     let unknown = tags::unknown_repositories(audit, repositories);
-    if unknown.is_empty() {
+    if let Some(why) = unknown.iter().find_map(|r| audit.why_unseen(r)) {
+        Err(Failed(why))
+    } else if unknown.is_empty() {
         Ok(())
     } else {
         Err(Failed(format!("no repository {} in this tree", unknown.join(", "))))

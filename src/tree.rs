@@ -47,7 +47,7 @@ pub fn configure_threads() {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocateError {
-    #[error("{0}: {1}")]
+    #[error("{}: {}", .0.display(), go_error_text(&.1.to_string()))]
     Io(PathBuf, io::Error),
     #[error(
         "{0} is not a registry storage tree: no docker/registry/v2 directory in it or above it \
