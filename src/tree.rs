@@ -81,7 +81,7 @@ impl StorageRoot {
             Err(e) => return Err(LocateError::Io(arg.to_path_buf(), e)),
         }
         // A directory we may not read says so, rather than "not a registry".
-        if let Err(e) = std::fs::read_dir(&abs) {
+        if let Err(e) = open(&abs, OFlags::DIRECTORY) {
             return Err(LocateError::Io(arg.to_path_buf(), e));
         }
         // The argument may name the root itself or one of the three levels below it.
@@ -906,6 +906,11 @@ impl Walker<'_> {
                 // Opened without listing its directory: when that directory
                 // is what cannot be read, the fault is the directory's.
                 let path = at.path();
+                // Opened without listing: a symlink shows as ELOOP here.
+                if !at.listed && e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                    self.unexpected(&path, Kind::Symlink, "");
+                    return None;
+                }
                 if !at.listed {
                     if let Some(dir) = path.parent() {
                         if let Err(list_error) = list_dir(dir) {
