@@ -240,6 +240,18 @@ impl Inventory {
         None
     }
 
+    /// A symlink at `rel` or at a directory above it.
+    pub fn symlink_above(&self, rel: &str) -> Option<&String> {
+        ancestors(rel)
+            .find_map(|a| self.symlinks.binary_search_by(|s| s.as_str().cmp(a)).ok().map(|i| &self.symlinks[i]))
+    }
+
+    /// A directory above `rel` that could not be listed but can be searched:
+    /// what lies below it was not read, though the registry reaches it.
+    pub fn traversable_above(&self, rel: &str) -> Option<&ReadFault> {
+        ancestors(rel).filter_map(|a| self.fault_at(a)).find(|f| f.op == FaultOp::List && f.traversable)
+    }
+
     /// Faults at `rel` or below it, in path order.
     pub fn faults_below<'a>(&'a self, rel: &'a str) -> impl Iterator<Item = &'a ReadFault> + 'a {
         let i = self.faults.partition_point(|f| f.path.as_str() < rel);
@@ -270,6 +282,11 @@ pub fn go_error_text(rust: &str) -> String {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => String::new(),
     }
+}
+
+/// `rel` and the directories above it, longest first.
+fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(rel), |p| p.rsplit_once('/').map(|(up, _)| up))
 }
 
 /// Whether `path` is `dir` or lies below it (paths relative to the root).

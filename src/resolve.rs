@@ -148,6 +148,9 @@ impl Node {
             .filter(|n| !n.foreign)
             .filter_map(|n| match (&n.cut, n.fetch.reason()) {
                 (Some(cut), _) => Some(cut.describe(&n.digest)),
+                (None, Some(reason)) if matches!(n.fetch, Fetch::Unmodelled(_)) => {
+                    Some(format!("{} GET not modelled: {}", role_name(n.role), reason))
+                }
                 (None, Some(reason)) => {
                     Some(format!("{} GET {}: {}", role_name(n.role), n.fetch.http_status(), reason))
                 }
@@ -365,7 +368,9 @@ impl Resolver<'_> {
         let d = match self.server.tag(repo, tag) {
             Ok(d) => d,
             Err(f) => {
-                out.not_served.push(format!("tag GET {}: {}", f.http_status(), f.reason().unwrap_or_default()));
+                let status =
+                    if matches!(f, Fetch::Unmodelled(_)) { "not modelled".into() } else { f.http_status().to_string() };
+                out.not_served.push(format!("tag GET {status}: {}", f.reason().unwrap_or_default()));
                 return out;
             }
         };

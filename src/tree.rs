@@ -624,6 +624,14 @@ impl Walker<'_> {
         self.problems.lock().unwrap_or_else(|e| e.into_inner()).push(p);
     }
 
+    /// Whether `rel` was met as a symlink or a failed read (so its absence
+    /// from the inventory means nothing).
+    fn was_unseen(&self, rel: &str) -> bool {
+        let symlinks = self.symlinks.lock().unwrap_or_else(|e| e.into_inner());
+        let faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        symlinks.iter().any(|s| s == rel) || faults.iter().any(|f| f.path == rel)
+    }
+
     /// A read that failed: an `unreadable` problem, and (for OS errors) a
     /// [`ReadFault`] the models weigh.
     fn fault(&self, path: &Path, op: FaultOp, e: &io::Error, what: &str) {
@@ -806,7 +814,7 @@ impl Walker<'_> {
                     }
                 });
                 for digest in blob_dirs {
-                    if !found.contains_key(&digest) {
+                    if !found.contains_key(&digest) && !self.was_unseen(&layout::blob_data(&digest)) {
                         self.problem(
                             Code::BlobWithoutData,
                             &self.root.join(layout::blob_dir(&digest)),

@@ -389,3 +389,45 @@ fn a_symlinked_repository_is_named_not_missing() {
         assert!(run.stderr.contains("is a symbolic link, which regaudit does not follow"), "{args:?}: {}", run.stderr);
     }
 }
+
+/// What the walk could not see is not reported as missing: the `symlink` or
+/// `unreadable` problem says why, and no "404"/"no data" claim is made.
+#[test]
+fn unseen_is_not_missing_in_the_problems() {
+    let missing = [
+        "tag-empty",
+        "tag-dangling",
+        "tag-history-dangling",
+        "revision-missing-data",
+        "layer-missing",
+        "config-missing",
+        "layer-not-linked",
+        "config-not-linked",
+        "blob-without-data",
+    ];
+    for rel in symlink_cases().into_iter().skip(3) {
+        let (_tree, root) = symlinked(&rel);
+        let (_, v) = common::json(&["scan", root.to_str().unwrap()]);
+        let problems = v["problems"].as_array().unwrap();
+        assert!(problems.iter().any(|p| p["code"] == "symlink" && p["path"] == rel.as_str()), "{rel}: {v}");
+        let wrong: Vec<&serde_json::Value> =
+            problems.iter().filter(|p| missing.contains(&p["code"].as_str().unwrap())).collect();
+        assert!(wrong.is_empty(), "{rel}: {wrong:?}");
+    }
+    // A served answer the symlink decides is not known, and says so.
+    let (_tree, root) = symlinked(&format!("{V2}/blobs/sha256/42/{H42}/data"));
+    let run = regaudit(&["inspect", root.to_str().unwrap(), "app:v1"]);
+    assert!(run.stdout.contains("GET not modelled"), "{}", run.stdout);
+    if !can_drop_privileges() {
+        return;
+    }
+    for fault in [
+        "repositories/app/_manifests/tags/v1/current/link".to_string(),
+        format!("repositories/app/_layers/sha256/{H45}/link"),
+    ] {
+        let tree = Faulty::new(&fault, &no_prepare);
+        let (_, v, _) = tree.regaudit(&["scan"]);
+        let codes: Vec<&str> = v["problems"].as_array().unwrap().iter().map(|p| p["code"].as_str().unwrap()).collect();
+        assert_eq!(codes, ["unreadable"], "{fault}: {v}");
+    }
+}

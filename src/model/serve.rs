@@ -20,6 +20,9 @@ pub enum Fetch {
     NotFound(String),
     /// 500: the registry fails on what it reads.
     ServerError(String),
+    /// Not known: the registry follows a symlink regaudit does not, or
+    /// reads what regaudit could not.
+    Unmodelled(String),
 }
 
 impl Fetch {
@@ -32,13 +35,15 @@ impl Fetch {
             Fetch::Ok => 200,
             Fetch::NotFound(_) => 404,
             Fetch::ServerError(_) => 500,
+            // No status can be given.
+            Fetch::Unmodelled(_) => 0,
         }
     }
 
     pub fn reason(&self) -> Option<&str> {
         match self {
             Fetch::Ok => None,
-            Fetch::NotFound(r) | Fetch::ServerError(r) => Some(r),
+            Fetch::NotFound(r) | Fetch::ServerError(r) | Fetch::Unmodelled(r) => Some(r),
         }
     }
 }
@@ -89,6 +94,24 @@ fn link_path(repo: &Repository, d: &Digest, by: LinkedBy) -> String {
 /// it, or cannot reach it): any error but "not found" is a 500 (seen with
 /// 2.8.2 and 3.1.1 run as a user who cannot read it).
 pub fn read_error(inv: &Inventory, rel: &str) -> Option<Fetch> {
+    if let Some(s) = inv.symlink_above(rel) {
+        let reading = if s == rel { String::new() } else { format!(" to read {rel}") };
+        return Some(Fetch::Unmodelled(format!(
+            "{s} is a symbolic link, which the registry follows{reading}; regaudit does not, so the answer is not known"
+        )));
+    }
+    if let Some(f) = inv.fault_at(rel).filter(|f| f.vanished) {
+        return Some(Fetch::Unmodelled(format!(
+            "{} vanished while the tree was read; the answer is not known",
+            f.path
+        )));
+    }
+    if let Some(f) = inv.traversable_above(rel) {
+        return Some(Fetch::Unmodelled(format!(
+            "{} cannot be listed ({}), but the registry reads {rel} through it; the answer is not known",
+            f.path, f.error
+        )));
+    }
     let f = inv.unreachable(rel).or_else(|| inv.fault_at(rel).filter(|f| f.op != FaultOp::List && !f.vanished))?;
     let reading = if f.path == rel { String::new() } else { format!(" on the way to {rel}") };
     Some(Fetch::ServerError(format!("{} cannot be read ({}){reading}: the registry fails with 500", f.path, f.error)))
