@@ -221,27 +221,47 @@ fn a_get_that_meets_an_unreadable_file_is_a_500_as_in_the_real_registry() {
         format!("blobs/sha256/42/{H42}/data"),
         "blobs/sha256/42".to_string(),
     ];
+    let v3 = v3_binary();
     for fault in &faults {
-        let tree = Faulty::new(fault, &no_prepare);
-        let (code, v, stderr) = tree.regaudit(&["writes"]);
-        assert_eq!(v["summary"]["incomplete"], false, "{fault}: {v}");
-        assert_eq!(code, 0, "{fault}: {stderr}");
-        let op = &v["operations"][0];
-        assert_eq!(op["reference"], "v1");
-        let wrap = |cfg: &Path| {
-            // serve_with writes the config in a private directory: let uid 65534 read it.
-            let dir = cfg.parent().unwrap();
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-            std::fs::set_permissions(cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
-            let mut c = as_nobody(registry::BINARY);
-            c.arg("serve").arg(cfg);
-            c
-        };
-        let reg = Registry::serve_with(&tree.root, "", Some(&wrap));
-        let real = reg.request("GET", "/v2/app/manifests/v1", &[]);
-        assert_eq!(real.status, 500, "{fault}: the real registry answered {}", real.status);
-        assert_eq!(op["status"], real.status, "{fault}: predicted {op}");
-        assert!(op["writes"].as_array().unwrap().is_empty(), "{fault}: {op}");
+        for (target, binary) in [("2.8", registry::BINARY), ("3", v3.as_str())] {
+            let tree = Faulty::new(fault, &no_prepare);
+            let (code, v, stderr) = tree.regaudit(&["--target", target, "writes"]);
+            assert_eq!(v["summary"]["incomplete"], false, "{fault}: {v}");
+            assert_eq!(code, 0, "{fault}: {stderr}");
+            let op = &v["operations"][0];
+            assert_eq!(op["reference"], "v1");
+            let wrap = |cfg: &Path| {
+                // serve_with writes the config in a private directory: let uid 65534 read it.
+                let dir = cfg.parent().unwrap();
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+                std::fs::set_permissions(cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+                let mut c = as_nobody(binary);
+                c.arg("serve").arg(cfg);
+                c
+            };
+            let reg = Registry::serve_with(&tree.root, "", Some(&wrap));
+            let real = reg.request("GET", "/v2/app/manifests/v1", &[]);
+            assert_eq!(real.status, 500, "{fault} ({target}): the real registry answered {}", real.status);
+            assert_eq!(op["status"], real.status, "{fault} ({target}): predicted {op}");
+            assert!(op["writes"].as_array().unwrap().is_empty(), "{fault}: {op}");
+            // By digest too: inspect's manifest node is a 500 where the real one is.
+            let by_digest = reg.request("GET", &format!("/v2/app/manifests/sha256:{H42}"), &[]);
+            let run = as_nobody(env!("CARGO_BIN_EXE_regaudit"))
+                .args(["--target", target, "inspect"])
+                .arg(&tree.root)
+                .arg(format!("app@sha256:{H42}"))
+                .args(["--format", "json"])
+                .output()
+                .unwrap();
+            let inspected: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_default();
+            let ours = match inspected.pointer("/tree/fetch/status").and_then(|s| s.as_str()) {
+                Some("ok") => 200,
+                Some("server-error") => 500,
+                Some("not-found") => 404,
+                other => panic!("{fault} ({target}): inspect gave {other:?}: {inspected}"),
+            };
+            assert_eq!(ours, by_digest.status, "{fault} ({target}): GET by digest");
+        }
     }
 }
 

@@ -215,6 +215,9 @@ fn simulate(inv: &Inventory, contents: &Contents, walk: &WalkFacts, opts: GcOpti
     sim.hazards();
     sim.out.unmodelled.sort();
     sim.out.unmodelled.dedup();
+    // The tag lookup runs per manifest: a cause assumed fixed is listed once.
+    let mut seen = HashSet::new();
+    sim.out.fixes.retain(|f| seen.insert((f.cause.path.clone(), f.cause.message.clone())));
     sim.out
 }
 

@@ -231,15 +231,18 @@ struct Outcome {
     status: u16,
     writes: Vec<Write>,
     reason: String,
+    /// False when the request meets what is not modelled (no status known).
+    known: bool,
 }
 
 impl Outcome {
     fn answer(status: u16, reason: impl Into<String>) -> Outcome {
-        Outcome { status, writes: Vec::new(), reason: reason.into() }
+        Outcome { status, writes: Vec::new(), reason: reason.into(), known: true }
     }
 
     fn fetch(f: &Fetch) -> Outcome {
-        Outcome::answer(f.http_status(), f.reason().unwrap_or("served"))
+        let known = !matches!(f, Fetch::Unmodelled(_));
+        Outcome { known, ..Outcome::answer(f.http_status(), f.reason().unwrap_or("served")) }
     }
 }
 
@@ -248,7 +251,12 @@ fn schema1_get(server: &Server, repo: &Repository, tag: &str) -> Operation {
         Target::V2_8 => schema1_get_v2(server, repo, tag),
         Target::V3 => schema1_get_v3(server, repo, tag),
     };
+    let unmodelled = !outcome.known;
     let mut op = Operation::new(Kind::ManifestGetSchema1, &repo.name, tag, outcome.reason);
+    if unmodelled {
+        // Listed under `unmodelled` too: no status can be given.
+        return op;
+    }
     // On a read-only mount the first write fails (EROFS) and the request
     // ends with 400 MANIFEST_INVALID; requests that write nothing are unchanged.
     op.read_only_status = Some(if outcome.writes.is_empty() { outcome.status } else { 400 });
@@ -423,6 +431,7 @@ fn build(server: &Server, repo: &Repository, config: &ImageConfig, layers: usize
                 status: 400,
                 writes: w,
                 reason: format!("too many non-empty history entries: 400 {after}"),
+                known: true,
             };
         } else {
             consumed += 1;
@@ -437,7 +446,12 @@ fn build(server: &Server, repo: &Repository, config: &ImageConfig, layers: usize
         ),
         Some(Ok(w)) => {
             let what_written = if w.len() == 2 { "stores the empty tar and links it" } else { "links the stored empty tar" };
-            Outcome { status: 200, writes: w, reason: format!("converting {what} to schema1 {what_written} in the repository") }
+            Outcome {
+                status: 200,
+                writes: w,
+                reason: format!("converting {what} to schema1 {what_written} in the repository"),
+                known: true,
+            }
         }
     }
 }
