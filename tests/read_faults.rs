@@ -451,3 +451,21 @@ fn unseen_is_not_missing_in_the_problems() {
         assert_eq!(codes, ["unreadable"], "{fault}: {v}");
     }
 }
+
+/// A symlink only matters where the real run reads: tags only under
+/// `--delete-untagged`; `_layers` (2.8) only for the hazards of deleted blobs.
+#[test]
+fn a_symlink_the_run_never_reads_leaves_gc_complete() {
+    let (_tree, root) = symlinked(&format!("{V2}/repositories/app/_manifests/tags/v1/current/link"));
+    let root_s = root.to_str().unwrap();
+    let (code, v) = common::json(&["gc", root_s]);
+    assert_eq!((code, &v["incomplete"]), (0, &serde_json::Value::Bool(false)), "{v}");
+    let (code, v) = common::json(&["gc", root_s, "--delete-untagged"]);
+    assert_eq!((code, &v["incomplete"]), (2, &serde_json::Value::Bool(true)), "{v}");
+    let (_tree, root) = symlinked(&format!("{V2}/repositories/app/_layers/sha256/{H45}/link"));
+    let root_s = root.to_str().unwrap();
+    let (code, v) = common::json(&["gc", root_s]);
+    assert_eq!((code, &v["incomplete"]), (0, &serde_json::Value::Bool(false)), "nothing is deleted: {v}");
+    let (code, v) = common::json(&["--target", "3", "gc", root_s]);
+    assert_eq!((code, &v["incomplete"]), (2, &serde_json::Value::Bool(true)), "v3 reads _layers: {v}");
+}

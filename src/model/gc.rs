@@ -204,6 +204,7 @@ fn simulate(inv: &Inventory, contents: &Contents, walk: &WalkFacts, opts: GcOpti
         to_delete: Vec::new(),
         layer_deletes: Vec::new(),
         unread_layer_links: Vec::new(),
+        unseen_layer_links: Vec::new(),
     };
     if sim.layout_behind_symlink() {
         return sim.out;
@@ -249,6 +250,8 @@ struct Sim<'a> {
     /// 2.8: faults under `_layers`, which the run never reads; only the
     /// hazards of deleted blobs would need what they hold.
     unread_layer_links: Vec<ReadFault>,
+    /// 2.8: symlinks under `_layers`, likewise.
+    unseen_layer_links: Vec<String>,
 }
 
 type Step<T> = Result<T, Abort>;
@@ -424,7 +427,17 @@ impl<'a> Sim<'a> {
                 {
                     continue;
                 }
-                notes.push(format!("{s}: a symbolic link, which the real run follows (not modelled)"));
+                // Tags are read only by --delete-untagged.
+                if parts[i] == "_manifests" && parts.get(i + 1) == Some(&"tags") && !self.opts.delete_untagged {
+                    continue;
+                }
+                let note = format!("{s}: a symbolic link, which the real run follows (not modelled)");
+                if parts[i] == "_layers" && self.v2 {
+                    // 2.8 never reads `_layers`; only the hazards would.
+                    self.unseen_layer_links.push(note);
+                    continue;
+                }
+                notes.push(note);
             } else if let Some(rest) = s.strip_prefix(&blobs) {
                 if !rest.ends_with("/data") {
                     notes.push(format!(
@@ -1249,6 +1262,10 @@ impl<'a> Sim<'a> {
     fn hazards(&mut self) {
         let inv = self.inv;
         if !self.out.blobs.is_empty() {
+            let notes = std::mem::take(&mut self.unseen_layer_links);
+            self.out
+                .unmodelled
+                .extend(notes.into_iter().map(|n| format!("{n}: the hazards of the deleted blobs may miss it")));
             for f in std::mem::take(&mut self.unread_layer_links) {
                 self.out.unmodelled.push(format!(
                     "{}: cannot be read ({}); the real run does not read it, but the hazards of the deleted blobs may miss the links it holds",
