@@ -469,3 +469,37 @@ fn a_symlink_the_run_never_reads_leaves_gc_complete() {
     let (code, v) = common::json(&["--target", "3", "gc", root_s]);
     assert_eq!((code, &v["incomplete"]), (2, &serde_json::Value::Bool(true)), "v3 reads _layers: {v}");
 }
+
+/// ENAMETOOLONG: a repository nested deeper than PATH_MAX. regaudit walks it
+/// through descriptors, but the registry opens full paths: its walk fails
+/// there, and so does the prediction, with the same message.
+#[test]
+fn a_path_too_long_for_the_registry_aborts_as_the_real_gc_does() {
+    if !registry::require() {
+        return;
+    }
+    let tree = common::scratch("trees/minimal");
+    let base = tree.path().join(V2).join("repositories/deep");
+    std::fs::create_dir(&base).unwrap();
+    // The shell's cd has no path limit; 2,200 levels make a path of about 4,500 bytes.
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg("i=0; while [ $i -lt 2200 ]; do mkdir a && cd -P a || exit 1; i=$((i+1)); done; mkdir _layers")
+        .current_dir(&base)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let v3 = v3_binary();
+    for (target, binary) in [("2.8", registry::BINARY), ("3", v3.as_str())] {
+        let (code, v) = common::json(&["--target", target, "gc", tree.path().to_str().unwrap()]);
+        assert_eq!(code, 1, "{v}");
+        let ours = v["aborts"]["message"].as_str().unwrap();
+        assert!(ours.ends_with(": file name too long"), "{ours}");
+        let cfg = tree.path().join("config.yml");
+        std::fs::write(&cfg, registry::config(tree.path(), 5000, "")).unwrap();
+        let real = Command::new(binary).args(["garbage-collect", "--dry-run"]).arg(&cfg).output().unwrap();
+        std::fs::remove_file(&cfg).unwrap();
+        assert!(!real.status.success());
+        assert!(same_abort(ours, &String::from_utf8_lossy(&real.stderr)), "{target}: ours {ours}");
+    }
+}

@@ -616,7 +616,8 @@ impl<'a> Sim<'a> {
                 WalkStep::Fault(f) => {
                     // registry/storage/catalog.go: the walk's List fails.
                     let message = format!(
-                        "failed to garbage collect: failed to mark: filesystem: open {}: {}",
+                        "failed to garbage collect: failed to mark: filesystem: {} {}: {}",
+                        walk_op(&f),
                         self.abs(&f.path),
                         f.error
                     );
@@ -655,7 +656,7 @@ impl<'a> Sim<'a> {
     /// Go's message for a fault met while walking revisions or `_layers`.
     fn walk_fault_message(&self, f: &ReadFault) -> String {
         let (extra, op) = match f.op {
-            FaultOp::List => ("", "open"),
+            FaultOp::List => ("", walk_op(f)),
             FaultOp::Read => ("filesystem: ", "open"),
             FaultOp::Stat => ("filesystem: ", "stat"),
         };
@@ -1159,7 +1160,8 @@ impl<'a> Sim<'a> {
         let mut faults = faults.into_iter().peekable();
         let message = |sim: &Self, f: &ReadFault| {
             format!(
-                "failed to garbage collect: error enumerating blobs: filesystem: open {}: {}",
+                "failed to garbage collect: error enumerating blobs: filesystem: {} {}: {}",
+                walk_op(f),
                 sim.abs(&f.path),
                 f.error
             )
@@ -1390,6 +1392,18 @@ impl<'a> Sim<'a> {
         hazards.sort_by(|a, b| (a.code, &a.repository, &a.digest).cmp(&(b.code, &b.repository, &b.digest)));
         hazards.dedup();
         self.out.hazards.append(&mut hazards);
+    }
+}
+
+/// The call of the registry's walk that fails on a directory it cannot
+/// list: `storagedriver.WalkFallback` stats each entry before listing it, so
+/// a path too long for the kernel fails at the stat (seen with 2.8.2 and
+/// 3.1.1), any other fault at the open.
+fn walk_op(f: &ReadFault) -> &'static str {
+    if f.error == "file name too long" {
+        "stat"
+    } else {
+        "open"
     }
 }
 
