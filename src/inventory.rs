@@ -344,3 +344,43 @@ pub enum EntryKind {
     Symlink,
     Other,
 }
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+
+    fn fault(path: &str, traversable: bool) -> ReadFault {
+        ReadFault {
+            path: path.into(),
+            op: FaultOp::List,
+            error: "permission denied".into(),
+            traversable,
+            vanished: false,
+        }
+    }
+
+    #[test]
+    fn go_error_text_is_lower_case_without_the_code() {
+        assert_eq!(go_error_text("Permission denied (os error 13)"), "permission denied");
+        assert_eq!(go_error_text("File name too long (os error 36)"), "file name too long");
+        assert_eq!(go_error_text("not a regular file"), "not a regular file");
+    }
+
+    #[test]
+    fn a_fault_above_a_path_is_found_and_siblings_are_not() {
+        let inv = Inventory {
+            faults: vec![fault("a/b", false), fault("a/c", true)],
+            symlinks: vec!["x/y".into()],
+            ..Inventory::default()
+        };
+        assert_eq!(inv.unreachable("a/b/c/link").map(|f| f.path.as_str()), Some("a/b"));
+        assert!(inv.unreachable("a/bb/link").is_none());
+        // Searchable: reachable, but not read.
+        assert!(inv.unreachable("a/c/link").is_none());
+        assert_eq!(inv.traversable_above("a/c/link").map(|f| f.path.as_str()), Some("a/c"));
+        assert_eq!(inv.symlink_above("x/y/z").map(String::as_str), Some("x/y"));
+        assert!(inv.symlink_above("x/yz").is_none());
+        assert_eq!(inv.faults_below("a").count(), 2);
+        assert_eq!(inv.faults_below("a/b").count(), 1);
+    }
+}
