@@ -9,7 +9,8 @@ use crate::progress::Progress;
 
 use crate::checks;
 use crate::contents::Contents;
-use crate::inventory::{Inventory, Repository};
+use crate::inventory::{is_at_or_below, Inventory, Repository};
+use crate::layout;
 use crate::model::serve::Server;
 use crate::model::Target;
 use crate::problem::Problem;
@@ -50,7 +51,34 @@ impl Audit {
 
     /// A repository of the tree, or the error to show when there is none.
     pub fn repository(&self, name: &str) -> Result<&Repository, String> {
-        self.inventory.repository(name).ok_or_else(|| format!("no repository {name:?} in this tree"))
+        self.inventory
+            .repository(name)
+            .ok_or_else(|| self.why_unseen(name).unwrap_or_else(|| format!("no repository {name:?} in this tree")))
+    }
+
+    /// Why a repository the walk did not find may still exist: its
+    /// directory (or one above it) is a symlink regaudit does not follow,
+    /// or could not be read.
+    pub fn why_unseen(&self, name: &str) -> Option<String> {
+        let dir = layout::repo_dir(name);
+        let repositories = format!("{}/repositories", layout::V2);
+        let inv = &self.inventory;
+        if let Some(s) = inv.symlinks.iter().find(|s| is_at_or_below(&dir, s)) {
+            return Some(format!(
+                "repository {name:?} cannot be read: {s} is a symbolic link, which regaudit does not follow \
+                 (the registry does)"
+            ));
+        }
+        let mut at = dir.as_str();
+        loop {
+            if let Some(f) = inv.fault_at(at) {
+                return Some(format!("repository {name:?} cannot be read: {} cannot be listed ({})", f.path, f.error));
+            }
+            match at.rsplit_once('/') {
+                Some((up, _)) if is_at_or_below(up, &repositories) => at = up,
+                _ => return None,
+            }
+        }
     }
 
     pub fn server(&self) -> Server<'_> {

@@ -8,7 +8,7 @@ use crate::digest::Digest;
 use crate::inventory::{Inventory, LinkMap, LinkRef, Repository};
 use crate::layout;
 use crate::manifest::ManifestError;
-use crate::model::serve::Server;
+use crate::model::serve::{Fetch, Server};
 use crate::model::Target;
 use crate::problem::{Code, Problem};
 use crate::resolve::{Cut, Node, Resolver, Role};
@@ -40,11 +40,12 @@ fn check_one(out: &mut Vec<Problem>, server: &Server, resolver: &Resolver, repo:
     // Every revision, tagged or not: a pull by digest must work too.
     for d in repo.revisions.keys() {
         let tree = resolver.manifest(repo, d);
-        check_tree(out, repo, &tree);
+        check_tree(out, server.inv, repo, &tree);
     }
     for (n, upload) in &repo.uploads {
         let path = layout::upload_dir(&repo.name, n);
         match upload.started_at.as_deref() {
+            None if unseen(server.inv, &format!("{path}/startedat")) => {}
             None => out.push(Problem::new(
                 Code::UploadWithoutStartedAt,
                 path,
@@ -58,6 +59,16 @@ fn check_one(out: &mut Vec<Problem>, server: &Server, resolver: &Resolver, repo:
             Some(_) => {}
         }
     }
+}
+
+/// Whether the walk could not see `rel`: a symlink on the way (which the
+/// registry follows) or a read that failed. Then "missing" is not known,
+/// and the `symlink` or `unreadable` problem already says why.
+fn unseen(inv: &Inventory, rel: &str) -> bool {
+    inv.symlink_above(rel).is_some()
+        || inv.unreachable(rel).is_some()
+        || inv.fault_at(rel).is_some()
+        || inv.traversable_above(rel).is_some()
 }
 
 /// Parses `startedat` as the registry does (Go's time.RFC3339), to Unix seconds.
@@ -132,7 +143,7 @@ fn check_link_map(
             let msg = format!("link names {target}, not the digest in its path");
             out.push(Problem::new(Code::LinkAlias, path_of(d), msg));
         }
-        if !inv.has_blob(target) {
+        if !inv.has_blob(target) && !unseen(inv, &layout::blob_data(target)) {
             let (code, msg) = dangling(target);
             out.push(Problem::new(code, path_of(d), msg));
         }
@@ -147,7 +158,10 @@ fn check_tags(out: &mut Vec<Problem>, server: &Server, repo: &Repository) {
         }
         for (d, link) in &tag.index {
             let path = || layout::tag_index_link(&repo.name, name, d);
-            if !link_problem(out, path, link) && !server.inv.has_blob(link.expect("checked")) {
+            if !link_problem(out, path, link)
+                && !server.inv.has_blob(link.expect("checked"))
+                && !unseen(server.inv, &layout::blob_data(link.expect("checked")))
+            {
                 out.push(Problem::new(
                     Code::TagHistoryDangling,
                     path(),
@@ -157,6 +171,7 @@ fn check_tags(out: &mut Vec<Problem>, server: &Server, repo: &Repository) {
         }
         let current = || layout::tag_current_link(&repo.name, name);
         match &tag.current {
+            None if unseen(server.inv, &current()) => {}
             None => out.push(Problem::new(
                 Code::TagEmpty,
                 dir(),
@@ -166,7 +181,12 @@ fn check_tags(out: &mut Vec<Problem>, server: &Server, repo: &Repository) {
             // An unroutable repository name is reported once, for the repository.
             Some(Ok(_)) if !repo.name_is_valid() => {}
             Some(Ok(d)) => {
-                if let Err(f) = server.locate_manifest(repo, d) {
+                let unknown = |f: &Fetch| {
+                    matches!(f, Fetch::Unmodelled(_))
+                        || unseen(server.inv, &layout::revision_link(&repo.name, d))
+                        || unseen(server.inv, &layout::blob_data(d))
+                };
+                if let Some(f) = server.locate_manifest(repo, d).err().filter(|f| !unknown(f)) {
                     let reason = f.reason().unwrap_or_default();
                     out.push(Problem::new(
                         Code::TagDangling,
@@ -182,7 +202,7 @@ fn check_tags(out: &mut Vec<Problem>, server: &Server, repo: &Repository) {
 
 /// Problems of one resolved manifest tree in `repo`. The root's own
 /// presence is checked with its revision link.
-fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
+fn check_tree(out: &mut Vec<Problem>, inv: &Inventory, repo: &Repository, node: &Node) {
     let name = &repo.name;
     let Some(d) = node.parsed_digest.as_ref() else {
         out.push(Problem::new(
@@ -197,13 +217,19 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
     let link = || layout::layer_link(name, d);
     match node.role {
         Role::Manifest | Role::Child => {
-            if node.role == Role::Child && !node.present {
+            if node.role == Role::Child && (unseen(inv, &data()) || matches!(node.fetch, Fetch::Unmodelled(_))) {
+                // The symlink or unreadable problem says why it is not known.
+            } else if node.role == Role::Child && !node.present {
                 out.push(Problem::new(
                     Code::ChildMissing,
                     data(),
                     format!("child manifest {d} of an index in {name} has no data"),
                 ));
-            } else if node.role == Role::Child && !node.fetch.is_ok() && node.parses != Some(false) {
+            } else if node.role == Role::Child
+                && !node.fetch.is_ok()
+                && node.parses != Some(false)
+                && !unseen(inv, &layout::revision_link(name, d))
+            {
                 let reason = node.fetch.reason().unwrap_or_default();
                 out.push(Problem::new(
                     Code::ChildNotLinked,
@@ -236,7 +262,9 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
                 Role::Config => (Code::ConfigMissing, Code::ConfigNotLinked, "config"),
                 _ => (Code::LayerMissing, Code::LayerNotLinked, "layer"),
             };
-            if !node.present {
+            if unseen(inv, &data()) || (node.linked.is_none() && unseen(inv, &link())) {
+                // Not known: the symlink or unreadable problem says why.
+            } else if !node.present {
                 out.push(Problem::new(
                     missing,
                     data(),
@@ -255,6 +283,6 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
         }
     }
     for c in &node.children {
-        check_tree(out, repo, c);
+        check_tree(out, inv, repo, c);
     }
 }

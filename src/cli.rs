@@ -639,6 +639,10 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
                     "regaudit: interrupted: the report covers only what was verified before Ctrl-C"
                 );
             }
+            let unknown = config.fail_on.unknown(&findings);
+            if !unknown.is_empty() && !findings.interrupted {
+                let _ = writeln!(anstream::stderr(), "regaudit: {INCOMPLETE} ({} not known)", unknown.join(", "));
+            }
             config.fail_on.exit_code(&findings).into()
         }
         Err(Failed(msg)) => {
@@ -694,7 +698,9 @@ fn verify(config: &Config, audit: &mut Audit, digests: &BTreeSet<Digest>) -> boo
 
 fn check_repositories(audit: &Audit, repositories: &[String]) -> Result<(), Failure> {
     let unknown = tags::unknown_repositories(audit, repositories);
-    if unknown.is_empty() {
+    if let Some(why) = unknown.iter().find_map(|r| audit.why_unseen(r)) {
+        Err(Failed(why))
+    } else if unknown.is_empty() {
         Ok(())
     } else {
         Err(Failed(format!("no repository {} in this tree", unknown.join(", "))))
@@ -884,6 +890,9 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
     findings.interrupted |= interrupted;
     Ok(findings)
 }
+
+/// Why a prediction that does not cover everything exits 2.
+const INCOMPLETE: &str = "incomplete: the answer above does not cover what it lists as not modelled";
 
 /// Validates `writes` options before any work is done.
 fn writes_settings(time: &WritesTime) -> Result<writes::Settings, Failure> {

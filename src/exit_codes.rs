@@ -153,6 +153,9 @@ pub struct Findings {
     pub partial: bool,
     /// Hashing was interrupted: the answer covers only part of the tree.
     pub interrupted: bool,
+    /// Conditions the report cannot answer: something it depends on is not
+    /// modelled (a symlink the registry follows, a file that vanished).
+    pub unknown: BTreeSet<Condition>,
 }
 
 impl Findings {
@@ -273,8 +276,13 @@ impl FailOn {
         out
     }
 
+    /// The conditions asked about that the report cannot answer.
+    pub fn unknown(&self, f: &Findings) -> Vec<&'static str> {
+        self.conditions.intersection(&f.unknown).map(|c| c.name()).collect()
+    }
+
     pub fn exit_code(&self, f: &Findings) -> ExitCode {
-        if f.interrupted {
+        if f.interrupted || !self.unknown(f).is_empty() {
             ExitCode::Error
         } else if self.failures(f).is_empty() {
             ExitCode::Success
@@ -287,8 +295,11 @@ impl FailOn {
     pub fn verdict(&self, command: &str, f: &Findings) -> String {
         let failures = self.failures(f);
         let mut line = format!("regaudit {command}: ");
+        let unknown = self.unknown(f);
         if f.interrupted {
             line.push_str("incomplete: interrupted");
+        } else if !unknown.is_empty() {
+            let _ = write!(line, "incomplete: {} not known (not modelled)", unknown.join(", "));
         } else if failures.is_empty() {
             let _ = write!(line, "ok (fails on: {})", self.describe());
         } else {
@@ -316,8 +327,8 @@ impl FailOn {
 }
 
 /// What exit status 2 means, in help texts.
-pub const ERROR_HELP: &str =
-    "could not run (bad arguments, not a registry tree, I/O) or incomplete (hashing interrupted)";
+pub const ERROR_HELP: &str = "could not run (bad arguments, not a registry tree, I/O) or incomplete \
+(hashing interrupted, or an answer depends on what is not modelled, such as a symlink the registry follows)";
 
 /// The exit-status section of a command's `--help` and man page.
 pub fn help(question: &Question) -> String {

@@ -126,6 +126,42 @@ pub struct Inventory {
     /// canonical blob: misplaced, unexpected, symlinks. Sorted in the
     /// registry's walk order.
     pub blob_anomalies: Vec<PathBuf>,
+    /// Every read the walk could not make (a directory it could not list,
+    /// a file it could not open or examine), sorted by path. The models
+    /// need them: what the reader could not see, the registry may meet.
+    pub faults: Vec<ReadFault>,
+    /// Symbolic links inside the layout (relative to the root), sorted. The
+    /// registry follows them; regaudit does not, so what lies behind them
+    /// is not in this inventory.
+    pub symlinks: Vec<String>,
+}
+
+/// A read the walk could not make.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReadFault {
+    /// Relative to the storage root.
+    pub path: String,
+    pub op: FaultOp,
+    /// The OS error as Go prints it (`permission denied`,
+    /// `input/output error`, `file name too long`...).
+    pub error: String,
+    /// For a directory that could not be listed: whether paths below it can
+    /// still be reached (search permission without read permission).
+    pub traversable: bool,
+    /// The entry was listed, then was gone when opened: a tree changing
+    /// under the walk, which no model can follow.
+    pub vanished: bool,
+}
+
+/// What the walk was doing when a read failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultOp {
+    /// Listing a directory (Go: `open <dir>`).
+    List,
+    /// Opening a file to read it (Go: `open <file>`).
+    Read,
+    /// Examining an entry (Go: `stat <path>`).
+    Stat,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,9 +218,80 @@ impl Inventory {
         self.blobs.contains_key(d)
     }
 
+    /// The read fault recorded at exactly `rel`.
+    pub fn fault_at(&self, rel: &str) -> Option<&ReadFault> {
+        let i = self.faults.partition_point(|f| f.path.as_str() < rel);
+        self.faults.get(i).filter(|f| f.path == rel)
+    }
+
+    /// The fault that keeps the registry from reaching `rel` at all: a
+    /// directory above it (or `rel` itself) that cannot be searched, the
+    /// one nearest the root.
+    pub fn unreachable(&self, rel: &str) -> Option<&ReadFault> {
+        let mut end = 0;
+        while end < rel.len() {
+            end = rel[end + 1..].find('/').map_or(rel.len(), |i| end + 1 + i);
+            if let Some(f) = self.fault_at(&rel[..end]) {
+                if f.op == FaultOp::List && !f.traversable {
+                    return Some(f);
+                }
+            }
+        }
+        None
+    }
+
+    /// A symlink at `rel` or at a directory above it.
+    pub fn symlink_above(&self, rel: &str) -> Option<&String> {
+        ancestors(rel)
+            .find_map(|a| self.symlinks.binary_search_by(|s| s.as_str().cmp(a)).ok().map(|i| &self.symlinks[i]))
+    }
+
+    /// A directory above `rel` that could not be listed but can be searched:
+    /// what lies below it was not read, though the registry reaches it.
+    pub fn traversable_above(&self, rel: &str) -> Option<&ReadFault> {
+        ancestors(rel).filter_map(|a| self.fault_at(a)).find(|f| f.op == FaultOp::List && f.traversable)
+    }
+
+    /// Faults at `rel` or below it, in path order.
+    pub fn faults_below<'a>(&'a self, rel: &'a str) -> impl Iterator<Item = &'a ReadFault> + 'a {
+        let i = self.faults.partition_point(|f| f.path.as_str() < rel);
+        self.faults[i..].iter().take_while(move |f| is_at_or_below(&f.path, rel))
+    }
+
+    /// Symlinks at `rel` or below it, or above it (which the registry
+    /// follows on the way to `rel`), in path order.
+    pub fn symlinks_touching<'a>(&'a self, rel: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.symlinks.iter().filter(move |s| is_at_or_below(s, rel) || is_at_or_below(rel, s))
+    }
+
     pub fn tag_count(&self) -> usize {
         self.repositories.iter().map(|r| r.tags.len()).sum()
     }
+}
+
+/// An OS error as Go prints it: Rust's "Permission denied (os error 13)"
+/// is Go's "permission denied" (both come from the C library's table, Go's
+/// in lower case).
+pub fn go_error_text(rust: &str) -> String {
+    let text = match rust.rfind(" (os error ") {
+        Some(i) if rust.ends_with(')') => &rust[..i],
+        _ => rust,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// `rel` and the directories above it, longest first.
+fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(rel), |p| p.rsplit_once('/').map(|(up, _)| up))
+}
+
+/// Whether `path` is `dir` or lies below it (paths relative to the root).
+pub fn is_at_or_below(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 impl Repository {
@@ -236,4 +343,44 @@ pub enum EntryKind {
     /// Not followed by us; the registry follows it.
     Symlink,
     Other,
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+
+    fn fault(path: &str, traversable: bool) -> ReadFault {
+        ReadFault {
+            path: path.into(),
+            op: FaultOp::List,
+            error: "permission denied".into(),
+            traversable,
+            vanished: false,
+        }
+    }
+
+    #[test]
+    fn go_error_text_is_lower_case_without_the_code() {
+        assert_eq!(go_error_text("Permission denied (os error 13)"), "permission denied");
+        assert_eq!(go_error_text("File name too long (os error 36)"), "file name too long");
+        assert_eq!(go_error_text("not a regular file"), "not a regular file");
+    }
+
+    #[test]
+    fn a_fault_above_a_path_is_found_and_siblings_are_not() {
+        let inv = Inventory {
+            faults: vec![fault("a/b", false), fault("a/c", true)],
+            symlinks: vec!["x/y".into()],
+            ..Inventory::default()
+        };
+        assert_eq!(inv.unreachable("a/b/c/link").map(|f| f.path.as_str()), Some("a/b"));
+        assert!(inv.unreachable("a/bb/link").is_none());
+        // Searchable: reachable, but not read.
+        assert!(inv.unreachable("a/c/link").is_none());
+        assert_eq!(inv.traversable_above("a/c/link").map(|f| f.path.as_str()), Some("a/c"));
+        assert_eq!(inv.symlink_above("x/y/z").map(String::as_str), Some("x/y"));
+        assert!(inv.symlink_above("x/yz").is_none());
+        assert_eq!(inv.faults_below("a").count(), 2);
+        assert_eq!(inv.faults_below("a/b").count(), 1);
+    }
 }

@@ -141,6 +141,14 @@ impl Node {
         self.walk().iter().all(|n| n.foreign || (n.fetch.is_ok() && n.cut.is_none()))
     }
 
+    /// Not served only because a GET is not modelled (a symlink the
+    /// registry follows): whether it is served is unknown.
+    pub fn served_unknown(&self) -> bool {
+        let failing: Vec<&Node> =
+            self.walk().into_iter().filter(|n| !n.foreign && (!n.fetch.is_ok() || n.cut.is_some())).collect();
+        !failing.is_empty() && failing.iter().all(|n| n.cut.is_none() && matches!(n.fetch, Fetch::Unmodelled(_)))
+    }
+
     /// Sentences saying why the tree is not served.
     pub fn failures(&self) -> Vec<String> {
         self.walk()
@@ -148,6 +156,9 @@ impl Node {
             .filter(|n| !n.foreign)
             .filter_map(|n| match (&n.cut, n.fetch.reason()) {
                 (Some(cut), _) => Some(cut.describe(&n.digest)),
+                (None, Some(reason)) if matches!(n.fetch, Fetch::Unmodelled(_)) => {
+                    Some(format!("{} GET not modelled: {}", role_name(n.role), reason))
+                }
                 (None, Some(reason)) => {
                     Some(format!("{} GET {}: {}", role_name(n.role), n.fetch.http_status(), reason))
                 }
@@ -329,6 +340,8 @@ pub struct ResolvedTag {
     /// Bytes of the manifest, its children, configs and layers (distinct).
     pub size: u64,
     pub served: bool,
+    /// `served` is false only because a GET is not modelled: unknown.
+    pub served_unknown: bool,
     /// Whether every blob hashes to its digest; null until verified.
     pub intact: Option<bool>,
     /// Why `served` is false.
@@ -357,6 +370,7 @@ impl Resolver<'_> {
             created: None,
             size: 0,
             served: false,
+            served_unknown: false,
             intact: None,
             not_served: Vec::new(),
             history,
@@ -365,7 +379,10 @@ impl Resolver<'_> {
         let d = match self.server.tag(repo, tag) {
             Ok(d) => d,
             Err(f) => {
-                out.not_served.push(format!("tag GET {}: {}", f.http_status(), f.reason().unwrap_or_default()));
+                let status =
+                    if matches!(f, Fetch::Unmodelled(_)) { "not modelled".into() } else { f.http_status().to_string() };
+                out.served_unknown = matches!(f, Fetch::Unmodelled(_));
+                out.not_served.push(format!("tag GET {status}: {}", f.reason().unwrap_or_default()));
                 return out;
             }
         };
@@ -375,6 +392,7 @@ impl Resolver<'_> {
         out.created = self.created(&tree);
         out.size = tree.total_size();
         out.served = tree.served();
+        out.served_unknown = tree.served_unknown();
         out.not_served = tree.failures();
         out.tree = Some(Box::new(tree));
         out

@@ -21,7 +21,9 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 
 use crate::digest::{parse_link, Digest, LINK_READ_LIMIT};
-use crate::inventory::{Blob, EntryKind, Inventory, Link, Repository, Tag, WalkEntry, WalkFacts};
+use crate::inventory::{
+    go_error_text, Blob, EntryKind, FaultOp, Inventory, Link, ReadFault, Repository, Tag, WalkEntry, WalkFacts,
+};
 use crate::layout::{self, BlobPath, RepoPath};
 use crate::problem::{normalize, Code, Problem};
 use crate::sorted_map::SortedMap;
@@ -45,27 +47,42 @@ pub fn configure_threads() {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocateError {
-    #[error("{0}: {1}")]
+    #[error("{}: {}", .0.display(), go_error_text(&.1.to_string()))]
     Io(PathBuf, io::Error),
     #[error(
         "{0} is not a registry storage tree: no docker/registry/v2 directory in it or above it \
          (give the storage root that holds docker/, or docker/registry/v2 itself)"
     )]
     NotARegistry(PathBuf),
+    #[error(
+        "{0} is inside a registry storage tree, not its root: give the storage root {1} \
+         (the directory that holds docker/)"
+    )]
+    InsideTheTree(PathBuf, PathBuf),
 }
 
 /// A located storage root: the directory that holds `docker/registry/v2`.
 #[derive(Clone, Debug)]
 pub struct StorageRoot {
     path: PathBuf,
+    /// The first of `docker`, `docker/registry`, `docker/registry/v2` that is
+    /// a symbolic link (relative to the root): the registry follows it, the
+    /// walk does not.
+    symlinked: Option<String>,
 }
 
 impl StorageRoot {
     /// Accepts the storage root, `docker/registry/v2`, or anything between.
     pub fn locate(arg: &Path) -> Result<StorageRoot, LocateError> {
         let abs = std::fs::canonicalize(arg).map_err(|e| LocateError::Io(arg.to_path_buf(), e))?;
-        if !abs.is_dir() {
-            return Err(LocateError::NotARegistry(arg.to_path_buf()));
+        match std::fs::metadata(&abs) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(LocateError::NotARegistry(arg.to_path_buf())),
+            Err(e) => return Err(LocateError::Io(arg.to_path_buf(), e)),
+        }
+        // A directory we may not read says so, rather than "not a registry".
+        if let Err(e) = open(&abs, OFlags::DIRECTORY) {
+            return Err(LocateError::Io(arg.to_path_buf(), e));
         }
         // The argument may name the root itself or one of the three levels below it.
         let suffixes: [&[&str]; 4] = [&[], &["docker"], &["docker", "registry"], &["docker", "registry", "v2"]];
@@ -78,11 +95,37 @@ impl StorageRoot {
             for _ in suffix {
                 root.pop();
             }
+            match std::fs::metadata(root.join(layout::V2)) {
+                Ok(m) if m.is_dir() => {
+                    let symlinked = ["docker", "docker/registry", layout::V2]
+                        .into_iter()
+                        .find(|rel| std::fs::symlink_metadata(root.join(rel)).is_ok_and(|m| m.is_symlink()))
+                        .map(str::to_string);
+                    return Ok(StorageRoot { path: root, symlinked });
+                }
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(LocateError::Io(root.join(layout::V2), e));
+                }
+                _ => {}
+            }
+        }
+        // Somewhere below docker/registry/v2: name the root instead.
+        let parts: Vec<&OsStr> = abs.iter().collect();
+        let inside =
+            parts.windows(3).rposition(|w| w == [OsStr::new("docker"), OsStr::new("registry"), OsStr::new("v2")]);
+        if let Some(i) = inside {
+            let root: PathBuf = parts[..i].iter().collect();
             if root.join(layout::V2).is_dir() {
-                return Ok(StorageRoot { path: root });
+                return Err(LocateError::InsideTheTree(arg.to_path_buf(), root));
             }
         }
         Err(LocateError::NotARegistry(arg.to_path_buf()))
+    }
+
+    /// The first symlink among `docker`, `docker/registry` and
+    /// `docker/registry/v2` (relative to the root), if any.
+    pub fn symlinked_layout(&self) -> Option<&str> {
+        self.symlinked.as_deref()
     }
 
     pub fn path(&self) -> &Path {
@@ -113,6 +156,10 @@ impl StorageRoot {
         let v2 = self.path.join(layout::V2);
         let repos = v2.join("repositories");
         let blobs = v2.join("blobs");
+        if self.symlinked.is_some() {
+            // Nothing below a symlink is walked; the models say so.
+            return WalkFacts::default();
+        }
         let mut facts =
             WalkFacts { repositories_dir: is_real_dir(&repos), blobs_dir: is_real_dir(&blobs), ..WalkFacts::default() };
         if facts.repositories_dir {
@@ -179,12 +226,21 @@ impl StorageRoot {
             leaves,
             problems: Mutex::default(),
             blob_anomalies: Mutex::default(),
+            faults: Mutex::default(),
+            symlinks: Mutex::default(),
             files: AtomicU64::new(0),
         };
         let v2 = self.path.join(layout::V2);
         let mut blobs_dir = None;
         let mut repos_dir = None;
-        for entry in walker.list(None, &v2) {
+        let top = match &self.symlinked {
+            Some(rel) => {
+                walker.unexpected(&self.path.join(rel), Kind::Symlink, "");
+                Vec::new()
+            }
+            None => walker.list(None, &v2),
+        };
+        for entry in top {
             match (entry.name.as_bytes(), entry.kind) {
                 (b"blobs", Kind::Dir) => blobs_dir = Some(v2.join("blobs")),
                 (b"repositories", Kind::Dir) => repos_dir = Some(v2.join("repositories")),
@@ -201,16 +257,18 @@ impl StorageRoot {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => {
-                walker.problem(
-                    Code::Unreadable,
-                    &self.path.join("scheduler-state.json"),
-                    format!("cannot be read: {e}"),
-                );
+                walker.fault(&self.path.join("scheduler-state.json"), FaultOp::Read, &e, "cannot be read");
                 None
             }
         };
         let mut problems = walker.problems.into_inner().unwrap_or_else(|p| p.into_inner());
         normalize(&mut problems);
+        let mut faults = walker.faults.into_inner().unwrap_or_else(|p| p.into_inner());
+        faults.sort();
+        faults.dedup_by(|a, b| a.path == b.path);
+        let mut symlinks = walker.symlinks.into_inner().unwrap_or_else(|p| p.into_inner());
+        symlinks.sort();
+        symlinks.dedup();
         Inventory {
             root: self.path.clone(),
             blobs,
@@ -223,6 +281,8 @@ impl StorageRoot {
                 a.sort_by(|x, y| x.components().cmp(y.components()));
                 a
             },
+            faults,
+            symlinks,
         }
     }
 }
@@ -535,6 +595,8 @@ struct Walker<'a> {
     leaves: Leaves,
     problems: Mutex<Vec<Problem>>,
     blob_anomalies: Mutex<Vec<PathBuf>>,
+    faults: Mutex<Vec<ReadFault>>,
+    symlinks: Mutex<Vec<String>>,
     files: AtomicU64,
 }
 
@@ -555,8 +617,39 @@ impl Walker<'_> {
                 self.blob_anomalies.lock().unwrap_or_else(|e| e.into_inner()).push(rel.to_path_buf());
             }
         }
+        if code == Symlink {
+            self.symlinks.lock().unwrap_or_else(|e| e.into_inner()).push(self.rel(path));
+        }
         let p = Problem::new(code, self.rel(path), message);
         self.problems.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+    }
+
+    /// Whether `rel` was met as a symlink or a failed read (so its absence
+    /// from the inventory means nothing).
+    fn was_unseen(&self, rel: &str) -> bool {
+        let symlinks = self.symlinks.lock().unwrap_or_else(|e| e.into_inner());
+        let faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        symlinks.iter().any(|s| s == rel) || faults.iter().any(|f| f.path == rel)
+    }
+
+    /// A read that failed: an `unreadable` problem, and (for OS errors) a
+    /// [`ReadFault`] the models weigh.
+    fn fault(&self, path: &Path, op: FaultOp, e: &io::Error, what: &str) {
+        self.problem(Code::Unreadable, path, format!("{what}: {e}"));
+        if e.raw_os_error().is_none() {
+            return;
+        }
+        // Search permission without read permission still lets the
+        // registry reach what lies below.
+        let traversable = op == FaultOp::List && std::fs::symlink_metadata(path.join(".")).is_ok();
+        let fault = ReadFault {
+            path: self.rel(path),
+            op,
+            error: go_error_text(&e.to_string()),
+            traversable,
+            vanished: e.kind() == io::ErrorKind::NotFound,
+        };
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).push(fault);
     }
 
     fn unexpected(&self, path: &Path, kind: Kind, why: &str) {
@@ -583,7 +676,7 @@ impl Walker<'_> {
         match listed {
             Ok(entries) => entries,
             Err(e) => {
-                self.problem(Code::Unreadable, path, format!("directory cannot be listed: {e}"));
+                self.fault(path, FaultOp::List, &e, "directory cannot be listed");
                 Vec::new()
             }
         }
@@ -643,7 +736,7 @@ impl Walker<'_> {
     fn walk_subtree(&self, dir: &Path, parts: &[&str], visit: &mut dyn FnMut(At, &[&str], bool) -> bool) {
         match open(dir, OFlags::DIRECTORY) {
             Ok(fd) => self.walk_open(fd.as_fd(), &mut dir.to_path_buf(), parts, visit),
-            Err(e) => self.problem(Code::Unreadable, dir, format!("directory cannot be listed: {e}")),
+            Err(e) => self.fault(dir, FaultOp::List, &e, "directory cannot be listed"),
         }
     }
 
@@ -674,7 +767,7 @@ impl Walker<'_> {
                         self.walk_open(child.as_fd(), dir, &view, visit);
                         dir.pop();
                     }
-                    Err(e) => self.problem(Code::Unreadable, &at.path(), format!("directory cannot be listed: {e}")),
+                    Err(e) => self.fault(&at.path(), FaultOp::List, &e, "directory cannot be listed"),
                 }
             }
         }
@@ -724,7 +817,7 @@ impl Walker<'_> {
                             Ok(size) => {
                                 found.insert(digest, Blob { size });
                             }
-                            Err(e) => self.problem(Code::Unreadable, &at.path(), format!("cannot be examined: {e}")),
+                            Err(e) => self.fault(&at.path(), FaultOp::Stat, &e, "cannot be examined"),
                         }
                         false
                     }
@@ -735,7 +828,7 @@ impl Walker<'_> {
                     }
                 });
                 for digest in blob_dirs {
-                    if !found.contains_key(&digest) {
+                    if !found.contains_key(&digest) && !self.was_unseen(&layout::blob_data(&digest)) {
                         self.problem(
                             Code::BlobWithoutData,
                             &self.root.join(layout::blob_dir(&digest)),
@@ -832,7 +925,23 @@ impl Walker<'_> {
             // Unlisted: a link that is not there is simply not recorded.
             Err(e) if !at.listed && e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => {
-                self.problem(Code::Unreadable, &at.path(), format!("link cannot be read: {e}"));
+                // Opened without listing its directory: when that directory
+                // is what cannot be read, the fault is the directory's.
+                let path = at.path();
+                // Opened without listing: a symlink shows as ELOOP here.
+                if !at.listed && e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                    self.unexpected(&path, Kind::Symlink, "");
+                    return None;
+                }
+                if !at.listed {
+                    if let Some(dir) = path.parent() {
+                        if let Err(list_error) = list_dir(dir) {
+                            self.fault(dir, FaultOp::List, &list_error, "directory cannot be listed");
+                            return None;
+                        }
+                    }
+                }
+                self.fault(&path, FaultOp::Read, &e, "link cannot be read");
                 None
             }
         }
@@ -889,7 +998,7 @@ impl Walker<'_> {
             RepoPath::UploadData(uuid) => {
                 match at.size() {
                     Ok(size) => repo.uploads.entry(uuid.to_string()).or_default().data_size = Some(size),
-                    Err(e) => self.problem(Code::Unreadable, &at.path(), format!("cannot be examined: {e}")),
+                    Err(e) => self.fault(&at.path(), FaultOp::Stat, &e, "cannot be examined"),
                 }
                 false
             }
@@ -900,7 +1009,7 @@ impl Walker<'_> {
                         repo.uploads.entry(uuid.to_string()).or_default().started_at =
                             Some(String::from_utf8_lossy(bytes).into_owned())
                     }
-                    Err(e) => self.problem(Code::Unreadable, &at.path(), format!("cannot be read: {e}")),
+                    Err(e) => self.fault(&at.path(), FaultOp::Read, &e, "cannot be read"),
                 }
                 false
             }

@@ -372,7 +372,7 @@ fn every_command_is_read_only_on_a_read_only_mount_under_strace() {
         let read = |ext: &str| std::fs::read_to_string(logs.path().join(format!("{i}.{ext}"))).unwrap_or_default();
         let rc: i32 = read("rc").trim().parse().unwrap_or(-1);
         let what = cmd.join(" ");
-        if !(0..=1).contains(&rc) {
+        if !(0..=1).contains(&rc) && !incomplete(rc, &read("err")) {
             failures.push(format!("`{what}` exited {rc}: {}", read("err")));
         }
         let mut opens = 0;
@@ -418,7 +418,8 @@ fn every_command_leaves_atimes_as_found_on_a_writable_tree() {
     for cmd in commands(&a, &b, &dest) {
         let out = Command::new(BIN).args(&cmd).env("NO_COLOR", "1").output().unwrap();
         let rc = out.status.code().unwrap_or(-1);
-        assert!((0..=1).contains(&rc), "`{}` exited {rc}: {}", cmd.join(" "), String::from_utf8_lossy(&out.stderr));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!((0..=1).contains(&rc) || incomplete(rc, &err), "`{}` exited {rc}: {err}", cmd.join(" "));
     }
     assert_unchanged(&before, &snapshot(evidence.path()));
 }
@@ -452,4 +453,10 @@ fn the_strace_parser_sees_what_it_must() {
     for (got, want) in v.iter().zip(expected) {
         assert!(got.starts_with(want), "{got} should start with {want}");
     }
+}
+
+/// The planted symlinks are followed by the real registry: predictions they
+/// affect (gc, writes) say they are incomplete and exit 2 (issue 12).
+fn incomplete(rc: i32, stderr: &str) -> bool {
+    rc == 2 && stderr.contains("incomplete: the answer above does not cover")
 }

@@ -26,6 +26,8 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
     ("diff", "tag_history.added[]"),
     ("diff", "tag_history.removed[]"),
     ("writes", "proxy.error"),
+    // Needs an abort and a symlink or read fault together (tests/read_faults.rs makes those).
+    ("gc", "would_delete_when_fixed.unmodelled[]"),
     ("node", "cut"),
     ("node", "foreign"),
 ];
@@ -171,7 +173,8 @@ fn json(args: &[String]) -> Option<Value> {
     all.extend(["--format", "json"]);
     let run = regaudit(&all);
     if run.code == 2 {
-        return None;
+        // An incomplete prediction (issue 12) still prints its report.
+        return serde_json::from_str(&run.stdout).ok();
     }
     Some(serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{all:?}: {e}\n{}", run.stdout)))
 }

@@ -27,7 +27,10 @@ fn predict(tree: &str) -> serde_json::Value {
 
 fn predict_at(root: &Path) -> serde_json::Value {
     let (code, v) = common::json(&["writes", root.to_str().unwrap(), "--now", NOW]);
-    assert!(code == 0 || code == 1, "{}: exit {code}", root.display());
+    // Exit 2 with the report: a symlink the registry follows makes it incomplete
+    // (issue 12); the operations it lists are still checked.
+    let incomplete = code == 2 && v["summary"]["incomplete"] == true;
+    assert!(code == 0 || code == 1 || incomplete, "{}: exit {code}", root.display());
     v
 }
 

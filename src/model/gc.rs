@@ -16,7 +16,9 @@ use serde::Serialize;
 use super::Target;
 use crate::contents::Contents;
 use crate::digest::{Digest, LinkError};
-use crate::inventory::{Blob, EntryKind, Inventory, LinkRef, Repository, WalkFacts};
+use crate::inventory::{
+    is_at_or_below, Blob, EntryKind, FaultOp, Inventory, LinkRef, ReadFault, Repository, WalkFacts,
+};
 use crate::layout;
 use crate::manifest::{Descriptor, Manifest, ManifestKind};
 use crate::sorted_map::SortedMap;
@@ -201,12 +203,30 @@ fn simulate(inv: &Inventory, contents: &Contents, walk: &WalkFacts, opts: GcOpti
         marks: Marks::new(&inv.blobs),
         to_delete: Vec::new(),
         layer_deletes: Vec::new(),
+        unread_layer_links: Vec::new(),
+        unseen_layer_links: Vec::new(),
     };
+    if sim.layout_behind_symlink() {
+        return sim.out;
+    }
+    sim.symlinks_met();
     if let Err(abort) = sim.run() {
         sim.out.abort = Some(abort);
     }
     sim.hazards();
+    sim.out.unmodelled.sort();
+    sim.out.unmodelled.dedup();
+    // The tag lookup runs per manifest: a cause assumed fixed is listed once.
+    let mut seen = HashSet::new();
+    sim.out.fixes.retain(|f| seen.insert((f.cause.path.clone(), f.cause.message.clone())));
     sim.out
+}
+
+/// One step of the catalog walk: a repository handed to marking, or a
+/// directory the walk fails to list (the run aborts there).
+enum WalkStep {
+    Repository(String),
+    Fault(ReadFault),
 }
 
 /// A manifest queued for deletion: `ManifestDel{Name, Digest, Tags}`.
@@ -227,6 +247,11 @@ struct Sim<'a> {
     marks: Marks<'a>,
     to_delete: Vec<Queued>,
     layer_deletes: Vec<(String, Digest)>,
+    /// 2.8: faults under `_layers`, which the run never reads; only the
+    /// hazards of deleted blobs would need what they hold.
+    unread_layer_links: Vec<ReadFault>,
+    /// 2.8: symlinks under `_layers`, likewise.
+    unseen_layer_links: Vec<String>,
 }
 
 type Step<T> = Result<T, Abort>;
@@ -362,17 +387,154 @@ impl<'a> Sim<'a> {
         self.delete_layer_links(&layer_deletes)
     }
 
+    // ----- what the tree reader could not see -----
+
+    /// The absolute path, as Go's errors print it.
+    fn abs(&self, rel: &str) -> String {
+        self.inv.root.join(rel).display().to_string()
+    }
+
+    /// `docker/`, `registry/`, `v2/`, `repositories/` or `blobs/` is a
+    /// symbolic link: the real run walks what it points at, which was not
+    /// read, so nothing can be predicted.
+    fn layout_behind_symlink(&mut self) -> bool {
+        let top = [format!("{}/repositories", layout::V2), format!("{}/blobs", layout::V2)];
+        let found: Vec<String> =
+            self.inv.symlinks.iter().filter(|s| top.iter().any(|t| is_at_or_below(t, s))).cloned().collect();
+        for s in &found {
+            self.out.unmodelled.push(format!(
+                "{s}: a symbolic link, which the real run follows; nothing behind it was read, so this prediction covers nothing"
+            ));
+        }
+        !found.is_empty()
+    }
+
+    /// Symlinks the real run follows inside what it reads: repository data
+    /// (not uploads, which it never reads) and directories under `blobs/`.
+    /// Symlinked `data` files are modelled (the blob walk lists them) until a
+    /// manifest must be read through one. Catalog-level ones are reported by
+    /// the walk itself.
+    fn symlinks_met(&mut self) {
+        let repos = format!("{}/repositories/", layout::V2);
+        let blobs = format!("{}/blobs/", layout::V2);
+        let mut notes = Vec::new();
+        for s in &self.inv.symlinks {
+            if let Some(rest) = s.strip_prefix(&repos) {
+                let parts: Vec<&str> = rest.split('/').collect();
+                let Some(i) = parts.iter().position(|p| p.starts_with('_')) else { continue };
+                if parts[i] == "_uploads"
+                    || i + 1 == parts.len() && self.walk.catalog_dirs.contains_key(&parts[..i].join("/"))
+                {
+                    continue;
+                }
+                // Tags are read only by --delete-untagged.
+                if parts[i] == "_manifests" && parts.get(i + 1) == Some(&"tags") && !self.opts.delete_untagged {
+                    continue;
+                }
+                let note = format!("{s}: a symbolic link, which the real run follows (not modelled)");
+                if parts[i] == "_layers" && self.v2 {
+                    // 2.8 never reads `_layers`; only the hazards would.
+                    self.unseen_layer_links.push(note);
+                    continue;
+                }
+                notes.push(note);
+            } else if let Some(rest) = s.strip_prefix(&blobs) {
+                if !rest.ends_with("/data") {
+                    notes.push(format!(
+                        "{s}: a symbolic link, which the real run's blob walk follows; the blobs behind it are not known"
+                    ));
+                }
+            }
+        }
+        self.out.unmodelled.extend(notes);
+    }
+
+    /// A symlink at or above `rel` that the registry would follow to read it.
+    fn symlink_on_the_way(&self, rel: &str) -> Option<String> {
+        self.inv.symlinks.iter().find(|s| is_at_or_below(rel, s)).cloned()
+    }
+
+    /// A read the real run makes and we could not: strict, the abort with
+    /// Go's message; lenient, the fault assumed gone, with what lies behind
+    /// it unknown. A file that vanished under the walk is not modelled.
+    fn read_fault(&mut self, stage: Stage, f: &ReadFault, message: String) -> Step<()> {
+        if f.vanished {
+            self.out
+                .unmodelled
+                .push(format!("{}: vanished between listing and reading; the tree changed under the walk", f.path));
+            return Ok(());
+        }
+        let what = match f.op {
+            FaultOp::List => "cannot be listed",
+            FaultOp::Read => "cannot be read",
+            FaultOp::Stat => "cannot be examined",
+        };
+        let cause = abort(stage, format!("{} {what}: {}", f.path, f.error), f.path.clone(), message);
+        if self.lenient {
+            self.out.unmodelled.push(format!(
+                "{}: assumed readable once fixed, but what it holds was never read; the answer once fixed leaves it out",
+                f.path
+            ));
+        }
+        self.fail(cause, "it is made readable by the user running garbage-collect")
+    }
+
+    /// Raises, in path order, every fault of `faults` at or before `upto`.
+    fn faults_before(
+        &mut self,
+        faults: &mut std::iter::Peekable<std::vec::IntoIter<ReadFault>>,
+        upto: Option<&str>,
+        message: &dyn Fn(&Self, &ReadFault) -> String,
+    ) -> Step<()> {
+        while let Some(f) = faults.next_if(|f| upto.is_none_or(|u| f.path.as_str() <= u)) {
+            let m = message(self, &f);
+            self.read_fault(Stage::Mark, &f, m)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the blob data `d` can be stat'ed by the registry; when not,
+    /// the abort (`stat <data>` fails) or an unmodelled symlink.
+    fn stat_blob(&mut self, d: &Digest) -> Step<()> {
+        if self.inv.has_blob(d) {
+            return Ok(());
+        }
+        let data = layout::blob_data(d);
+        if let Some(s) = self.symlink_on_the_way(&data) {
+            self.out.unmodelled.push(format!(
+                "{s}: a symbolic link the real run follows to reach blob {d}; whether it exists is not known"
+            ));
+            return Ok(());
+        }
+        let fault = self.inv.unreachable(&data).or_else(|| self.inv.fault_at(&data).filter(|f| f.op == FaultOp::Stat));
+        if let Some(f) = fault.cloned() {
+            let message = format!(
+                "failed to garbage collect: failed to mark: filesystem: filesystem: filesystem: stat {}: {}",
+                self.abs(&data),
+                f.error
+            );
+            self.read_fault(Stage::Mark, &f, message)?;
+        }
+        Ok(())
+    }
+
     // ----- the repository walk -----
 
-    /// The catalog walk: repositories in the order the registry visits them.
-    fn walk_repositories(&mut self) -> Vec<String> {
+    /// The catalog walk: repositories in the order the registry visits them,
+    /// and where listing fails.
+    fn walk_repositories(&mut self) -> Vec<WalkStep> {
         let marker = if self.v2 { "_layers" } else { "_manifests" };
         let mut repos = Vec::new();
         self.walk_dir("", marker, &mut repos);
         repos
     }
 
-    fn walk_dir(&mut self, rel: &str, marker: &str, repos: &mut Vec<String>) {
+    fn walk_dir(&mut self, rel: &str, marker: &str, repos: &mut Vec<WalkStep>) {
+        let dir = if rel.is_empty() { format!("{}/repositories", layout::V2) } else { layout::repo_dir(rel) };
+        if let Some(f) = self.inv.fault_at(&dir).filter(|f| f.op == FaultOp::List) {
+            repos.push(WalkStep::Fault(f.clone()));
+            return;
+        }
         let Some(entries) = self.walk.catalog_dirs.get(rel) else { return };
         let join = |name: &str| if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
         for (i, e) in entries.iter().enumerate() {
@@ -388,7 +550,7 @@ impl<'a> Sim<'a> {
             if e.name == marker || e.name.starts_with('_') {
                 if e.name == marker {
                     // `repositories/_layers` itself names a repository "_layers".
-                    repos.push(if rel.is_empty() { e.name.clone() } else { rel.to_string() });
+                    repos.push(WalkStep::Repository(if rel.is_empty() { e.name.clone() } else { rel.to_string() }));
                 }
                 if !is_dir && self.v2 {
                     // 2.8's walk stops listing this directory at a skipped *file*.
@@ -444,13 +606,65 @@ impl<'a> Sim<'a> {
                 "repositories/ is created empty",
             )?;
         }
-        let repos = self.walk_repositories();
-        for name in repos {
-            self.out.repositories.push(name.clone());
-            log!(self, "{name}");
-            self.mark_repository(&name)?;
+        for step in self.walk_repositories() {
+            match step {
+                WalkStep::Repository(name) => {
+                    self.out.repositories.push(name.clone());
+                    log!(self, "{name}");
+                    self.mark_repository(&name)?;
+                }
+                WalkStep::Fault(f) => {
+                    // registry/storage/catalog.go: the walk's List fails.
+                    let message = format!(
+                        "failed to garbage collect: failed to mark: filesystem: {} {}: {}",
+                        walk_op(&f),
+                        self.abs(&f.path),
+                        f.error
+                    );
+                    self.read_fault(Stage::Mark, &f, message)?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The faults a repository's marking meets in `_manifests/revisions`
+    /// (the manifest enumeration walks it), in path order; Ok(None) when
+    /// what it holds cannot be known.
+    fn revision_faults(&mut self, name: &str) -> Step<Vec<ReadFault>> {
+        let manifests = format!("{}/_manifests", layout::repo_dir(name));
+        let revisions = format!("{manifests}/revisions");
+        if let Some(f) = self.inv.fault_at(&manifests).filter(|f| f.op == FaultOp::List).cloned() {
+            if f.traversable {
+                self.out.unmodelled.push(format!(
+                    "{manifests}: cannot be listed ({}), but the real run can still reach revisions/ below it, which was not read",
+                    f.error
+                ));
+            } else {
+                // linkedblobstore.go Enumerate: the walk opens revisions/ itself.
+                let message = format!(
+                    "failed to garbage collect: failed to mark: filesystem: filesystem: open {}: {}",
+                    self.abs(&revisions),
+                    f.error
+                );
+                self.read_fault(Stage::Mark, &f, message)?;
+            }
+        }
+        Ok(self.inv.faults_below(&revisions).cloned().collect())
+    }
+
+    /// Go's message for a fault met while walking revisions or `_layers`.
+    fn walk_fault_message(&self, f: &ReadFault) -> String {
+        let (extra, op) = match f.op {
+            FaultOp::List => ("", walk_op(f)),
+            FaultOp::Read => ("filesystem: ", "open"),
+            FaultOp::Stat => ("filesystem: ", "stat"),
+        };
+        format!(
+            "failed to garbage collect: failed to mark: filesystem: filesystem: {extra}{op} {}: {}",
+            self.abs(&f.path),
+            f.error
+        )
     }
 
     fn mark_repository(&mut self, name: &str) -> Step<()> {
@@ -472,17 +686,22 @@ impl<'a> Sim<'a> {
             return Ok(());
         }
         let inv = self.inv;
+        let mut faults = self.revision_faults(name)?.into_iter().peekable();
         let Some(repo) = inv.repository(name) else {
             // A marker without any repository data: nothing to enumerate.
+            self.faults_before(&mut faults, None, &Self::walk_fault_message)?;
             return self.layer_link_check(name, None);
         };
         for (path_digest, link) in &repo.revisions {
+            let path = layout::revision_link(name, path_digest);
+            self.faults_before(&mut faults, Some(&path), &Self::walk_fault_message)?;
             self.revision_link(repo, link, path_digest, &|| layout::revision_link(name, path_digest))?;
             // 2.8/3 enumerate every `link` below the revision, signatures too.
             for (rev, sig) in repo.signature_links.iter().filter(|(r, _)| r == path_digest) {
                 self.revision_link(repo, Ok(sig), sig, &|| layout::signature_link(name, rev, sig))?;
             }
         }
+        self.faults_before(&mut faults, None, &Self::walk_fault_message)?;
         self.layer_link_check(name, Some(repo))
     }
 
@@ -522,7 +741,10 @@ impl<'a> Sim<'a> {
             let link = if revision { repo.revisions.get(d) } else { repo.layer_links.get(d) };
             match link {
                 None => continue,
-                Some(Ok(t)) => return Ok(self.inv.has_blob(t).then(|| t.clone())),
+                Some(Ok(t)) => {
+                    self.stat_blob(t)?;
+                    return Ok(self.inv.has_blob(t).then(|| t.clone()));
+                }
                 Some(Err(e)) => {
                     let path =
                         if revision { layout::revision_link(&repo.name, d) } else { layout::layer_link(&repo.name, d) };
@@ -537,6 +759,30 @@ impl<'a> Sim<'a> {
     /// `Tags.Lookup`: the tags whose `current` names `d`.
     fn lookup(&mut self, repo: &Repository, d: &Digest) -> Step<Vec<String>> {
         let mut found = Vec::new();
+        // tagstore.go Lookup: lists tags/, then reads each tag's current/link.
+        let prefix = format!(
+            "failed to garbage collect: failed to mark: filesystem: filesystem: failed to retrieve tags for digest {d}: filesystem: open"
+        );
+        let tags_dir = format!("{}/_manifests/tags", layout::repo_dir(&repo.name));
+        if let Some(f) = self.inv.unreachable(&tags_dir).or_else(|| self.inv.fault_at(&tags_dir)).cloned() {
+            let message = format!("{prefix} {}: {}", self.abs(&tags_dir), f.error);
+            self.read_fault(Stage::Mark, &f, message)?;
+        }
+        for tag in repo.tags.keys() {
+            let link = layout::tag_current_link(&repo.name, tag);
+            let fault = self.inv.unreachable(&link).or_else(|| self.inv.fault_at(&link)).cloned();
+            if let Some(f) = fault {
+                if f.op == FaultOp::List && f.traversable {
+                    self.out.unmodelled.push(format!(
+                        "{}: cannot be listed ({}), but the real run reads {link} through it, which was not read",
+                        f.path, f.error
+                    ));
+                    continue;
+                }
+                let message = format!("{prefix} {}: {}", self.abs(&link), f.error);
+                self.read_fault(Stage::Mark, &f, message)?;
+            }
+        }
         let files = self.walk.tags_dirs.get(&repo.name).cloned().unwrap_or_default();
         if let Some(file) = files.first() {
             let path = format!("{}/current/link", layout::tag_dir(&repo.name, file));
@@ -681,6 +927,12 @@ impl<'a> Sim<'a> {
                 format!("{prefix}: unrecognized manifest schema version 1"),
             )),
             Some(Ok(m)) => Ok(m),
+            Some(Err(crate::manifest::ManifestError::Unreadable(e))) => Err(abort(
+                Stage::Mark,
+                format!("manifest {d}'s data cannot be read: {}", crate::inventory::go_error_text(e)),
+                path.clone(),
+                format!("{prefix}: filesystem: open {}: {}", self.abs(&path), crate::inventory::go_error_text(e)),
+            )),
             Some(Err(e)) => {
                 let go = match e {
                     crate::manifest::ManifestError::UnknownMediaType(t) => {
@@ -705,9 +957,14 @@ impl<'a> Sim<'a> {
     /// v3 only: after marking a repository, queue its `_layers` links whose
     /// blob is not marked *yet*.
     fn layer_link_check(&mut self, name: &str, repo: Option<&Repository>) -> Step<()> {
+        let layers = format!("{}/_layers", layout::repo_dir(name));
+        let faults: Vec<ReadFault> = self.inv.faults_below(&layers).cloned().collect();
         if self.v2 {
+            // 2.8's run never reads `_layers`; only our hazards would.
+            self.unread_layer_links.extend(faults);
             return Ok(());
         }
+        let mut faults = faults.into_iter().peekable();
         if !repo.is_some_and(|r| r.has_layers_dir) {
             let path = format!("{}/_layers", layout::repo_dir(name));
             let message = format!(
@@ -720,6 +977,8 @@ impl<'a> Sim<'a> {
         }
         let Some(repo) = repo else { return Ok(()) };
         for (path_digest, link) in &repo.layer_links {
+            let path = layout::layer_link(name, path_digest);
+            self.faults_before(&mut faults, Some(&path), &Self::walk_fault_message)?;
             let content = match link {
                 Ok(d) => d.clone(),
                 Err(e) => {
@@ -733,7 +992,10 @@ impl<'a> Sim<'a> {
                 }
             };
             let linked = match repo.layer_links.get(&content) {
-                Some(Ok(t)) => self.inv.has_blob(t),
+                Some(Ok(t)) => {
+                    self.stat_blob(t)?;
+                    self.inv.has_blob(t)
+                }
                 Some(Err(_)) if &content != path_digest => {
                     let message =
                         "failed to garbage collect: failed to mark: invalid checksum digest format".to_string();
@@ -751,7 +1013,7 @@ impl<'a> Sim<'a> {
                 self.layer_deletes.push((name.to_string(), content));
             }
         }
-        Ok(())
+        self.faults_before(&mut faults, None, &Self::walk_fault_message)
     }
 
     /// v3: queued manifests that ended up marked (by any repository) stay.
@@ -776,8 +1038,14 @@ impl<'a> Sim<'a> {
             let repo = self.inv.repository(&q.repository);
             let mut tags = Vec::new();
             for t in &q.all_tags {
-                let has_entry = repo.and_then(|r| r.tags.get(t)).is_some_and(|tag| tag.index.contains_key(&q.digest));
                 let dir = layout::tag_index_dir(&q.repository, t, &q.digest);
+                // vacuum.go RemoveManifest: stat the tag's index entry, then delete it.
+                if let Err(a) = self.sweep_fault(&q.digest, &dir) {
+                    result = Err(a);
+                    break;
+                }
+                let has_entry = repo.and_then(|r| r.tags.get(t)).is_some_and(|tag| tag.index.contains_key(&q.digest))
+                    || self.inv.faults_below(&dir).next().is_some();
                 if has_entry && removed.insert(dir.clone()) {
                     self.out.removed_dirs.push(dir);
                     tags.push(t.clone());
@@ -822,6 +1090,34 @@ impl<'a> Sim<'a> {
         result
     }
 
+    /// Faults met removing a tag's index entry `dir` for manifest `d`.
+    fn sweep_fault(&mut self, d: &Digest, dir: &str) -> Step<()> {
+        let prefix = format!("failed to garbage collect: failed to delete manifest {d}: filesystem:");
+        if let Some(f) = self.inv.unreachable(dir).filter(|f| f.path != dir).cloned() {
+            let message = format!("{prefix} stat {}: {}", self.abs(dir), f.error);
+            return self.sweep_read_fault(&f, message);
+        }
+        let above = std::path::Path::new(dir).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Some(f) = self.inv.fault_at(&above).filter(|f| f.op == FaultOp::List && f.traversable).cloned() {
+            self.out.unmodelled.push(format!(
+                "{}: cannot be listed ({}); whether {dir} exists, which the real run removes, is not known",
+                f.path, f.error
+            ));
+            return Ok(());
+        }
+        // os.RemoveAll opens every directory it empties.
+        let listed: Vec<ReadFault> = self.inv.faults_below(dir).filter(|f| f.op == FaultOp::List).cloned().collect();
+        if let Some(f) = listed.first() {
+            let message = format!("{prefix} openfdat {}: {}", self.abs(&f.path), f.error);
+            return self.sweep_read_fault(f, message);
+        }
+        Ok(())
+    }
+
+    fn sweep_read_fault(&mut self, f: &ReadFault, message: String) -> Step<()> {
+        self.read_fault(Stage::DeleteManifests, f, message)
+    }
+
     fn describe(&self, d: &Digest) -> (Option<ManifestKind>, Option<u64>, Option<String>) {
         let m = self.contents.manifest(d).and_then(|m| m.as_ref().ok());
         (m.map(|m| m.kind), self.inv.blob_size(d), m.and_then(|m| m.subject()).map(Descriptor::digest_text))
@@ -846,8 +1142,36 @@ impl<'a> Sim<'a> {
                 set.insert(d.to_string(), Some(d.clone()));
             }
         }
+        // blobstore.go Enumerate: one walk of blobs/; a directory it cannot
+        // list stops it, in path order among the stray data files.
+        let blobs = format!("{}/blobs", layout::V2);
+        let mut faults: Vec<ReadFault> = Vec::new();
+        for f in self.inv.faults_below(&blobs) {
+            match f.op {
+                FaultOp::List => faults.push(f.clone()),
+                // The walk only lists and stats; a failed stat of a data
+                // file is an error we have not seen the registry make.
+                FaultOp::Stat | FaultOp::Read => self.out.unmodelled.push(format!(
+                    "{}: cannot be examined ({}); what the real run's blob walk does there is not known",
+                    f.path, f.error
+                )),
+            }
+        }
+        let mut faults = faults.into_iter().peekable();
+        let message = |sim: &Self, f: &ReadFault| {
+            format!(
+                "failed to garbage collect: error enumerating blobs: filesystem: {} {}: {}",
+                walk_op(f),
+                sim.abs(&f.path),
+                f.error
+            )
+        };
         for rel in &self.walk.stray_blob_data.clone() {
             let path = format!("{}/blobs/{rel}", layout::V2);
+            while let Some(f) = faults.next_if(|f| f.path <= path) {
+                let m = message(self, &f);
+                self.read_fault(Stage::EnumerateBlobs, &f, m)?;
+            }
             match digest_from_path(rel) {
                 PathDigest::Valid(s) => {
                     if !self.marks.contains_text(&s) {
@@ -879,6 +1203,10 @@ impl<'a> Sim<'a> {
                     self.fail(cause, "the stray data file is moved away")?;
                 }
             }
+        }
+        for f in faults {
+            let m = message(self, &f);
+            self.read_fault(Stage::EnumerateBlobs, &f, m)?;
         }
         Ok(set)
     }
@@ -935,6 +1263,18 @@ impl<'a> Sim<'a> {
 
     fn hazards(&mut self) {
         let inv = self.inv;
+        if !self.out.blobs.is_empty() {
+            let notes = std::mem::take(&mut self.unseen_layer_links);
+            self.out
+                .unmodelled
+                .extend(notes.into_iter().map(|n| format!("{n}: the hazards of the deleted blobs may miss it")));
+            for f in std::mem::take(&mut self.unread_layer_links) {
+                self.out.unmodelled.push(format!(
+                    "{}: cannot be read ({}); the real run does not read it, but the hazards of the deleted blobs may miss the links it holds",
+                    f.path, f.error
+                ));
+            }
+        }
         // Only blobs whose path spells a valid digest can be referenced.
         let deleted_blobs: HashSet<Digest> =
             self.out.blobs.iter().filter_map(|b| Digest::parse(&b.digest).ok()).collect();
@@ -1052,6 +1392,18 @@ impl<'a> Sim<'a> {
         hazards.sort_by(|a, b| (a.code, &a.repository, &a.digest).cmp(&(b.code, &b.repository, &b.digest)));
         hazards.dedup();
         self.out.hazards.append(&mut hazards);
+    }
+}
+
+/// The call of the registry's walk that fails on a directory it cannot
+/// list: `storagedriver.WalkFallback` stats each entry before listing it, so
+/// a path too long for the kernel fails at the stat (seen with 2.8.2 and
+/// 3.1.1), any other fault at the open.
+fn walk_op(f: &ReadFault) -> &'static str {
+    if f.error == "file name too long" {
+        "stat"
+    } else {
+        "open"
     }
 }
 

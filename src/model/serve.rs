@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::Target;
 use crate::contents::Contents;
 use crate::digest::{Digest, LinkError};
-use crate::inventory::{Inventory, LinkRef, Repository};
+use crate::inventory::{FaultOp, Inventory, LinkRef, Repository};
 use crate::layout;
 use crate::manifest::{Manifest, ManifestError, ManifestKind};
 
@@ -20,6 +20,9 @@ pub enum Fetch {
     NotFound(String),
     /// 500: the registry fails on what it reads.
     ServerError(String),
+    /// Not known: the registry follows a symlink regaudit does not, or
+    /// reads what regaudit could not.
+    Unmodelled(String),
 }
 
 impl Fetch {
@@ -32,13 +35,15 @@ impl Fetch {
             Fetch::Ok => 200,
             Fetch::NotFound(_) => 404,
             Fetch::ServerError(_) => 500,
+            // No status can be given.
+            Fetch::Unmodelled(_) => 0,
         }
     }
 
     pub fn reason(&self) -> Option<&str> {
         match self {
             Fetch::Ok => None,
-            Fetch::NotFound(r) | Fetch::ServerError(r) => Some(r),
+            Fetch::NotFound(r) | Fetch::ServerError(r) | Fetch::Unmodelled(r) => Some(r),
         }
     }
 }
@@ -61,12 +66,16 @@ pub struct Server<'a> {
 /// statter: a missing link tries the next one, an invalid one is an error
 /// (`path_of` names it then).
 fn follow<'l>(
+    inv: &Inventory,
     candidates: &[(LinkedBy, Option<LinkRef<'l>>)],
     path_of: impl Fn(LinkedBy) -> String,
 ) -> Result<(LinkedBy, &'l Digest), Fetch> {
     for &(by, link) in candidates {
         match link {
-            None => continue,
+            None => match read_error(inv, &path_of(by)) {
+                Some(f) => return Err(f),
+                None => continue,
+            },
             Some(Ok(d)) => return Ok((by, d)),
             Some(Err(e)) => return Err(link_failure(&path_of(by), e)),
         }
@@ -79,6 +88,33 @@ fn link_path(repo: &Repository, d: &Digest, by: LinkedBy) -> String {
         LinkedBy::Revision => layout::revision_link(&repo.name, d),
         LinkedBy::Layers => layout::layer_link(&repo.name, d),
     }
+}
+
+/// A file the registry reads at `rel` and cannot (the walk could not read
+/// it, or cannot reach it): any error but "not found" is a 500 (seen with
+/// 2.8.2 and 3.1.1 run as a user who cannot read it).
+pub fn read_error(inv: &Inventory, rel: &str) -> Option<Fetch> {
+    if let Some(s) = inv.symlink_above(rel) {
+        let reading = if s == rel { String::new() } else { format!(" to read {rel}") };
+        return Some(Fetch::Unmodelled(format!(
+            "{s} is a symbolic link, which the registry follows{reading}; regaudit does not, so the answer is not known"
+        )));
+    }
+    if let Some(f) = inv.fault_at(rel).filter(|f| f.vanished) {
+        return Some(Fetch::Unmodelled(format!(
+            "{} vanished while the tree was read; the answer is not known",
+            f.path
+        )));
+    }
+    if let Some(f) = inv.traversable_above(rel) {
+        return Some(Fetch::Unmodelled(format!(
+            "{} cannot be listed ({}), but the registry reads {rel} through it; the answer is not known",
+            f.path, f.error
+        )));
+    }
+    let f = inv.unreachable(rel).or_else(|| inv.fault_at(rel).filter(|f| f.op != FaultOp::List && !f.vanished))?;
+    let reading = if f.path == rel { String::new() } else { format!(" on the way to {rel}") };
+    Some(Fetch::ServerError(format!("{} cannot be read ({}){reading}: the registry fails with 500", f.path, f.error)))
 }
 
 /// What reading an invalid link costs a request: the registry fails (500).
@@ -106,11 +142,14 @@ impl<'a> Server<'a> {
         let candidates = [(LinkedBy::Revision, repo.revisions.get(d)), (LinkedBy::Layers, repo.layer_links.get(d))];
         // 2.1 wrote manifests into _layers; 2.x still looks there. v3 does not.
         let candidates = if self.target == Target::V2_8 { &candidates[..] } else { &candidates[..1] };
-        let (by, target) = follow(candidates, |by| link_path(repo, d, by)).map_err(|f| match f {
+        let (by, target) = follow(self.inv, candidates, |by| link_path(repo, d, by)).map_err(|f| match f {
             Fetch::NotFound(_) => Fetch::NotFound(format!("manifest {d} is not linked in {}", repo.name)),
             other => other,
         })?;
         if !self.inv.has_blob(target) {
+            if let Some(f) = read_error(self.inv, &layout::blob_data(target)) {
+                return Err(f);
+            }
             return Err(Fetch::NotFound(format!("manifest {target} has no blob data")));
         }
         Ok((by, target.clone()))
@@ -146,7 +185,10 @@ impl<'a> Server<'a> {
             return Err(Fetch::NotFound(format!("the API refuses the tag name {tag:?}")));
         }
         match repo.tags.get(tag).and_then(|t| t.current.as_ref()) {
-            None => Err(Fetch::NotFound(format!("tag {tag} has no current link"))),
+            None => match read_error(self.inv, &layout::tag_current_link(&repo.name, tag)) {
+                Some(f) => Err(f),
+                None => Err(Fetch::NotFound(format!("tag {tag} has no current link"))),
+            },
             Some(Err(e)) => Err(link_failure(&layout::tag_current_link(&repo.name, tag), e)),
             Some(Ok(d)) => Ok(d.clone()),
         }
@@ -158,10 +200,11 @@ impl<'a> Server<'a> {
         if let Err(f) = self.routable(repo) {
             return f;
         }
-        match follow(&[(LinkedBy::Layers, repo.layer_links.get(d))], |by| link_path(repo, d, by)) {
+        match follow(self.inv, &[(LinkedBy::Layers, repo.layer_links.get(d))], |by| link_path(repo, d, by)) {
             Err(Fetch::NotFound(_)) => Fetch::NotFound(format!("blob {d} is not linked in {}", repo.name)),
             Err(f) => f,
-            Ok((_, target)) if !self.inv.has_blob(target) => Fetch::NotFound(format!("blob {target} has no data")),
+            Ok((_, target)) if !self.inv.has_blob(target) => read_error(self.inv, &layout::blob_data(target))
+                .unwrap_or_else(|| Fetch::NotFound(format!("blob {target} has no data"))),
             Ok(_) => Fetch::Ok,
         }
     }

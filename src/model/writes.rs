@@ -15,7 +15,7 @@ use super::Target;
 use crate::contents::Contents;
 use crate::digest::Digest;
 use crate::gojson::{self, parse_go_rfc3339};
-use crate::inventory::{Inventory, LinkRef, Repository, Upload};
+use crate::inventory::{FaultOp, Inventory, LinkRef, Repository, Upload};
 use crate::layout;
 use crate::manifest::{media, ImageConfig, Manifest, ManifestKind};
 use crate::problem::Code;
@@ -156,12 +156,47 @@ pub struct ProxyState {
 pub struct Prediction {
     pub operations: Vec<Operation>,
     pub proxy: Option<ProxyState>,
+    /// What the prediction cannot cover: see [`unmodelled`].
+    pub unmodelled: Vec<String>,
 }
 
 pub fn predict(inv: &Inventory, contents: &Contents, target: Target, settings: &Settings) -> Prediction {
     let mut operations = Vec::new();
     let proxy = predict_each(inv, contents, target, settings, &mut |op| operations.push(op));
-    Prediction { operations, proxy }
+    Prediction { operations, proxy, unmodelled: unmodelled(inv) }
+}
+
+/// Symlinks the registry follows and reads the walk could not make whose
+/// effect on requests is not modelled. A read the registry makes and fails
+/// on is a 500 that writes nothing (seen with 2.8.2 run as that user), which
+/// the serve model answers for tag links, revision links and blob data
+/// (`serve::read_error`); everything else is listed here.
+pub fn unmodelled(inv: &Inventory) -> Vec<String> {
+    let mut out: Vec<String> = inv
+        .symlinks
+        .iter()
+        .map(|s| format!("{s}: a symbolic link, which the registry follows; what lies behind it was not read"))
+        .collect();
+    let repos = format!("{}/repositories/", layout::V2);
+    for f in &inv.faults {
+        let answered_by_500 = !f.vanished
+            && (f.op != FaultOp::List || !f.traversable)
+            && match f.path.strip_prefix(&repos) {
+                Some(rest) => {
+                    let parts: Vec<&str> = rest.split('/').collect();
+                    let data = parts.iter().position(|p| p.starts_with('_'));
+                    // Tags and revisions: read by GET by tag, a 500 on failure.
+                    data.is_some_and(|i| parts[i] == "_manifests" && parts.get(i + 1).is_none_or(|p| *p != "_uploads"))
+                }
+                // Blob data below a directory the registry cannot search.
+                None => f.path.starts_with(&format!("{}/blobs/", layout::V2)) && f.op == FaultOp::List,
+            };
+        if !answered_by_500 {
+            let what = if f.vanished { "vanished while the tree was read".to_string() } else { f.error.clone() };
+            out.push(format!("{}: {what}; requests that read it are not modelled", f.path));
+        }
+    }
+    out
 }
 
 /// [`predict`], handing each operation to `emit` as it is made instead of
@@ -196,15 +231,18 @@ struct Outcome {
     status: u16,
     writes: Vec<Write>,
     reason: String,
+    /// False when the request meets what is not modelled (no status known).
+    known: bool,
 }
 
 impl Outcome {
     fn answer(status: u16, reason: impl Into<String>) -> Outcome {
-        Outcome { status, writes: Vec::new(), reason: reason.into() }
+        Outcome { status, writes: Vec::new(), reason: reason.into(), known: true }
     }
 
     fn fetch(f: &Fetch) -> Outcome {
-        Outcome::answer(f.http_status(), f.reason().unwrap_or("served"))
+        let known = !matches!(f, Fetch::Unmodelled(_));
+        Outcome { known, ..Outcome::answer(f.http_status(), f.reason().unwrap_or("served")) }
     }
 }
 
@@ -213,7 +251,12 @@ fn schema1_get(server: &Server, repo: &Repository, tag: &str) -> Operation {
         Target::V2_8 => schema1_get_v2(server, repo, tag),
         Target::V3 => schema1_get_v3(server, repo, tag),
     };
+    let unmodelled = !outcome.known;
     let mut op = Operation::new(Kind::ManifestGetSchema1, &repo.name, tag, outcome.reason);
+    if unmodelled {
+        // Listed under `unmodelled` too: no status can be given.
+        return op;
+    }
     // On a read-only mount the first write fails (EROFS) and the request
     // ends with 400 MANIFEST_INVALID; requests that write nothing are unchanged.
     op.read_only_status = Some(if outcome.writes.is_empty() { outcome.status } else { 400 });
@@ -388,6 +431,7 @@ fn build(server: &Server, repo: &Repository, config: &ImageConfig, layers: usize
                 status: 400,
                 writes: w,
                 reason: format!("too many non-empty history entries: 400 {after}"),
+                known: true,
             };
         } else {
             consumed += 1;
@@ -402,7 +446,12 @@ fn build(server: &Server, repo: &Repository, config: &ImageConfig, layers: usize
         ),
         Some(Ok(w)) => {
             let what_written = if w.len() == 2 { "stores the empty tar and links it" } else { "links the stored empty tar" };
-            Outcome { status: 200, writes: w, reason: format!("converting {what} to schema1 {what_written} in the repository") }
+            Outcome {
+                status: 200,
+                writes: w,
+                reason: format!("converting {what} to schema1 {what_written} in the repository"),
+                known: true,
+            }
         }
     }
 }

@@ -37,6 +37,9 @@ pub struct GcReport {
     pub repositories: Vec<String>,
     pub hazards: Vec<Hazard>,
     pub unmodelled: Vec<String>,
+    /// True when something is unmodelled: the prediction does not cover it,
+    /// and the exit status is 2.
+    pub incomplete: bool,
     /// When the run aborts: what it deletes once every cause is fixed.
     pub would_delete_when_fixed: Option<WhenFixed>,
     #[serde(skip)]
@@ -80,6 +83,8 @@ impl Deletions {
 #[derive(Serialize)]
 pub struct WhenFixed {
     pub assumptions: Vec<Fix>,
+    /// What this answer cannot cover (a fault assumed fixed hides what lies behind it).
+    pub unmodelled: Vec<String>,
     #[serde(flatten)]
     pub deletes: Deletions,
     pub hazards: Vec<Hazard>,
@@ -102,6 +107,7 @@ pub fn build(audit: &Audit, walk: &WalkFacts, delete_untagged: bool, log: bool) 
     let would_delete_when_fixed = fixed.map(|mut f| WhenFixed {
         deletes: Deletions::of(audit, &mut f),
         assumptions: f.fixes,
+        unmodelled: f.unmodelled,
         hazards: f.hazards,
     });
     GcReport {
@@ -126,6 +132,7 @@ pub fn build(audit: &Audit, walk: &WalkFacts, delete_untagged: bool, log: bool) 
         dry_run_message: o.dry_run_abort.as_ref().map(|a| a.message.clone()),
         repositories: o.repositories,
         hazards: o.hazards,
+        incomplete: !o.unmodelled.is_empty(),
         unmodelled: o.unmodelled,
         log: o.log,
         would_delete_when_fixed,
@@ -134,10 +141,12 @@ pub fn build(audit: &Audit, walk: &WalkFacts, delete_untagged: bool, log: bool) 
 
 impl GcReport {
     pub fn findings(&self) -> crate::exit_codes::Findings {
+        use crate::exit_codes::Condition::*;
         crate::exit_codes::Findings {
             aborts: self.aborts.is_some(),
             hazards: self.hazards.len(),
             deletions: self.deletes.removes.len(),
+            unknown: if self.incomplete { [Aborts, Hazards, Deletions].into() } else { Default::default() },
             ..Default::default()
         }
     }
@@ -221,6 +230,15 @@ impl Report for GcReport {
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         let mode = if self.delete_untagged { " --delete-untagged" } else { "" };
         writeln!(out, "{}registry {} garbage-collect{mode}{}", BOLD.render(), self.target, BOLD.render_reset())?;
+        if self.incomplete {
+            writeln!(
+                out,
+                "  {}Incomplete{}: the real run follows or reads what regaudit could not (listed as not modelled \
+                 below); this answer does not cover it.",
+                BAD.render(),
+                BAD.render_reset()
+            )?;
+        }
         if let Some(a) = &self.aborts {
             let stage = serde_json::to_value(a.abort.stage).ok().and_then(|v| v.as_str().map(str::to_string));
             let dry = if a.dry_run_too { "; --dry-run aborts too" } else { "; --dry-run does not" };
@@ -248,6 +266,9 @@ impl Report for GcReport {
             writeln!(out, "  Once fixed, would delete: {deleted}")?;
             for fix in &f.assumptions {
                 writeln!(out, "    assuming for {}: {}", Shown(&fix.cause.path), ShownText(&fix.assumption))?;
+            }
+            for u in &f.unmodelled {
+                writeln!(out, "    {}not covered{}: {u}", WARN.render(), WARN.render_reset())?;
             }
         }
         if self.hazards.is_empty() {

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD, DIM, GOOD, WARN};
+use super::table::{human_size, Cell, Table, BAD, BOLD, DIM, GOOD, WARN};
 use super::{problems, Report, SCHEMA_VERSION};
 use crate::audit::Audit;
 use crate::digest::Digest;
@@ -64,6 +64,8 @@ pub struct InspectReport {
     pub tag: Option<String>,
     pub digest: Option<Digest>,
     pub served: bool,
+    /// `served` is false only because a GET is not modelled: unknown.
+    pub served_unknown: bool,
     pub intact: Option<bool>,
     pub not_served: Vec<String>,
     /// For a tag: the manifests it pointed at before.
@@ -122,6 +124,7 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
         tag,
         digest,
         served: tree.as_ref().is_some_and(Node::served),
+        served_unknown: tree.as_ref().is_some_and(Node::served_unknown),
         intact: match &tree {
             Some(t) => audit.intact(t.digests()),
             None => audit.verification.as_ref().map(|_| false),
@@ -136,7 +139,12 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
 impl InspectReport {
     pub fn findings(&self) -> crate::exit_codes::Findings {
         crate::exit_codes::Findings {
-            not_served: usize::from(!self.served),
+            not_served: usize::from(!self.served && !self.served_unknown),
+            unknown: if self.served_unknown {
+                [crate::exit_codes::Condition::NotServed].into()
+            } else {
+                Default::default()
+            },
             damaged: usize::from(self.intact == Some(false)),
             ..Default::default()
         }
@@ -221,7 +229,7 @@ fn push_rows(table: &mut Table, notes: &mut Vec<String>, n: &Node, prefix: &str,
 
 impl Report for InspectReport {
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        let (served, style) = yes_no(self.served);
+        let (served, style) = super::table::served_cell(self.served, self.served_unknown);
         writeln!(
             out,
             "{}{}{}  →  {}  served by registry {}: {}{served}{}{}",

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD};
+use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD, WARN};
 use super::tags::for_each_tag;
 use super::{gc, writes};
 use super::{problems, Report, SCHEMA_VERSION};
@@ -44,6 +44,8 @@ pub struct GcSummary {
     pub reclaimable_bytes: u64,
     pub files: usize,
     pub hazards: usize,
+    /// The prediction does not cover something (see `regaudit gc`).
+    pub incomplete: bool,
 }
 
 impl GcSummary {
@@ -56,6 +58,7 @@ impl GcSummary {
             reclaimable_bytes: r.deletes.reclaimable_bytes,
             files: r.deletes.removes.len(),
             hazards: r.hazards.len(),
+            incomplete: r.incomplete,
         }
     }
 }
@@ -82,6 +85,9 @@ pub struct TagSummary {
     pub total: usize,
     pub served: usize,
     pub not_served: usize,
+    /// Not served only because a GET is not modelled: unknown, counted apart
+    /// from `not_served`.
+    pub served_unknown: usize,
 }
 
 #[derive(Serialize)]
@@ -114,12 +120,13 @@ pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
         .count();
     // The four analyses only read the audit: run them side by side.
     let count_tags = || {
-        let (mut total, mut served) = (0, 0);
+        let (mut total, mut served, mut unknown) = (0, 0, 0);
         for_each_tag(audit, &[], |t| {
             total += 1;
             served += usize::from(t.served);
+            unknown += usize::from(t.served_unknown);
         });
-        (total, served)
+        (total, served, unknown)
     };
     // The two gc models one after the other: each holds a mark set as large
     // as the tree's blobs, and running them together doubled peak memory.
@@ -127,7 +134,7 @@ pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
         let walk = audit.root.registry_walks(&audit.inventory);
         [false, true].map(|untagged| GcSummary::of(&gc::build(audit, &walk, untagged, false))).into()
     };
-    let ((total, served), (writes, gc)) =
+    let ((total, served, served_unknown), (writes, gc)) =
         rayon::join(count_tags, || rayon::join(|| writes::summarize(audit, settings), gc_both));
     ScanReport {
         schema_version: SCHEMA_VERSION,
@@ -146,7 +153,7 @@ pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
             upload_bytes: inv.repositories.iter().flat_map(|r| r.uploads.values()).filter_map(|u| u.data_size).sum(),
             files: inv.files,
         },
-        tags: TagSummary { total, served, not_served: total - served },
+        tags: TagSummary { total, served, not_served: total - served - served_unknown, served_unknown },
         verification: audit.verification.as_ref().map(|v| VerificationSummary {
             blobs_checked: v.blobs.values().filter(|c| c.outcome != Outcome::NotChecked).count(),
             bytes_hashed: v.bytes_hashed,
@@ -172,9 +179,28 @@ impl ScanReport {
             aborts: gc.is_some_and(|g| g.aborts.is_some()),
             hazards: gc.map_or(0, |g| g.hazards),
             deletions: gc.map_or(0, |g| g.files),
+            unknown: self.unknown(),
             ..Default::default()
         }
         .with_problems(&self.problems)
+    }
+}
+
+impl ScanReport {
+    /// The conditions this scan cannot answer: its parts that are incomplete.
+    fn unknown(&self) -> std::collections::BTreeSet<crate::exit_codes::Condition> {
+        use crate::exit_codes::Condition::*;
+        let mut unknown = std::collections::BTreeSet::new();
+        if self.tags.served_unknown > 0 {
+            unknown.insert(NotServed);
+        }
+        if self.writes.incomplete {
+            unknown.insert(Writes);
+        }
+        if self.gc.iter().any(|g| !g.delete_untagged && g.incomplete) {
+            unknown.extend([Aborts, Hazards, Deletions]);
+        }
+        unknown
     }
 }
 
@@ -197,7 +223,12 @@ impl Report for ScanReport {
                 i.repositories.to_string(),
                 format!("{} in the {} catalog", i.repositories_in_catalog, self.target),
             ),
-            ("tags", i.tags.to_string(), format!("{} served, {} not served", self.tags.served, self.tags.not_served)),
+            ("tags", i.tags.to_string(), {
+                let t = &self.tags;
+                let unknown =
+                    if t.served_unknown > 0 { format!(", {} unknown", t.served_unknown) } else { String::new() };
+                format!("{} served, {} not served{unknown}", t.served, t.not_served)
+            }),
             ("manifests", i.manifests.values().sum::<usize>().to_string(), kinds.join(", ")),
             ("revision links", i.revision_links.to_string(), String::new()),
             ("layer links", i.layer_links.to_string(), String::new()),
@@ -221,7 +252,10 @@ impl Report for ScanReport {
             )?;
         }
         let w = &self.writes;
-        let (verdict, style) = yes_no(w.serves_read_only);
+        let (verdict, style) = match (w.incomplete, w.writing_operations) {
+            (true, 0) => ("unknown (not everything is modelled)", WARN),
+            _ => yes_no(w.serves_read_only),
+        };
         writeln!(
             out,
             "\nServes read-only (registry {}): {}{verdict}{}  ({} of {} operations would write: {} creates, {} modifies, {} deletes; see `regaudit writes`)",
@@ -236,6 +270,15 @@ impl Report for ScanReport {
         )?;
         for g in &self.gc {
             let mode = if g.delete_untagged { "garbage-collect --delete-untagged" } else { "garbage-collect" };
+            if g.incomplete {
+                writeln!(
+                    out,
+                    "{mode}: {}incomplete{}: the real run follows or reads what regaudit could not; see `regaudit gc`",
+                    WARN.render(),
+                    WARN.render_reset()
+                )?;
+                continue;
+            }
             match &g.aborts {
                 Some(reason) => {
                     writeln!(out, "{mode}: {}would abort{}: {}", BAD.render(), BAD.render_reset(), ShownText(reason))?

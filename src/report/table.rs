@@ -30,6 +30,16 @@ pub fn human_size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A SERVED cell: yes, no, or unknown when only what is not modelled stands
+/// in the way.
+pub fn served_cell(served: bool, unknown: bool) -> (&'static str, Style) {
+    if !served && unknown {
+        ("unknown", WARN)
+    } else {
+        yes_no(served)
+    }
+}
+
 pub fn yes_no(b: bool) -> (&'static str, Style) {
     if b {
         ("yes", GOOD)

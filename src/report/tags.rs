@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::table::{human_size, yes_no, Cell, Table, DIM};
+use super::table::{human_size, served_cell, yes_no, Cell, Table, DIM};
 use super::{problems, Report, SCHEMA_VERSION};
 use crate::audit::Audit;
 use crate::digest::Digest;
@@ -83,7 +83,12 @@ pub fn build(audit: &Audit, filter: &[String]) -> TagsReport {
 impl TagsReport {
     pub fn findings(&self) -> crate::exit_codes::Findings {
         crate::exit_codes::Findings {
-            not_served: self.tags.iter().filter(|t| !t.served).count(),
+            not_served: self.tags.iter().filter(|t| !t.served && !t.served_unknown).count(),
+            unknown: if self.tags.iter().any(|t| t.served_unknown) {
+                [crate::exit_codes::Condition::NotServed].into()
+            } else {
+                Default::default()
+            },
             damaged: self.tags.iter().filter(|t| t.intact == Some(false)).count(),
             ..Default::default()
         }
@@ -99,7 +104,7 @@ impl Report for TagsReport {
             headers.push("INTACT");
         }
         let row = |t: &ResolvedTag| {
-            let (served, style) = yes_no(t.served);
+            let (served, style) = served_cell(t.served, t.served_unknown);
             let digest = t.digest.as_ref().map_or_else(|| "-".to_string(), Digest::short);
             let platforms = if t.platforms.is_empty() { "-".to_string() } else { t.platforms.join(",") };
             let mut row = vec![

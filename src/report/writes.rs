@@ -24,13 +24,17 @@ pub struct WritesReport {
     pub operations: Vec<Operation>,
     /// Present when the tree holds `scheduler-state.json` (a pull-through cache).
     pub proxy: Option<ProxyState>,
+    /// Symlinks and read faults whose effect is not modelled.
+    pub unmodelled: Vec<String>,
     pub summary: Summary,
 }
 
 #[derive(Default, Serialize)]
 pub struct Summary {
-    /// No operation writes anything.
+    /// No operation writes anything, and nothing is unmodelled.
     pub serves_read_only: bool,
+    /// Something is unmodelled: the verdict cannot be given (exit 2).
+    pub incomplete: bool,
     pub operations: usize,
     pub writing_operations: usize,
     /// Writing operations that need something only a client can hold (an upload's token).
@@ -58,8 +62,9 @@ impl Summary {
         }
     }
 
-    fn finish(mut self) -> Summary {
-        self.serves_read_only = self.writing_operations == 0;
+    fn finish(mut self, unmodelled: &[String]) -> Summary {
+        self.incomplete = !unmodelled.is_empty();
+        self.serves_read_only = self.writing_operations == 0 && !self.incomplete;
         self
     }
 }
@@ -68,14 +73,14 @@ impl Summary {
 pub fn summarize(audit: &Audit, settings: &Settings) -> Summary {
     let mut summary = Summary::default();
     writes::predict_each(&audit.inventory, &audit.contents, audit.target, settings, &mut |op| summary.add(&op));
-    summary.finish()
+    summary.finish(&writes::unmodelled(&audit.inventory))
 }
 
 pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> WritesReport {
     let prediction = writes::predict(&audit.inventory, &audit.contents, audit.target, settings);
     let mut summary = Summary::default();
     prediction.operations.iter().for_each(|op| summary.add(op));
-    let summary = summary.finish();
+    let summary = summary.finish(&prediction.unmodelled);
     WritesReport {
         schema_version: SCHEMA_VERSION,
         target: audit.target,
@@ -84,13 +89,16 @@ pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> WritesRepor
         purge_age: purge_age.to_string(),
         operations: prediction.operations,
         proxy: prediction.proxy,
+        unmodelled: prediction.unmodelled,
         summary,
     }
 }
 
 impl WritesReport {
     pub fn findings(&self) -> crate::exit_codes::Findings {
-        crate::exit_codes::Findings { writes: self.summary.writing_operations, ..Default::default() }
+        let unknown =
+            if self.summary.incomplete { [crate::exit_codes::Condition::Writes].into() } else { Default::default() };
+        crate::exit_codes::Findings { writes: self.summary.writing_operations, unknown, ..Default::default() }
     }
 }
 
@@ -189,8 +197,15 @@ impl Report for WritesReport {
             }
             writeln!(out, "  Every miss writes: the fetched manifest or blob, its links and scheduler-state.json.")?;
         }
+        for u in &self.unmodelled {
+            writeln!(out, "{}not modelled{}: {u}", WARN.render(), WARN.render_reset())?;
+        }
         let s = &self.summary;
-        let (verdict, style) = if s.serves_read_only { ("yes", GOOD) } else { ("no", BAD) };
+        let (verdict, style) = match (s.serves_read_only, s.writing_operations > 0) {
+            (true, _) => ("yes", GOOD),
+            (false, true) => ("no", BAD),
+            (false, false) => ("unknown: the answer does not cover what is not modelled above", WARN),
+        };
         writeln!(out)?;
         writeln!(
             out,
