@@ -62,7 +62,7 @@ fn check_one(out: &mut Vec<Problem>, server: &Server, resolver: &Resolver, repo:
 
 /// Parses `startedat` as the registry does (Go's time.RFC3339), to Unix seconds.
 pub fn parse_started_at(text: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp())
+    crate::gojson::parse_go_rfc3339(text).map(|t| t.timestamp())
 }
 
 fn check_repository(out: &mut Vec<Problem>, repo: &Repository, target: Target) {
