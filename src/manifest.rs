@@ -531,6 +531,14 @@ impl GoDecode for History {
 /// that); then the payload decodes into `schema1.Manifest`.
 fn parse_schema1(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     gojson::unmarshal_any_map(bytes)?;
+    // json.Unmarshal hands SignedManifest.UnmarshalJSON the object without
+    // the space before it, but libtrust's format length counts that space:
+    // the payload it cuts out is then broken JSON.
+    if bytes.first().is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        return Err(ManifestError::Malformed(
+            "schema1 with space before the object: libtrust cuts its payload at the wrong offset".into(),
+        ));
+    }
     let not_space = |b: &u8| !matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     let close = bytes.iter().rposition(not_space);
     let before = close.and_then(|c| bytes[..c].iter().rposition(not_space));
@@ -782,6 +790,8 @@ mod tests {
         // Schema1: every number must fit a float64, anywhere.
         assert!(parse_manifest(br#"{"schemaVersion":1,"x":1e999}"#).is_err());
         assert!(parse_manifest(br#"{"schemaVersion":1,"x":1e99}"#).is_ok());
+        assert!(parse_manifest(b"{\"schemaVersion\":1,\"x\":1}\n ").is_ok());
+        assert!(parse_manifest(b"\n{\"schemaVersion\":1,\"x\":1}").is_err());
     }
 
     #[test]
