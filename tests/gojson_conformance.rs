@@ -378,10 +378,10 @@ fn variants(b: &Blobs) -> Vec<(String, Vec<u8>)> {
     }
     let l = |i: usize| b.layers[i].0.as_str();
     for (name, extra) in [
-        ("config merged", format!(r#","config":{{"size":5}}"#)),
+        ("config merged", r#","config":{"size":5}"#.to_string()),
         ("config replaced digest", format!(r#","config":{{"digest":"{}"}}"#, l(1))),
         ("config then null", ",\"config\":null".to_string()),
-        ("layers shorter", format!(r#","layers":[{{"size":7}}]"#)),
+        ("layers shorter", r#","layers":[{"size":7}]"#.to_string()),
         ("layers longer", format!(r#","layers":[{{"size":7}},{{"digest":"{}"}}]"#, l(2))),
         ("layers empty", ",\"layers\":[]".to_string()),
         ("layers null then", format!(r#","layers":null,"layers":[{{"digest":"{}"}}]"#, l(1))),
