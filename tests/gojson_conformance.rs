@@ -618,3 +618,112 @@ fn marks(log: &str) -> BTreeMap<String, Vec<String>> {
     }
     out
 }
+
+/// The schema1 conversion (a GET by tag that does not accept schema2)
+/// decodes the config's history `created` with go1.19's time.Parse: one
+/// schema2 image per form, its GET status predicted by `regaudit writes`.
+#[test]
+fn history_times_match_the_real_conversion() {
+    if !registry::require() {
+        return;
+    }
+    let times = [
+        r#""2024-01-01T00:00:00Z""#,
+        r#""2024-01-01T1:00:00Z""#,
+        r#""2024-01-01T01:02:03.123456789123Z""#,
+        r#""2024-01-01T00:00:00,5Z""#,
+        r#""2024-01-01T00:00:00.Z""#,
+        r#""2024-01-01T00:00:00+99:99""#,
+        r#""2024-01-01T00:00:00+24:00""#,
+        r#""2024-01-01T00:00:00-25:61""#,
+        r#""2024-01-01T00:00:00+01:0a""#,
+        r#""2024-01-01T00:00:00*01:00""#,
+        r#""2024-01-01T00:00:00+0100""#,
+        r#""2024-01-01T00:00:00+01:00:00""#,
+        r#""2024-01-01T00:00:60Z""#,
+        r#""2024-01-01T24:00:00Z""#,
+        r#""2024-01-01T00:60:00Z""#,
+        r#""2024-02-30T00:00:00Z""#,
+        r#""2023-02-29T00:00:00Z""#,
+        r#""2024-02-29T00:00:00Z""#,
+        r#""2024-13-01T00:00:00Z""#,
+        r#""2024-1-01T00:00:00Z""#,
+        r#""2024-01-01 00:00:00Z""#,
+        r#""2024-01-01t00:00:00Z""#,
+        r#""2024-01-01T00:00:00z""#,
+        r#""2024-01-01T00:00Z""#,
+        r#""2024-01-01T00:00:00""#,
+        r#""0000-01-01T00:00:00Z""#,
+        r#""9999-12-31T23:59:59Z""#,
+        r#""+2024-01-01T00:00:00Z""#,
+        r#"" 2024-01-01T00:00:00Z""#,
+        r#""2024-01-01T00:00:00Z ""#,
+        r#""2024-01-01T00:00:00\u005a""#,
+        r#""2024-01-01T00:00:00.5.5Z""#,
+        r#""""#,
+        "null",
+        "5",
+        "{}",
+        "[]",
+        "true",
+    ];
+    let layer = b"conversion layer".to_vec();
+    let dir = scratch_dir();
+    let v2 = dir.path().join(V2);
+    let repo = v2.join("repositories").join(REPO);
+    write_blob(&v2, &sha(&layer), &layer);
+    write_link(&repo.join(format!("_layers/sha256/{}/link", &sha(&layer)[7..])), &sha(&layer));
+    let mut forms = Vec::new();
+    for (i, t) in times.iter().enumerate() {
+        for history in [
+            format!(r#"[{{"created":{t},"created_by":"x"}}]"#),
+            format!(r#"[{{"created":{t}}}],"history":[{{"created":"2024-01-01T00:00:00Z"}}]"#),
+        ] {
+            let config = format!(
+                r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}},"history":{history}}}"#,
+                sha(b"diff")
+            );
+            let manifest = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{S2}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"{}","size":{}}}]}}"#,
+                sha(config.as_bytes()),
+                config.len(),
+                sha(&layer),
+                layer.len()
+            );
+            let tag = format!("t{}", forms.len());
+            write_blob(&v2, &sha(config.as_bytes()), config.as_bytes());
+            write_link(
+                &repo.join(format!("_layers/sha256/{}/link", &sha(config.as_bytes())[7..])),
+                &sha(config.as_bytes()),
+            );
+            let d = sha(manifest.as_bytes());
+            write_blob(&v2, &d, manifest.as_bytes());
+            write_link(&repo.join(format!("_manifests/revisions/sha256/{}/link", &d[7..])), &d);
+            write_link(&repo.join(format!("_manifests/tags/{tag}/current/link")), &d);
+            forms.push((tag, format!("{t} (form {i})")));
+        }
+    }
+    let (_, writes) = json(&["writes", dir.path().to_str().unwrap()]);
+    let predicted = |tag: &str| {
+        writes["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "manifest-get-schema1" && o["reference"] == tag)
+            .map(|o| o["status"].as_u64().map_or(200, |s| s as u16))
+    };
+    let reg = Registry::serve(dir.path());
+    let mut mismatches = Vec::new();
+    let mut statuses = BTreeMap::new();
+    for (tag, what) in &forms {
+        let real = reg.request("GET", &format!("/v2/{REPO}/manifests/{tag}"), &[]).status;
+        *statuses.entry(real).or_insert(0) += 1;
+        let want = predicted(tag);
+        if want != Some(real) {
+            mismatches.push(format!("{what}: registry {real}, predicted {want:?}"));
+        }
+    }
+    eprintln!("{} history forms, {} mismatches, statuses {statuses:?}", forms.len(), mismatches.len());
+    assert!(statuses.len() > 1, "every form got the same answer: {statuses:?}");
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
