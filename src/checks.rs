@@ -217,7 +217,9 @@ fn check_tree(out: &mut Vec<Problem>, repo: &Repository, node: &Node) {
                         Code::ManifestUnknownType
                     }
                     ManifestError::Unreadable(_) => Code::Unreadable,
-                    ManifestError::TooLarge | ManifestError::Malformed(_) => Code::ManifestUnparseable,
+                    ManifestError::TooLarge | ManifestError::Malformed(_) | ManifestError::PanicsRegistry(_) => {
+                        Code::ManifestUnparseable
+                    }
                 };
                 out.push(Problem::new(code, data(), format!("manifest {d} {e}")));
             }

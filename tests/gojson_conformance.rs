@@ -727,3 +727,26 @@ fn history_times_match_the_real_conversion() {
     assert!(statuses.len() > 1, "every form got the same answer: {statuses:?}");
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// With no `mediaType`, a body that does not decode as an index panics
+/// 2.8.2's Get: a GET gets no answer, and garbage-collect dies (exit 2).
+#[test]
+fn a_failed_index_decode_panics_like_the_registry() {
+    if !registry::require() {
+        return;
+    }
+    let b = blobs();
+    let bodies = vec![("manifests string".to_string(), br#"{"schemaVersion":2,"manifests":"x"}"#.to_vec())];
+    let dir = scratch_dir();
+    let digests = build_tree(dir.path(), &b, &bodies);
+    let reg = Registry::serve(dir.path());
+    let real = reg.request("GET", &format!("/v2/{REPO}/manifests/{}", digests[0]), &[("Accept", FULL_ACCEPT)]);
+    assert_eq!(real.status, 0, "the registry answered");
+    drop(reg);
+    let real_gc = registry::garbage_collect(dir.path(), true, false);
+    assert_eq!(real_gc.status.code(), Some(2), "{}", String::from_utf8_lossy(&real_gc.stderr));
+    let (_, gc) = json(&["gc", dir.path().to_str().unwrap()]);
+    assert_eq!(gc["aborts"]["panics"], true, "{gc}");
+    let first_line = String::from_utf8_lossy(&real_gc.stderr).lines().next().unwrap_or_default().to_string();
+    assert_eq!(gc["aborts"]["message"], first_line);
+}

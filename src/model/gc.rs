@@ -681,6 +681,12 @@ impl<'a> Sim<'a> {
                 format!("{prefix}: unrecognized manifest schema version 1"),
             )),
             Some(Ok(m)) => Ok(m),
+            Some(Err(e @ crate::manifest::ManifestError::PanicsRegistry(_))) => {
+                let message = "panic: interface conversion: distribution.Manifest is nil, not *manifestlist.DeserializedManifestList";
+                let mut cause = abort(Stage::Mark, format!("manifest {d} {e}"), path, message);
+                cause.panics = true;
+                Err(cause)
+            }
             Some(Err(e)) => {
                 let go = match e {
                     crate::manifest::ManifestError::UnknownMediaType(t) => {
