@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use regaudit::digest::parse_link;
+use regaudit::gojson;
 use regaudit::layout::{self, BlobPath, RepoPath};
 use regaudit::manifest::{parse_config, parse_manifest};
 
@@ -27,6 +28,31 @@ pub fn manifest(data: &[u8]) {
         }
     }
     let _ = parse_config(data);
+}
+
+/// Any bytes through the Go-JSON decoder. Its syntax check must agree with
+/// serde_json's wherever both follow RFC 8259 alike (valid UTF-8, no `\u`
+/// escapes, shallow); skipping, unquoting and time parsing never panic;
+/// and for an ASCII key, Go's folding is ASCII case-insensitivity.
+pub fn gojson(data: &[u8]) {
+    let valid = gojson::check_valid(data).is_ok();
+    let shallow = data.iter().filter(|b| matches!(b, b'[' | b'{')).count() < 100;
+    if std::str::from_utf8(data).is_ok() && shallow && !data.windows(2).any(|w| w == b"\\u") {
+        let serde = serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok();
+        assert_eq!(valid, serde, "Go's syntax check and serde_json disagree");
+    }
+    if let Ok(mut d) = gojson::Decoder::new(data) {
+        let _ = d.raw();
+    }
+    let text = String::from_utf8_lossy(data);
+    let _ = gojson::parse_go_rfc3339(&text);
+    let _ = gojson::unquote(data);
+    let _ = gojson::unmarshal_any_map(data);
+    if data.is_ascii() {
+        for name in ["schemaVersion", "mediaType", "os.version", "layers", "blobSum", "v1Compatibility"] {
+            assert_eq!(gojson::key_folds_to(name, &text), name.eq_ignore_ascii_case(&text), "{name} / {text:?}");
+        }
+    }
 }
 
 /// A path below `blobs/` or a repository directory: the first byte says

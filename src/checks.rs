@@ -73,7 +73,7 @@ fn unseen(inv: &Inventory, rel: &str) -> bool {
 
 /// Parses `startedat` as the registry does (Go's time.RFC3339), to Unix seconds.
 pub fn parse_started_at(text: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp())
+    crate::gojson::parse_go_rfc3339(text).map(|t| t.timestamp())
 }
 
 fn check_repository(out: &mut Vec<Problem>, repo: &Repository, target: Target) {
@@ -243,7 +243,9 @@ fn check_tree(out: &mut Vec<Problem>, inv: &Inventory, repo: &Repository, node: 
                         Code::ManifestUnknownType
                     }
                     ManifestError::Unreadable(_) => Code::Unreadable,
-                    ManifestError::TooLarge | ManifestError::Malformed(_) => Code::ManifestUnparseable,
+                    ManifestError::TooLarge | ManifestError::Malformed(_) | ManifestError::PanicsRegistry(_) => {
+                        Code::ManifestUnparseable
+                    }
                 };
                 out.push(Problem::new(code, data(), format!("manifest {d} {e}")));
             }

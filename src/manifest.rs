@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::Serialize;
 
 use crate::digest::Digest;
-use crate::gojson::{self, Obj};
+use crate::gojson::{self, Decoder, GoDecode, GoSlice, GoTime, StringMapShape, StringShape, StringsShape};
 
 pub mod media {
     pub const SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
@@ -60,18 +60,6 @@ pub struct Platform {
     pub os: Atom,
     #[serde(skip_serializing_if = "Atom::is_empty")]
     pub variant: Atom,
-}
-
-impl Platform {
-    /// `architecture`, `os` and `variant`, as an index entry's platform and
-    /// an image config both spell them.
-    fn decode(o: &Obj) -> gojson::Result<Platform> {
-        Ok(Platform {
-            architecture: Atom::new(&o.string_or_empty("architecture")?),
-            os: Atom::new(&o.string_or_empty("os")?),
-            variant: Atom::new(&o.string_or_empty("variant")?),
-        })
-    }
 }
 
 impl std::fmt::Display for Platform {
@@ -185,34 +173,6 @@ struct RareFields {
 }
 
 impl Descriptor {
-    fn decode(o: Option<Obj>) -> gojson::Result<Descriptor> {
-        let Some(o) = o else {
-            return Ok(Descriptor::from_digest_text(String::new()));
-        };
-        let digest_text = o.string_or_empty("digest")?;
-        let platform = match o.object("platform")? {
-            Some(p) => {
-                // Decoded for type errors only; these fields are not reported.
-                p.string("os.version")?;
-                p.strings("os.features")?;
-                p.strings("features")?;
-                Some(Platform::decode(&p)?)
-            }
-            None => None,
-        };
-        o.string_map("annotations")?;
-        let mut d = Descriptor::from_digest_text(digest_text);
-        d.media_type = MediaType::new(o.string("mediaType")?.unwrap_or_default());
-        d.size = o.int("size")?.unwrap_or(0);
-        let urls = o.strings("urls")?;
-        if !urls.is_empty() || platform.is_some() {
-            let rare = d.rare.get_or_insert_with(Default::default);
-            rare.urls = urls;
-            rare.platform = platform;
-        }
-        Ok(d)
-    }
-
     fn from_digest_text(digest_text: String) -> Descriptor {
         let digest = Digest::parse(&digest_text).ok();
         let rare = (digest.is_none() && !digest_text.is_empty())
@@ -306,6 +266,10 @@ pub enum ManifestError {
     Unreadable(String),
     #[error("does not decode: {0}")]
     Malformed(String),
+    /// With no `mediaType`, Get asserts the failed index decode's nil result
+    /// (registry/storage/manifeststore.go): a Go panic, no answer.
+    #[error("does not decode as an index, which panics the registry: {0}")]
+    PanicsRegistry(String),
     #[error("unrecognized schemaVersion {0}")]
     UnknownSchemaVersion(i64),
     #[error("unrecognized mediaType {0:?}")]
@@ -325,93 +289,282 @@ impl From<String> for ManifestError {
     }
 }
 
-/// Decodes stored manifest bytes as registry 2.8 does on GET.
+// ---------------------------------------------------------------------------
+// The Go structs the registry unmarshals stored manifests into, reduced to
+// the fields it reads; every other key is skipped without conversion.
+
+/// `manifest.Versioned` (manifest/versioned.go): the first look at a body.
+#[derive(Default)]
+struct Versioned {
+    schema_version: i64,
+    media_type: String,
+}
+
+const VERSIONED_FIELDS: [&str; 2] = ["schemaVersion", "mediaType"];
+
+impl GoDecode for Versioned {
+    fn go_decode(&mut self, d: &mut Decoder) -> gojson::Result<()> {
+        d.struct_fields("Versioned", &VERSIONED_FIELDS, |d, i| match i {
+            0 => self.schema_version.go_decode(d),
+            _ => self.media_type.go_decode(d),
+        })
+    }
+}
+
+/// `v1.Platform` (image-spec descriptor.go) or, with `features`, the
+/// manifest list's `PlatformSpec` (manifest/manifestlist/manifestlist.go).
+#[derive(Default)]
+struct GoPlatform<const SPEC: bool> {
+    architecture: String,
+    os: String,
+    variant: String,
+}
+
+impl<const SPEC: bool> GoDecode for GoPlatform<SPEC> {
+    fn go_decode(&mut self, d: &mut Decoder) -> gojson::Result<()> {
+        let fields: &[&str] = if SPEC {
+            &["architecture", "os", "os.version", "os.features", "variant", "features"]
+        } else {
+            &["architecture", "os", "os.version", "os.features", "variant"]
+        };
+        d.struct_fields("Platform", fields, |d, i| match i {
+            0 => self.architecture.go_decode(d),
+            1 => self.os.go_decode(d),
+            2 => StringShape.go_decode(d),
+            4 => self.variant.go_decode(d),
+            _ => StringsShape.go_decode(d),
+        })
+    }
+}
+
+impl<const SPEC: bool> GoPlatform<SPEC> {
+    fn platform(&self) -> Platform {
+        Platform {
+            architecture: Atom::new(&self.architecture),
+            os: Atom::new(&self.os),
+            variant: Atom::new(&self.variant),
+        }
+    }
+}
+
+/// `distribution.Descriptor` (blobs.go), whose `platform` is a
+/// `*v1.Platform`; with `ENTRY`, the list's `ManifestDescriptor`, whose
+/// `platform` is a `PlatformSpec` value that shadows it.
+#[derive(Default)]
+struct GoDescriptor<const ENTRY: bool> {
+    media_type: String,
+    size: i64,
+    digest: String,
+    urls: GoSlice<String>,
+    /// Pointer: nil when absent or null. For an entry: a value, Some once an
+    /// object was decoded into it.
+    platform: Option<Box<GoPlatform<ENTRY>>>,
+}
+
+const DESCRIPTOR_FIELDS: [&str; 6] = ["mediaType", "size", "digest", "urls", "annotations", "platform"];
+
+impl<const ENTRY: bool> GoDecode for GoDescriptor<ENTRY> {
+    fn go_decode(&mut self, d: &mut Decoder) -> gojson::Result<()> {
+        d.struct_fields("Descriptor", &DESCRIPTOR_FIELDS, |d, i| match i {
+            0 => self.media_type.go_decode(d),
+            1 => self.size.go_decode(d),
+            2 => self.digest.go_decode(d),
+            3 => self.urls.go_decode(d),
+            4 => StringMapShape.go_decode(d),
+            // A struct value: null leaves it as it was.
+            _ if ENTRY && d.peek() == b'n' => {
+                d.skip();
+                Ok(())
+            }
+            _ => self.platform.go_decode(d),
+        })
+    }
+}
+
+impl<const ENTRY: bool> GoDescriptor<ENTRY> {
+    fn descriptor(self) -> Descriptor {
+        let mut d = Descriptor::from_digest_text(self.digest);
+        d.media_type = MediaType::new(&self.media_type);
+        d.size = self.size;
+        let urls = self.urls.into_items();
+        let platform = self.platform.map(|p| p.platform());
+        if !urls.is_empty() || platform.is_some() {
+            let rare = d.rare.get_or_insert_with(Default::default);
+            rare.urls = urls;
+            rare.platform = platform;
+        }
+        d
+    }
+}
+
+/// `schema2.Manifest`, `ocischema.Manifest` (with `annotations`) and
+/// `manifestlist.ManifestList` (with `manifests`), as one struct whose field
+/// table depends on the kind decoded. `subject` and `artifactType` (OCI
+/// 1.1) are not Go fields in 2.8.2: read leniently, for reporting only.
+#[derive(Default)]
+struct GoImage {
+    versioned: Versioned,
+    config: GoDescriptor<false>,
+    layers: GoSlice<GoDescriptor<false>>,
+    manifests: GoSlice<GoDescriptor<true>>,
+    subject: Option<Box<GoDescriptor<false>>>,
+    artifact_type: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GoImageType {
+    Schema2,
+    Oci,
+    List,
+}
+
+impl GoImage {
+    fn decode(bytes: &[u8], ty: GoImageType) -> gojson::Result<GoImage> {
+        let fields: &[&str] = match ty {
+            GoImageType::Schema2 => &["schemaVersion", "mediaType", "config", "layers"],
+            GoImageType::Oci => &["schemaVersion", "mediaType", "config", "layers", "annotations"],
+            GoImageType::List => &["schemaVersion", "mediaType", "manifests"],
+        };
+        let mut m = GoImage::default();
+        let mut d = Decoder::new(bytes)?;
+        d.struct_fields("Manifest", fields, |d, i| match fields[i] {
+            "schemaVersion" => m.versioned.schema_version.go_decode(d),
+            "mediaType" => m.versioned.media_type.go_decode(d),
+            "config" => m.config.go_decode(d),
+            "layers" => m.layers.go_decode(d),
+            "manifests" => m.manifests.go_decode(d),
+            _ => StringMapShape.go_decode(d),
+        })?;
+        if ty == GoImageType::Oci {
+            // Not decoded by 2.8.2: what reads it must not fail the manifest.
+            let mut d = Decoder::new(bytes)?;
+            let _ = d.struct_fields("Manifest", &["subject", "artifactType"], |d, i| {
+                let start = d.clone();
+                let r = if i == 0 { m.subject.go_decode(d) } else { m.artifact_type.go_decode(d) };
+                if r.is_err() {
+                    *d = start;
+                    d.skip();
+                }
+                Ok(())
+            });
+        }
+        Ok(m)
+    }
+
+    fn manifest(self, kind: ManifestKind) -> Manifest {
+        let subject = self.subject.map(|s| s.descriptor());
+        Manifest {
+            kind,
+            media_type: MediaType::new(&self.versioned.media_type),
+            config: (!kind.is_index()).then(|| self.config.descriptor()),
+            layers: self.layers.into_items().into_iter().map(GoDescriptor::descriptor).collect(),
+            manifests: self.manifests.into_items().into_iter().map(GoDescriptor::descriptor).collect(),
+            rare: RareManifestFields {
+                subject,
+                artifact_type: MediaType::new(&self.artifact_type),
+                ..Default::default()
+            }
+            .boxed(),
+        }
+    }
+}
+
+/// Decodes stored manifest bytes as registry 2.8.2 does on GET and in GC
+/// (registry/storage/manifeststore.go Get).
 pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     if bytes.len() > MANIFEST_READ_LIMIT {
         return Err(ManifestError::TooLarge);
     }
-    let value = gojson::parse(bytes)?;
-    // First pass: only `schemaVersion` and `mediaType` (manifest.Versioned).
-    let top = gojson::object(&value, "manifest")?;
-    let (version, media_type) = match top {
-        Some(o) => (o.int("schemaVersion")?.unwrap_or(0), o.string_or_empty("mediaType")?),
-        None => (0, String::new()),
-    };
-    let top = top.ok_or(ManifestError::UnknownSchemaVersion(0))?;
-    match version {
-        1 => parse_schema1(bytes, top),
+    let mut versioned = Versioned::default();
+    gojson::unmarshal(bytes, &mut versioned)?;
+    match versioned.schema_version {
+        1 => parse_schema1(bytes),
         2 => {
-            let kind = match media_type.as_str() {
-                media::SCHEMA2 => ManifestKind::Schema2,
-                media::OCI_MANIFEST => ManifestKind::OciManifest,
-                media::DOCKER_LIST => ManifestKind::DockerList,
-                media::OCI_INDEX => ManifestKind::OciIndex,
-                // No mediaType: an index if `manifests` decodes to a non-nil
-                // slice (`[]` counts, `null` does not), else an OCI manifest.
-                "" if top.array("manifests")?.is_some() => ManifestKind::OciIndex,
-                "" => ManifestKind::OciManifest,
+            let (ty, kind) = match versioned.media_type.as_str() {
+                media::SCHEMA2 => (GoImageType::Schema2, ManifestKind::Schema2),
+                media::OCI_MANIFEST => (GoImageType::Oci, ManifestKind::OciManifest),
+                media::DOCKER_LIST => (GoImageType::List, ManifestKind::DockerList),
+                media::OCI_INDEX => (GoImageType::List, ManifestKind::OciIndex),
+                "" => {
+                    // An index if it decodes as one with a non-nil `manifests`
+                    // (`[]` counts, `null` does not), else an OCI manifest. A
+                    // list that fails to decode makes Get assert a nil
+                    // interface: the registry panics.
+                    let list = GoImage::decode(bytes, GoImageType::List).map_err(ManifestError::PanicsRegistry)?;
+                    if !list.manifests.is_nil() {
+                        return Ok(list.manifest(ManifestKind::OciIndex));
+                    }
+                    (GoImageType::Oci, ManifestKind::OciManifest)
+                }
                 other => return Err(ManifestError::UnknownMediaType(other.to_string())),
             };
-            parse_schema2_family(kind, media_type, top)
+            Ok(GoImage::decode(bytes, ty)?.manifest(kind))
         }
         v => Err(ManifestError::UnknownSchemaVersion(v)),
     }
 }
 
-fn parse_schema2_family(kind: ManifestKind, media_type: String, o: Obj) -> Result<Manifest, ManifestError> {
-    let (config, layers, manifests) = if kind.is_index() {
-        let children = o.objects("manifests")?.into_iter().map(Descriptor::decode).collect::<Result<_, _>>()?;
-        (None, Box::default(), children)
-    } else {
-        let config = Descriptor::decode(o.object("config")?)?;
-        let layers = o.objects("layers")?.into_iter().map(Descriptor::decode).collect::<Result<_, _>>()?;
-        (Some(config), layers, Box::default())
-    };
-    o.string_map("annotations")?;
-    // `subject` and `artifactType` are OCI 1.1; 2.8 ignores them when serving
-    // but they tell us what an artifact is attached to.
-    let subject = o.object("subject").ok().flatten().and_then(|s| Descriptor::decode(Some(s)).ok());
-    let artifact_type = MediaType::new(o.string("artifactType").ok().flatten().unwrap_or_default());
-    Ok(Manifest {
-        kind,
-        media_type: MediaType::new(&media_type),
-        config,
-        layers,
-        manifests,
-        rare: RareManifestFields { subject, artifact_type, ..Default::default() }.boxed(),
-    })
+/// `schema1.FSLayer`.
+#[derive(Default)]
+struct FsLayer(String);
+
+impl GoDecode for FsLayer {
+    fn go_decode(&mut self, d: &mut Decoder) -> gojson::Result<()> {
+        d.struct_fields("FSLayer", &["blobSum"], |d, _| self.0.go_decode(d))
+    }
 }
 
-/// Schema1 goes through libtrust before decoding: the body must be a JSON
-/// object whose last non-space byte is `}` and which has no trailing comma.
-fn parse_schema1(bytes: &[u8], o: Obj) -> Result<Manifest, ManifestError> {
+/// `schema1.History`.
+#[derive(Default)]
+struct History;
+
+impl GoDecode for History {
+    fn go_decode(&mut self, d: &mut Decoder) -> gojson::Result<()> {
+        d.struct_fields("History", &["v1Compatibility"], |d, _| StringShape.go_decode(d))
+    }
+}
+
+/// Schema1 (registry/storage/signedmanifesthandler.go Unmarshal): libtrust
+/// first decodes the body into `map[string]interface{}` (every number a
+/// float64), needs its last non-space byte to be `}` with no comma before,
+/// and appends a signature after the last member (an empty object breaks
+/// that); then the payload decodes into `schema1.Manifest`.
+fn parse_schema1(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+    gojson::unmarshal_any_map(bytes)?;
+    // json.Unmarshal hands SignedManifest.UnmarshalJSON the object without
+    // the space before it, but libtrust's format length counts that space:
+    // the payload it cuts out is then broken JSON.
+    if bytes.first().is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        return Err(ManifestError::Malformed(
+            "schema1 with space before the object: libtrust cuts its payload at the wrong offset".into(),
+        ));
+    }
     let not_space = |b: &u8| !matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     let close = bytes.iter().rposition(not_space);
     let before = close.and_then(|c| bytes[..c].iter().rposition(not_space));
     match (close, before) {
-        (Some(c), Some(b)) if bytes[c] == b'}' && bytes[b] != b',' => {}
+        (Some(c), Some(b)) if bytes[c] == b'}' && !matches!(bytes[b], b',' | b'{') => {}
         _ => return Err(ManifestError::Malformed("not a JSON object libtrust can sign".into())),
     }
-    o.string("name")?;
-    o.string("tag")?;
-    for h in o.objects("history")?.into_iter().flatten() {
-        h.string("v1Compatibility")?;
-    }
-    let layers = o
-        .objects("fsLayers")?
-        .into_iter()
-        .map(|l| {
-            Ok(Descriptor::from_digest_text(l.map(|l| l.string_or_empty("blobSum")).transpose()?.unwrap_or_default()))
-        })
-        .collect::<gojson::Result<_>>()?;
-    let schema1_architecture = Atom::new(&o.string_or_empty("architecture")?);
+    let (mut versioned, mut arch) = (Versioned::default(), String::new());
+    let mut layers: GoSlice<FsLayer> = GoSlice::default();
+    let mut d = Decoder::new(bytes)?;
+    let fields = ["schemaVersion", "mediaType", "name", "tag", "architecture", "fsLayers", "history"];
+    d.struct_fields("Manifest", &fields, |d, i| match i {
+        0 => versioned.schema_version.go_decode(d),
+        1 => versioned.media_type.go_decode(d),
+        2 | 3 => StringShape.go_decode(d),
+        4 => arch.go_decode(d),
+        5 => layers.go_decode(d),
+        _ => GoSlice::<History>::default().go_decode(d),
+    })?;
     Ok(Manifest {
         kind: ManifestKind::Schema1,
-        media_type: MediaType::new(&o.string_or_empty("mediaType")?),
+        media_type: MediaType::new(&versioned.media_type),
         config: None,
-        layers,
+        layers: layers.into_items().into_iter().map(|l| Descriptor::from_digest_text(l.0)).collect(),
         manifests: Box::default(),
-        rare: RareManifestFields { schema1_architecture, ..Default::default() }.boxed(),
+        rare: RareManifestFields { schema1_architecture: Atom::new(&arch), ..Default::default() }.boxed(),
     })
 }
 
@@ -485,42 +638,97 @@ impl FromIterator<bool> for Flags {
     }
 }
 
+/// The schema1 conversion's `imageConfig` (manifest/schema1/config_builder.go
+/// Build): `rootfs`, `history` and `architecture` decode by Go's rules;
+/// `os`, `variant` and `created` are read leniently, for reporting only.
+#[derive(Default)]
+struct GoConfig {
+    rootfs: Option<Box<GoRootFs>>,
+    history: GoSlice<GoHistory>,
+    architecture: String,
+    os: String,
+    variant: String,
+    created: String,
+}
+
+#[derive(Default)]
+struct GoRootFs {
+    diff_ids: GoSlice<StringShape>,
+}
+
+impl GoDecode for GoRootFs {
+    fn go_decode(&mut self, d: &mut Decoder) -> gojson::Result<()> {
+        d.struct_fields("imageRootFS", &["type", "diff_ids", "base_layer"], |d, i| match i {
+            1 => self.diff_ids.go_decode(d),
+            _ => StringShape.go_decode(d),
+        })
+    }
+}
+
+#[derive(Default)]
+struct GoHistory {
+    created: GoTime,
+    empty_layer: bool,
+}
+
+impl GoDecode for GoHistory {
+    fn go_decode(&mut self, d: &mut Decoder) -> gojson::Result<()> {
+        let fields = ["created", "author", "created_by", "comment", "empty_layer"];
+        d.struct_fields("imageHistory", &fields, |d, i| match i {
+            0 => self.created.go_decode(d),
+            4 => self.empty_layer.go_decode(d),
+            _ => StringShape.go_decode(d),
+        })
+    }
+}
+
 pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
     if bytes.len() > MANIFEST_READ_LIMIT {
         return Err(format!("larger than the {} MiB limit", MANIFEST_READ_LIMIT >> 20));
     }
-    let value = gojson::parse(bytes)?;
-    let o = gojson::object(&value, "config")?.ok_or("config is null")?;
-    let mut bad_history_time = None;
-    let history_empty_layers = o
-        .objects("history")?
-        .into_iter()
-        .map(|h| {
-            let Some(h) = h else { return Ok(false) };
-            h.string("created_by")?; // decoded for type errors only
-            if let Some(t) = h.string("created")? {
-                if bad_history_time.is_none() && gojson::parse_go_rfc3339(t).is_none() {
-                    bad_history_time = Some(t.into());
-                }
+    let mut c = GoConfig::default();
+    let mut d = Decoder::new(bytes)?;
+    let fields = ["rootfs", "history", "architecture", "os", "variant", "created"];
+    let decoded = d.struct_fields("imageConfig", &fields, |d, i| {
+        let lenient = |d: &mut Decoder, s: &mut String| {
+            let start = d.clone();
+            if s.go_decode(d).is_err() {
+                *d = start;
+                d.skip();
             }
-            h.bool("empty_layer")
-        })
-        .collect::<gojson::Result<_>>()?;
-    if let Some(c) = o.object("config")? {
-        c.string_map("Labels")?; // decoded for type errors only
+            Ok(())
+        };
+        match i {
+            0 => c.rootfs.go_decode(d),
+            1 => c.history.go_decode(d),
+            2 => c.architecture.go_decode(d),
+            3 => lenient(d, &mut c.os),
+            4 => lenient(d, &mut c.variant),
+            _ => lenient(d, &mut c.created),
+        }
+    });
+    // Time.UnmarshalJSON ends the decode: kept apart, as the conversion's own outcome.
+    if let Err(e) = decoded {
+        return match e.find(gojson::TIME_ERROR) {
+            Some(at) => Ok(ImageConfig {
+                bad_history_time: Some(e[at + gojson::TIME_ERROR.len()..].into()),
+                ..Default::default()
+            }),
+            None => Err(e),
+        };
     }
-    let rootfs = o.object("rootfs")?;
-    let diff_ids = match &rootfs {
-        Some(r) => r.strings("diff_ids")?.len(),
-        None => 0,
-    };
+    let history = c.history.items();
     Ok(ImageConfig {
-        platform: Platform::decode(&o)?,
-        created: o.string("created")?.map(Box::from),
-        history_empty_layers,
-        bad_history_time,
-        diff_ids,
-        has_rootfs: rootfs.is_some(),
+        platform: Platform {
+            architecture: Atom::new(&c.architecture),
+            os: Atom::new(&c.os),
+            variant: Atom::new(&c.variant),
+        },
+        created: (!c.created.is_empty()).then(|| c.created.into()),
+        history_empty_layers: history.iter().map(|h| h.empty_layer).collect(),
+        bad_history_time: None,
+        diff_ids: c.rootfs.as_ref().map_or(0, |r| r.diff_ids.items().len()),
+        has_rootfs: c.rootfs.is_some(),
     })
 }
 
@@ -554,6 +762,36 @@ mod tests {
         assert!(matches!(kind(r#"{"schemaVersion":"2"}"#), Err(ManifestError::Malformed(_))));
         assert!(matches!(kind(r#"{"schemaVersion":2,"#), Err(ManifestError::Malformed(_))));
         assert!(matches!(kind(r#"{"schemaVersion":1,"fsLayers":[],}"#), Err(ManifestError::Malformed(_))));
+    }
+
+    #[test]
+    fn decodes_as_go_does() {
+        let oci = |rest: &str| parse_manifest(format!(r#"{{"schemaVersion":2,{rest}}}"#).as_bytes());
+        // The last key wins whatever its case; U+017F folds to s.
+        let m = oci(&format!(r#""mediaType":"x","MEDIATYPE":"y","mediaType":"{}","layers":[]"#, media::OCI_MANIFEST));
+        assert_eq!(m.unwrap().kind, ManifestKind::OciManifest);
+        let m = oci("\"layer\u{17f}\":[{\"size\":1}],\"\u{17f}chemaVersion\":2").unwrap();
+        assert_eq!(m.layers.len(), 1);
+        // A repeated object merges; null leaves the struct as it was.
+        let m = oci(&format!(r#""config":{{"digest":"{D}"}},"config":{{"size":3}},"config":null"#)).unwrap();
+        let config = m.config.unwrap();
+        assert_eq!((config.digest_text().as_str(), config.size), (D, 3));
+        // The first type error fails the decode, even when fixed later.
+        assert!(oci(r#""config":{"size":"1"},"config":{"size":1}"#).is_err());
+        // Unknown fields are skipped unconverted, however deep.
+        let deep = format!(r#""x":{}1e999{}"#, "[".repeat(9999), "]".repeat(9999));
+        assert!(oci(&deep).is_ok());
+        // No mediaType: `manifests` that does not decode panics the registry.
+        assert!(matches!(oci(r#""manifests":"x""#), Err(ManifestError::PanicsRegistry(_))));
+        assert_eq!(oci(r#""manifests":[],"manifests":null"#).unwrap().kind, ManifestKind::OciManifest);
+        // Layer platforms are v1.Platform (no `features`); index entries' are PlatformSpec.
+        assert!(oci(r#""layers":[{"platform":{"features":1}}]"#).is_ok());
+        assert!(oci(r#""manifests":[{"platform":{"features":1}}]"#).is_err());
+        // Schema1: every number must fit a float64, anywhere.
+        assert!(parse_manifest(br#"{"schemaVersion":1,"x":1e999}"#).is_err());
+        assert!(parse_manifest(br#"{"schemaVersion":1,"x":1e99}"#).is_ok());
+        assert!(parse_manifest(b"{\"schemaVersion\":1,\"x\":1}\n ").is_ok());
+        assert!(parse_manifest(b"\n{\"schemaVersion\":1,\"x\":1}").is_err());
     }
 
     #[test]
@@ -592,7 +830,11 @@ mod tests {
         assert_eq!(c.history_empty_layers.iter().collect::<Vec<_>>(), [true, false]);
         assert_eq!(c.diff_ids, 1);
         assert!(parse_config(br#"{"history":[{"empty_layer":"yes"}]}"#).is_err());
-        assert!(parse_config(br#"{"config":{"Labels":{"a":1}}}"#).is_err());
+        // The conversion's imageConfig has no `config`: its labels are never decoded.
+        assert!(parse_config(br#"{"config":{"Labels":{"a":1}}}"#).is_ok());
+        assert!(parse_config(br#"{"rootfs":{"diff_ids":[1]}}"#).is_err());
+        let escaped = parse_config(br#"{"history":[{"created":"2024-01-01T00:00:00\u005a"}]}"#).unwrap();
+        assert!(escaped.bad_history_time.is_some());
         let late = parse_config(br#"{"history":[{"created":"2024-01-01T00:00:00Z"},{"created":"yesterday"}]}"#);
         assert_eq!(late.unwrap().bad_history_time.as_deref(), Some("yesterday"));
     }

@@ -34,3 +34,8 @@ fn manifest_inputs() {
 fn path_inputs() {
     replay("path", harness::path);
 }
+
+#[test]
+fn gojson_inputs() {
+    replay("gojson", harness::gojson);
+}

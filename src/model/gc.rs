@@ -933,6 +933,12 @@ impl<'a> Sim<'a> {
                 path.clone(),
                 format!("{prefix}: filesystem: open {}: {}", self.abs(&path), crate::inventory::go_error_text(e)),
             )),
+            Some(Err(e @ crate::manifest::ManifestError::PanicsRegistry(_))) => {
+                let message = "panic: interface conversion: distribution.Manifest is nil, not *manifestlist.DeserializedManifestList";
+                let mut cause = abort(Stage::Mark, format!("manifest {d} {e}"), path, message);
+                cause.panics = true;
+                Err(cause)
+            }
             Some(Err(e)) => {
                 let go = match e {
                     crate::manifest::ManifestError::UnknownMediaType(t) => {
