@@ -133,10 +133,18 @@ impl Report for TagsReport {
         } else {
             Table::new(headers).right_align(&[6]).write_streamed(out, || self.tags.iter().map(row))?;
         }
-        let unserved: Vec<&ResolvedTag> = self.tags.iter().filter(|t| !t.served).collect();
-        if !unserved.is_empty() {
-            writeln!(out, "\nNot served by registry {}:", self.target)?;
-            for t in unserved {
+        let groups = [
+            (format!("Not served by registry {}:", self.target), false),
+            (format!("Not known whether registry {} serves (not modelled):", self.target), true),
+        ];
+        for (heading, unknown) in groups {
+            let listed: Vec<&ResolvedTag> =
+                self.tags.iter().filter(|t| !t.served && t.served_unknown == unknown).collect();
+            if listed.is_empty() {
+                continue;
+            }
+            writeln!(out, "\n{heading}")?;
+            for t in listed {
                 writeln!(out, "  {}:{}", Shown(&t.repository), Shown(&t.tag))?;
                 for reason in &t.not_served {
                     writeln!(out, "    {}{}{}", DIM.render(), ShownText(reason), DIM.render_reset())?;
