@@ -23,7 +23,8 @@ use crate::verify::CANCEL;
 
 /// Shown by `--help` and in the man page.
 const EXIT_STATUS: &str = "Exit status: 0 nothing found; 1 findings (problems, a tag not served, \
-differences, deletions, hazards); 2 could not run (bad arguments, not a registry tree, I/O). \
+differences, deletions, hazards); 2 could not run (bad arguments, not a registry tree, I/O), or \
+hashing was interrupted by Ctrl-C (the partial report is printed and says so). \
 JSON documents are described in docs/json.md.";
 
 #[derive(Parser, Debug)]
@@ -212,6 +213,13 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
             return if e.use_stderr() { exit_codes::ERROR } else { exit_codes::CLEAN };
         }
     };
+    // Refused while parsing, before any command reads the tree or writes DEST.
+    if args.format == Format::GcLog && !matches!(args.command, Command::Gc { .. }) {
+        let e = Args::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, "--format gc-log is only for `regaudit gc`");
+        let _ = e.print();
+        return exit_codes::ERROR;
+    }
     let config = Config { format: args.format, target: args.target, progress: !args.no_progress };
     let mut out = anstream::stdout().lock();
     match execute(&config, args.command, &mut out) {
@@ -239,6 +247,17 @@ fn verify(config: &Config, audit: &mut Audit, digests: &BTreeSet<Digest>) {
     let total = digests.iter().filter_map(|d| audit.inventory.blob_size(d)).sum();
     let progress = Progress::bytes(config.progress, total, "verifying");
     audit.verify(digests, &progress);
+}
+
+/// The one rule for every command that hashes: when Ctrl-C stopped it, the
+/// partial report (which says so) has been printed, and the run fails (exit 2).
+fn fail_if_interrupted(audit: &Audit) -> Result<(), Failure> {
+    match &audit.verification {
+        Some(v) if v.interrupted => {
+            Err(Failed("interrupted: the report above covers only what was verified before Ctrl-C".into()))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_repositories(audit: &Audit, repositories: &[String]) -> Result<(), Failure> {
@@ -282,6 +301,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             }
             let report = tags::build(&audit, &repositories);
             report::emit(&report, config.format, out)?;
+            fail_if_interrupted(&audit)?;
             Ok(report.has_findings())
         }
         Command::Inspect { root, reference, verify: hash } => {
@@ -293,6 +313,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             }
             let report = inspect::build(&audit, &reference)?;
             report::emit(&report, config.format, out)?;
+            fail_if_interrupted(&audit)?;
             Ok(report.has_findings())
         }
         Command::Verify { root, repositories } => {
@@ -302,9 +323,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             verify(config, &mut audit, &digests);
             let report = report::verify::build(&audit, &repositories);
             report::emit(&report, config.format, out)?;
-            if report.interrupted {
-                return Err(Failed("interrupted: the report above covers only what was verified".into()));
-            }
+            fail_if_interrupted(&audit)?;
             Ok(report.has_findings())
         }
         Command::Scan { root, verify: hash, time } => {
@@ -316,6 +335,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<boo
             }
             let report = report::scan::build(&audit, &settings);
             report::emit(&report, config.format, out)?;
+            fail_if_interrupted(&audit)?;
             Ok(report.has_findings())
         }
         Command::Export { root, reference, dest, tag, allow_partial } => {
