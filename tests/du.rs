@@ -99,3 +99,41 @@ fn deleting_a_repository_frees_its_unique_bytes() {
     }
     assert_eq!(checked, 5);
 }
+
+/// An index child that is stored but has no revision link in its repository:
+/// 2.8's garbage-collect marks the child (a reference of the index) but not
+/// its config and layers, which only a revision of the child would keep. du
+/// used to follow the child and count them as referenced.
+#[test]
+fn an_index_child_that_is_not_linked_keeps_nothing_of_its_own() {
+    if !registry::require() {
+        return;
+    }
+    let child = "2afd554a6b3f25d6e68f3b1a5572935c130e948ffb0254164bb6ddc05e3a65b4";
+    let (_src_dir, src) = registry::scratch_copy(&testdata("trees/full"));
+    let unlinked = src.join(V2).join("repositories/multi/docker-list/_manifests/revisions/sha256").join(child);
+    std::fs::remove_dir_all(&unlinked).unwrap();
+    let v = du_json(src.to_str().unwrap(), &[]);
+    let unreferenced = v["total"]["unreferenced_bytes"].as_u64().unwrap();
+    // Collecting garbage on the tree as it is frees exactly the unreferenced bytes.
+    let (_dir, root) = registry::scratch_copy(&src);
+    let before = blob_bytes(&root);
+    let out = registry::garbage_collect(&root, false, false);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(before - blob_bytes(&root), unreferenced, "GC frees what du calls unreferenced");
+    // Deleting any repository then collecting frees its unique bytes on top.
+    for usage in v["repositories"].as_array().unwrap() {
+        let repo = usage["repository"].as_str().unwrap();
+        let unique = usage["unique_bytes"].as_u64().unwrap();
+        let (_dir, root) = registry::scratch_copy(&src);
+        // Its own directories only: repositories nested below it stay.
+        for own in ["_manifests", "_layers", "_uploads"] {
+            let _ = std::fs::remove_dir_all(root.join(V2).join("repositories").join(repo).join(own));
+        }
+        let before = blob_bytes(&root);
+        let out = registry::garbage_collect(&root, false, false);
+        assert!(out.status.success(), "{repo}: {}", String::from_utf8_lossy(&out.stderr));
+        let freed = before - blob_bytes(&root);
+        assert_eq!(freed, unique + unreferenced, "{repo}: GC freed {freed}, du predicted {unique} + {unreferenced}");
+    }
+}
