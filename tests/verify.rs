@@ -248,3 +248,28 @@ fn gc_log_is_refused_before_any_work() {
     let run = regaudit(&["gc", tree, "--format", "gc-log"]);
     assert_ne!(run.code, 2, "{}", run.stderr);
 }
+
+/// Hashing memory is one buffer per thread, whatever the blob size (a
+/// memory-mapped blob used to count whole in the peak RSS).
+#[test]
+fn hashing_memory_does_not_grow_with_the_blob() {
+    let dir = scratch("trees/minimal");
+    let data = dir.path().join(format!("{V2}/blobs/sha256/7d/{LAYER}/data"));
+    std::fs::OpenOptions::new().write(true).open(&data).unwrap().set_len(128 << 20).unwrap();
+    let rss = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(rss.path())
+        .arg(env!("CARGO_BIN_EXE_regaudit"))
+        .args(["verify", dir.path().to_str().unwrap(), "--format", "json"])
+        .output()
+        .expect("GNU time (scripts/test installs it)");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["bytes_hashed"].as_u64().unwrap() >= 128 << 20, "{v}");
+    let kib: u64 = std::fs::read_to_string(rss.path()).unwrap().lines().last().unwrap().trim().parse().unwrap();
+    // 5 MiB here; the mapped blob made it 135 MiB.
+    assert!(kib < 48 << 10, "peak RSS {kib} KiB while hashing a 128 MiB blob");
+}
