@@ -1,13 +1,22 @@
 //! `regaudit export`: one image or index, exactly as the registry would serve
 //! it from this tree, written as an OCI image layout in DEST. This is the
-//! only code in the crate that writes, and it writes only under DEST: every
-//! blob goes to a temporary file beside its final name, is hashed while it
-//! is copied, and is renamed into place only when it matches its digest.
+//! only code in the crate that writes, and it writes only under DEST: DEST
+//! must not reach the tree by any path (compared by device and inode, and
+//! by where bind mounts really are), everything below DEST is created
+//! relative to its descriptor without following symlinks, and every blob
+//! goes to a temporary file beside its final name, is hashed while it is
+//! copied, and is renamed into place only when it matches its digest.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -299,40 +308,155 @@ enum Copy {
     Unreadable(io::Error),
 }
 
-/// DEST as an OCI image layout being written.
+/// DEST as an OCI image layout being written. Everything under DEST is
+/// reached from this descriptor one name at a time, never following a
+/// symlink: a symlinked `blobs/` in an existing layout is refused, not used.
 struct Layout {
-    /// Resolved (symlink-free) path of DEST.
+    /// DEST's path, for messages and for removing a DEST this run created.
     dest: PathBuf,
+    dir: OwnedFd,
     /// DEST did not exist before this run.
     created: bool,
 }
 
-/// DEST with its nearest existing ancestor resolved (DEST may not exist yet).
-fn resolve_dest(dest: &Path) -> Result<PathBuf, String> {
-    let abs = if dest.is_absolute() {
-        dest.to_path_buf()
-    } else {
-        std::env::current_dir().map_err(|e| format!("current directory: {e}"))?.join(dest)
+/// A directory or file by identity: two paths to it (bind mounts, symlinks,
+/// hard links) give the same pair.
+type FileId = (u64, u64);
+
+fn file_id(st: &rustix::fs::Stat) -> FileId {
+    (st.st_dev, st.st_ino)
+}
+
+/// The identities of `dir` and of every directory above it.
+fn ancestor_ids(dir: &Path) -> io::Result<Vec<FileId>> {
+    let canonical = fs::canonicalize(dir)?;
+    canonical.ancestors().map(|a| rustix::fs::stat(a).map(|st| file_id(&st)).map_err(io::Error::from)).collect()
+}
+
+/// One mount of /proc/self/mountinfo: which filesystem, which of its
+/// directories is mounted, and where.
+struct Mount {
+    device: String,
+    root: PathBuf,
+    mount_point: PathBuf,
+}
+
+/// The mount table; empty when /proc is not available (the identity checks
+/// still apply).
+fn mounts() -> Vec<Mount> {
+    // Octal escapes (\040 for a space) as the kernel writes them.
+    fn unescape(field: &str) -> PathBuf {
+        let b = field.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let octal = b.get(i + 1..i + 4).filter(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)));
+            match octal {
+                Some(o) if b[i] == b'\\' => {
+                    out.push((o[0] - b'0') * 64 + (o[1] - b'0') * 8 + (o[2] - b'0'));
+                    i += 4;
+                }
+                _ => {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+        }
+        PathBuf::from(std::ffi::OsString::from_vec(out))
+    }
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(' ').collect();
+            Some(Mount { device: f.get(2)?.to_string(), root: unescape(f.get(3)?), mount_point: unescape(f.get(4)?) })
+        })
+        .collect()
+}
+
+/// Where a canonical path lives on its filesystem: the device and the path
+/// from that filesystem's own root. A bind mount of a directory of the tree
+/// shows the tree's real location here, whatever its mount point.
+fn physical(mounts: &[Mount], canonical: &Path) -> Option<(String, PathBuf)> {
+    // The innermost mount holding the path; the last of equals is on top.
+    let m = mounts
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| canonical.starts_with(&m.mount_point))
+        .max_by_key(|(i, m)| (m.mount_point.components().count(), *i))?
+        .1;
+    let below = canonical.strip_prefix(&m.mount_point).ok()?;
+    Some((m.device.clone(), if below.as_os_str().is_empty() { m.root.clone() } else { m.root.join(below) }))
+}
+
+/// Refuses a DEST that reaches the storage root by any path, or that holds it.
+/// `existing` is DEST's nearest existing directory (DEST itself when it
+/// exists), `missing` the names below it still to create.
+fn check_apart(root: &Path, dest: &Path, existing: &Path, missing: &[&OsStr]) -> Result<(), String> {
+    let inside = || {
+        format!(
+            "{}: DEST is inside the storage root {} (compared by device and inode, so bind mounts \
+             and symlinks count); regaudit never writes there",
+            dest.display(),
+            root.display()
+        )
     };
-    let mut existing = abs.as_path();
-    let mut rest = Vec::new();
+    let err = |e: io::Error| format!("{}: {e}", dest.display());
+    let root_id = rustix::fs::stat(root).map(|st| file_id(&st)).map_err(|e| format!("{}: {e}", root.display()))?;
+    let dest_ancestors = ancestor_ids(existing).map_err(err)?;
+    if dest_ancestors.contains(&root_id) {
+        return Err(inside());
+    }
+    if missing.is_empty() {
+        let dest_id = dest_ancestors[0];
+        if ancestor_ids(root).map_err(|e| format!("{}: {e}", root.display()))?.contains(&dest_id) {
+            return Err(format!("{}: DEST contains the storage root {}", dest.display(), root.display()));
+        }
+    }
+    // A bind mount of a directory below the storage root has that directory's
+    // identity, not the root's: compare where both really are on their
+    // filesystems, and every filesystem mounted inside the tree.
+    let table = mounts();
+    let canonical_root = fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let canonical_dest = fs::canonicalize(existing).map_err(err)?;
+    let mut regions: Vec<(String, PathBuf)> = physical(&table, &canonical_root).into_iter().collect();
+    regions.extend(
+        table
+            .iter()
+            .filter(|m| m.mount_point.starts_with(&canonical_root) && m.mount_point != canonical_root)
+            .map(|m| (m.device.clone(), m.root.clone())),
+    );
+    if let Some((device, mut at)) = physical(&table, &canonical_dest) {
+        at.extend(missing);
+        if regions.iter().any(|(d, r)| *d == device && at.starts_with(r)) {
+            return Err(inside());
+        }
+        if regions.first().is_some_and(|(d, r)| *d == device && r.starts_with(&at)) {
+            return Err(format!("{}: DEST contains the storage root {}", dest.display(), root.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Splits DEST into its nearest existing directory and the names below it.
+fn split_existing(dest: &Path) -> Result<(PathBuf, Vec<&OsStr>), String> {
+    let mut existing = dest;
+    let mut missing = Vec::new();
     loop {
-        match fs::canonicalize(existing) {
-            Ok(mut resolved) => {
-                resolved.extend(rest.iter().rev());
-                return Ok(resolved);
+        match fs::metadata(existing) {
+            Ok(_) => {
+                missing.reverse();
+                return Ok((existing.to_path_buf(), missing));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let name = match existing.components().next_back() {
-                    Some(Component::Normal(name)) => name,
+                match existing.components().next_back() {
+                    Some(Component::Normal(name)) => missing.push(name),
                     _ => {
                         return Err(format!(
                             "{}: cannot be resolved (a '..' below a missing directory)",
                             dest.display()
                         ))
                     }
-                };
-                rest.push(name.to_os_string());
+                }
                 existing = existing.parent().ok_or_else(|| format!("{}: cannot be resolved", dest.display()))?;
             }
             Err(e) => return Err(format!("{}: {e}", dest.display())),
@@ -340,39 +464,105 @@ fn resolve_dest(dest: &Path) -> Result<PathBuf, String> {
     }
 }
 
+const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+
+/// Opens directory `name` in `dir`, refusing a symlink.
+fn open_dir(dir: impl AsFd, name: &str) -> io::Result<OwnedFd> {
+    match rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty()) {
+        Err(Errno::LOOP | Errno::NOTDIR) => Err(io::Error::other(format!(
+            "{name} is a symlink or not a directory; regaudit follows no symlink inside DEST"
+        ))),
+        other => other.map_err(io::Error::from),
+    }
+}
+
+/// Opens directory `name` in `dir`, creating it when missing.
+fn open_or_create_dir(dir: impl AsFd, name: &str) -> io::Result<OwnedFd> {
+    match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(Errno::EXIST) => open_dir(dir, name),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A new file `name` in `dir` (never an existing one, never through a symlink).
+fn create_file(dir: impl AsFd, name: &str) -> io::Result<fs::File> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(fs::File::from(rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o644))?))
+}
+
+/// What `name` in `dir` is, without following a symlink; None when absent.
+fn stat_in(dir: impl AsFd, name: &str) -> io::Result<Option<rustix::fs::Stat>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn is_regular(st: &rustix::fs::Stat) -> bool {
+    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+}
+
 impl Layout {
+    /// Checks DEST, then creates it (when missing). Nothing is created
+    /// before every check has passed.
     fn prepare(root: &Path, dest: &Path) -> Result<Layout, String> {
-        let resolved = resolve_dest(dest)?;
-        if resolved.starts_with(root) {
-            return Err(format!(
-                "{}: DEST is inside the storage root {}; regaudit never writes there",
-                dest.display(),
-                root.display()
-            ));
-        }
-        if root.starts_with(&resolved) {
-            return Err(format!("{}: DEST contains the storage root {}", dest.display(), root.display()));
-        }
-        let created = match fs::symlink_metadata(&resolved) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&resolved).map_err(|e| format!("{}: {e}", dest.display()))?;
-                true
+        let abs = if dest.is_absolute() {
+            dest.to_path_buf()
+        } else {
+            std::env::current_dir().map_err(|e| format!("current directory: {e}"))?.join(dest)
+        };
+        let err = |e: io::Error| format!("{}: {e}", dest.display());
+        let (existing, missing) = split_existing(&abs)?;
+        check_apart(root, dest, &existing, &missing)?;
+        if missing.is_empty() {
+            if !fs::metadata(&existing).map_err(err)?.is_dir() {
+                return Err(format!("{}: exists and is not a directory", dest.display()));
             }
-            Err(e) => return Err(format!("{}: {e}", dest.display())),
-            Ok(m) if !m.is_dir() => return Err(format!("{}: exists and is not a directory", dest.display())),
-            Ok(_) => {
-                let is_layout = resolved.join("oci-layout").is_file();
-                let empty = fs::read_dir(&resolved).map_err(|e| format!("{}: {e}", dest.display()))?.next().is_none();
-                if !is_layout && !empty {
+            // DEST itself may be reached through symlinks the user chose; inside it, none is followed.
+            let dir = fs::File::open(&existing).map(OwnedFd::from).map_err(err)?;
+            let is_layout = stat_in(&dir, "oci-layout").map_err(err)?.is_some_and(|st| is_regular(&st));
+            let empty = fs::read_dir(&existing).map_err(err)?.next().is_none();
+            if !is_layout && !empty {
+                return Err(format!(
+                    "{}: exists, is not empty and is not an OCI image layout (no oci-layout file)",
+                    dest.display()
+                ));
+            }
+            for (path, st) in [("blobs", stat_in(&dir, "blobs")), ("index.json", stat_in(&dir, "index.json"))] {
+                let is_symlink = st
+                    .map_err(err)?
+                    .is_some_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink);
+                if is_symlink {
                     return Err(format!(
-                        "{}: exists, is not empty and is not an OCI image layout (no oci-layout file)",
+                        "{}: {path} is a symlink; regaudit follows no symlink inside DEST and wrote nothing",
                         dest.display()
                     ));
                 }
-                false
             }
-        };
-        Ok(Layout { dest: resolved, created })
+            // blobs/ itself is not a symlink (checked above).
+            if let Ok(entries) = fs::read_dir(existing.join("blobs")) {
+                if let Some(link) = entries.flatten().find(|e| e.file_type().is_ok_and(|t| t.is_symlink())) {
+                    return Err(format!(
+                        "{}: blobs/{} is a symlink; regaudit follows no symlink inside DEST and wrote nothing",
+                        dest.display(),
+                        link.file_name().to_string_lossy()
+                    ));
+                }
+            }
+            let dest = fs::canonicalize(&existing).map_err(err)?;
+            return Ok(Layout { dest, dir, created: false });
+        }
+        let mut dir = fs::File::open(&existing).map(OwnedFd::from).map_err(err)?;
+        let mut path = fs::canonicalize(&existing).map_err(err)?;
+        for name in &missing {
+            let name_str = name.to_str().ok_or_else(|| format!("{}: not UTF-8", dest.display()))?;
+            rustix::fs::mkdirat(&dir, *name, Mode::from_raw_mode(0o755)).map_err(|e| err(e.into()))?;
+            path.push(name);
+            dir = open_dir(&dir, name_str).map_err(err)?;
+        }
+        // Abandoning removes DEST only: directories created above it stay.
+        Ok(Layout { dest: path, dir, created: true })
     }
 
     /// Gives up: removes DEST when this run created it. Blobs already
@@ -383,24 +573,15 @@ impl Layout {
         }
     }
 
-    fn blob_path(&self, d: &Digest) -> PathBuf {
-        self.dest.join("blobs").join(d.algorithm().name()).join(d.hex())
-    }
-
     fn copy_blob(&self, audit: &Audit, p: &Planned) -> io::Result<Copy> {
         let source = match audit.root.open_blob(&p.source) {
             Ok(f) => f,
             Err(e) => return Ok(Copy::Unreadable(e)),
         };
-        let final_path = self.blob_path(&p.wanted);
-        let dir = final_path.parent().unwrap_or(&self.dest);
-        fs::create_dir_all(dir)?;
-        // An existing layout could hold a symlinked blobs directory; never follow one out of DEST.
-        if !fs::canonicalize(dir)?.starts_with(&self.dest) {
-            return Err(io::Error::other(format!("{} leads out of DEST", dir.display())));
-        }
-        let tmp = dir.join(format!(".{}.regaudit-{}", p.wanted.hex(), std::process::id()));
-        let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let blobs = open_or_create_dir(&self.dir, "blobs")?;
+        let dir = open_or_create_dir(&blobs, p.wanted.algorithm().name())?;
+        let tmp = format!(".{}.regaudit-{}", p.wanted.hex(), std::process::id());
+        let mut out = create_file(&dir, &tmp)?;
         let mut writer = WriteTracker { inner: io::BufWriter::new(&mut out), failed: false };
         let copied = copy_hashed(source, p.wanted.algorithm(), Some(&mut writer)).and_then(|r| {
             writer.flush()?;
@@ -409,16 +590,17 @@ impl Layout {
         let write_failed = writer.failed;
         drop(writer);
         let result = match copied {
-            Ok((actual, n)) if actual == p.wanted => {
-                out.sync_all().and_then(|_| fs::rename(&tmp, &final_path)).map(|_| Copy::Verified(n))
-            }
+            Ok((actual, n)) if actual == p.wanted => out
+                .sync_all()
+                .and_then(|_| rustix::fs::renameat(&dir, &tmp, &dir, p.wanted.hex()).map_err(io::Error::from))
+                .map(|_| Copy::Verified(n)),
             Ok((actual, n)) => Ok(Copy::Mismatch(actual, n)),
             // A write error is DEST's problem and stops the export; a read error is the tree's.
             Err(e) if write_failed => Err(e),
             Err(e) => Ok(Copy::Unreadable(e)),
         };
         if !matches!(result, Ok(Copy::Verified(_))) {
-            let _ = fs::remove_file(&tmp);
+            let _ = rustix::fs::unlinkat(&dir, &tmp, AtFlags::empty());
         }
         result
     }
@@ -426,16 +608,19 @@ impl Layout {
     /// Adds the manifest to `index.json` (replacing an entry of the same
     /// name), writing `oci-layout` when missing; both atomically.
     fn write_index(&self, d: &Digest, media_type: &str, size: u64, name: Option<&str>) -> io::Result<()> {
-        let layout_file = self.dest.join("oci-layout");
-        if !layout_file.exists() {
+        if stat_in(&self.dir, "oci-layout")?.is_none() {
             self.write_atomic("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
-        let index_path = self.dest.join("index.json");
-        let mut index = match fs::read(&index_path) {
-            Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("index.json: {e}")))?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Value::Null,
-            Err(e) => return Err(e),
+        let read_flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut index = match rustix::fs::openat(&self.dir, "index.json", read_flags, Mode::empty()) {
+            Ok(fd) => {
+                let mut bytes = Vec::new();
+                io::Read::read_to_end(&mut fs::File::from(fd), &mut bytes)?;
+                serde_json::from_slice::<Value>(&bytes)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("index.json: {e}")))?
+            }
+            Err(Errno::NOENT) => Value::Null,
+            Err(e) => return Err(e.into()),
         };
         if !index.is_object() {
             index = json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []});
@@ -465,11 +650,12 @@ impl Layout {
     }
 
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        let tmp = self.dest.join(format!(".{name}.regaudit-{}", std::process::id()));
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let tmp = format!(".{name}.regaudit-{}", std::process::id());
+        let mut f = create_file(&self.dir, &tmp)?;
         let written = f.write_all(bytes).and_then(|_| f.sync_all());
-        if let Err(e) = written.and_then(|_| fs::rename(&tmp, self.dest.join(name))) {
-            let _ = fs::remove_file(&tmp);
+        let renamed = written.and_then(|_| rustix::fs::renameat(&self.dir, &tmp, &self.dir, name).map_err(Into::into));
+        if let Err(e) = renamed {
+            let _ = rustix::fs::unlinkat(&self.dir, &tmp, AtFlags::empty());
             return Err(e);
         }
         Ok(())

@@ -62,6 +62,8 @@ pub enum Code {
     BlobCorrupt,
     BlobTruncated,
     BlobSizeMismatch,
+    /// Changed (size or times) while it was hashed.
+    BlobChanged,
     // Uploads.
     UploadWithoutStartedAt,
     UploadStartedAtInvalid,
@@ -105,7 +107,8 @@ impl Code {
             | LayerNotLinked
             | BlobCorrupt
             | BlobTruncated
-            | BlobSizeMismatch => Severity::Error,
+            | BlobSizeMismatch
+            | BlobChanged => Severity::Error,
         }
     }
 

@@ -415,13 +415,24 @@ impl Resolver<'_> {
         }
     }
 
-    /// The image's creation time; for an index, the newest of its images.
+    /// The image's creation time as written; for an index, the newest of its
+    /// images, compared as instants (offsets differ), or None when one of
+    /// several times is not a time Go reads.
     fn created(&self, tree: &Node) -> Option<String> {
-        tree.walk()
+        let mut times: Vec<&str> = tree
+            .walk()
             .iter()
             .filter(|n| n.role == Role::Config)
             .filter_map(|n| n.parsed_digest.as_ref())
-            .filter_map(|d| Some(self.server.contents.config(d)?.as_ref().ok()?.created.as_deref()?.to_string()))
-            .max()
+            .filter_map(|d| self.server.contents.config(d)?.as_ref().ok()?.created.as_deref())
+            .collect();
+        times.sort_unstable();
+        times.dedup();
+        if let [only] = times[..] {
+            return Some(only.to_string());
+        }
+        let instants: Option<Vec<_>> =
+            times.iter().map(|t| crate::gojson::parse_go_rfc3339(t).map(|i| (i, *t))).collect();
+        instants?.into_iter().max().map(|(_, t)| t.to_string())
     }
 }

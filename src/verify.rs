@@ -1,11 +1,15 @@
 //! Verification: hash blob data in parallel and compare with its digest and
 //! with the sizes manifests declare for it.
 //!
-//! Files are memory-mapped (one copy less than read()); where mapping fails
-//! (special filesystems, 0-byte files) they are read in chunks instead.
+//! Files are read with read() into one reused buffer per thread, never
+//! memory-mapped: a mapped file truncated by another process kills the
+//! reader with SIGBUS, while read() just ends early. Memory stays at one
+//! buffer per core whatever the blob sizes; a blob whose size or times
+//! change while it is read is reported as such, not as corrupt.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
@@ -20,8 +24,10 @@ use crate::problem::{Code, Problem};
 use crate::progress::Progress;
 use crate::tree::StorageRoot;
 
-/// Hashing granularity: also how often a large blob checks for Ctrl-C.
-const CHUNK: usize = 4 << 20;
+/// The read buffer of each hashing thread: also how often a large blob
+/// checks for Ctrl-C. Small enough to stay in the L2 cache between the copy
+/// and the hash, large enough that syscalls cost nothing.
+const CHUNK: usize = 256 << 10;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
@@ -37,6 +43,10 @@ pub enum Outcome {
         declared: u64,
     },
     Unreadable {
+        error: String,
+    },
+    /// Its size or times changed while it was read: what it holds is unknown.
+    Changed {
         error: String,
     },
     /// Not hashed: verification was interrupted first.
@@ -67,6 +77,8 @@ impl BlobCheck {
             Outcome::Corrupt { .. } => "corrupt",
             Outcome::Truncated { .. } => "truncated",
             Outcome::Unreadable { .. } => "unreadable",
+            // `state` is a closed set in the JSON contract; the problem code tells them apart.
+            Outcome::Changed { .. } => "unreadable",
             Outcome::NotChecked => "not-checked",
         }
     }
@@ -109,22 +121,28 @@ pub fn verify(
     work.sort_by_key(|w| std::cmp::Reverse(w.1));
     let checks: Vec<BlobCheck> = work
         .par_iter()
-        .map(|(d, size)| {
-            let outcome =
-                if CANCEL.load(Ordering::Relaxed) { Outcome::NotChecked } else { hash_blob(root, d, progress) };
-            let declared_sizes: Vec<i64> = declared
-                .get(*d)
-                .map(|s| s.iter().copied().filter(|s| *s != *size as i64).collect())
-                .unwrap_or_default();
-            let outcome = match outcome {
-                Outcome::Corrupt { actual } => match declared_sizes.iter().copied().find(|s| *s > *size as i64) {
-                    Some(longer) => Outcome::Truncated { actual, declared: longer as u64 },
-                    None => Outcome::Corrupt { actual },
-                },
-                other => other,
-            };
-            BlobCheck { digest: (*d).clone(), size: *size, outcome, declared_sizes }
-        })
+        .map_init(
+            || vec![0u8; CHUNK],
+            |buf, (d, size)| {
+                let outcome = if CANCEL.load(Ordering::Relaxed) {
+                    Outcome::NotChecked
+                } else {
+                    hash_blob(root, d, *size, buf, progress)
+                };
+                let declared_sizes: Vec<i64> = declared
+                    .get(*d)
+                    .map(|s| s.iter().copied().filter(|s| *s != *size as i64).collect())
+                    .unwrap_or_default();
+                let outcome = match outcome {
+                    Outcome::Corrupt { actual } => match declared_sizes.iter().copied().find(|s| *s > *size as i64) {
+                        Some(longer) => Outcome::Truncated { actual, declared: longer as u64 },
+                        None => Outcome::Corrupt { actual },
+                    },
+                    other => other,
+                };
+                BlobCheck { digest: (*d).clone(), size: *size, outcome, declared_sizes }
+            },
+        )
         .collect();
     progress.finish();
     let interrupted = checks.iter().any(|c| c.outcome == Outcome::NotChecked);
@@ -132,46 +150,56 @@ pub fn verify(
     Verification { blobs: checks.into_iter().map(|c| (c.digest.clone(), c)).collect(), bytes_hashed, interrupted }
 }
 
-/// Hashes one blob with its own algorithm and compares.
-fn hash_blob(root: &StorageRoot, d: &Digest, progress: &Progress) -> Outcome {
+/// What identifies a file's content without reading it: a write or a
+/// truncation changes at least one of these.
+fn stamp(m: &std::fs::Metadata) -> (u64, i64, i64, i64, i64) {
+    (m.len(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec())
+}
+
+/// Hashes one blob with its own algorithm and compares. `listed` is the
+/// size the walk saw; `buf` is the calling thread's read buffer.
+fn hash_blob(root: &StorageRoot, d: &Digest, listed: u64, buf: &mut [u8], progress: &Progress) -> Outcome {
     let unreadable = |e: std::io::Error| Outcome::Unreadable { error: e.to_string() };
     let mut file = match root.open_blob(d) {
         Ok(f) => f,
         Err(e) => return unreadable(e),
     };
+    let before = match file.metadata() {
+        Ok(m) => stamp(&m),
+        Err(e) => return unreadable(e),
+    };
+    if before.0 != listed {
+        return Outcome::Changed {
+            error: format!("it had {listed} bytes when the tree was listed and {} now", before.0),
+        };
+    }
+    // Only a hint for read-ahead; hashing is correct without it.
+    let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
     let mut hasher = Hasher::new(d.algorithm());
-    // SAFETY-free API: memmap2's map is unsafe only because another process
-    // could truncate the file under us; we only read, and a SIGBUS risk on
-    // evidence that changes while we hash is accepted (reads fall back below).
-    let mapped = unsafe { memmap2::Mmap::map(&file) };
-    match mapped {
-        Ok(map) => {
-            let _ = map.advise(memmap2::Advice::Sequential);
-            for chunk in map.chunks(CHUNK) {
-                if CANCEL.load(Ordering::Relaxed) {
-                    return Outcome::NotChecked;
-                }
-                hasher.update(chunk);
-                progress.add(chunk.len() as u64);
-            }
+    let mut read = 0u64;
+    loop {
+        if CANCEL.load(Ordering::Relaxed) {
+            return Outcome::NotChecked;
         }
-        Err(_) => {
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                if CANCEL.load(Ordering::Relaxed) {
-                    return Outcome::NotChecked;
-                }
-                match file.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        hasher.update(&buf[..n]);
-                        progress.add(n as u64);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return unreadable(e),
-                }
+        match file.read(buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                progress.add(n as u64);
+                read += n as u64;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return unreadable(e),
         }
+    }
+    let after = match file.metadata() {
+        Ok(m) => stamp(&m),
+        Err(e) => return unreadable(e),
+    };
+    if after != before || read != listed {
+        return Outcome::Changed {
+            error: format!("it had {listed} bytes when listed, {read} were read and it has {} now", after.0),
+        };
     }
     let actual = hasher.finish();
     if &actual == d {
@@ -206,6 +234,11 @@ impl Verification {
                     Code::Unreadable,
                     &path,
                     format!("blob {} cannot be read: {error}", c.digest),
+                )),
+                Outcome::Changed { error } => out.push(Problem::new(
+                    Code::BlobChanged,
+                    &path,
+                    format!("blob {} changed while it was hashed ({error}): its content is not known", c.digest),
                 )),
             }
             if !c.declared_sizes.is_empty() && matches!(c.outcome, Outcome::Intact) {

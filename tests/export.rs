@@ -247,3 +247,94 @@ fn a_corrupt_blob_is_refused_unless_partial() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
+
+/// How to get a private mount namespace here: `unshare -m` as root,
+/// `unshare -rm` (a user namespace) otherwise; None when neither works.
+fn mount_namespace() -> Option<Vec<&'static str>> {
+    let ok = |args: &[&str]| Command::new("unshare").args(args).arg("true").output().is_ok_and(|o| o.status.success());
+    [vec!["-m", "--propagation", "private"], vec!["-rm", "--propagation", "private"]].into_iter().find(|a| ok(a))
+}
+
+/// Runs `script` (sh) in a private mount namespace with $BIN set to regaudit.
+fn in_mount_namespace(ns: &[&str], script: &str) -> std::process::Output {
+    Command::new("unshare")
+        .args(ns)
+        .args(["sh", "-c", script])
+        .env("BIN", env!("CARGO_BIN_EXE_regaudit"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+/// ROOT given as a read-only bind mount of X with DEST under X used to pass
+/// the path comparison and write into X; so did DEST under a bind mount of
+/// a directory inside the tree. Both are refused, and X is not touched.
+#[test]
+fn a_dest_reaching_the_tree_through_a_bind_mount_is_refused() {
+    let Some(ns) = mount_namespace() else {
+        eprintln!("SKIPPED: neither `unshare -m` nor `unshare -rm` works here, so no bind mount can be made");
+        return;
+    };
+    let tree = scratch("trees/minimal");
+    let x = tree.path().to_str().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mnt = work.path().join("ro-root");
+    let blobs_mnt = work.path().join("blobs-elsewhere");
+    std::fs::create_dir(&mnt).unwrap();
+    std::fs::create_dir(&blobs_mnt).unwrap();
+    let before = registry::snapshot(tree.path());
+    // ROOT is the bind mount; DEST is under the original.
+    let script = format!(
+        "mount --bind {x} {m} && mount -o remount,bind,ro {m} && exec \"$BIN\" export {m} app:v1 {x}/docker/export",
+        m = mnt.display()
+    );
+    let out = in_mount_namespace(&ns, &script);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("inside the storage root"), "{stderr}");
+    // ROOT is the original; DEST is under a bind mount of its blobs directory.
+    let script = format!(
+        "mount --bind {x}/{V2}/blobs {b} && exec \"$BIN\" export {x} app:v1 {b}/new/layout",
+        b = blobs_mnt.display()
+    );
+    let out = in_mount_namespace(&ns, &script);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("inside the storage root"), "{stderr}");
+    assert_eq!(registry::snapshot(tree.path()), before, "the tree was written to");
+    // The same bind mount, DEST outside the tree: exported.
+    let dest = work.path().join("layout");
+    let script = format!(
+        "mount --bind {x} {m} && mount -o remount,bind,ro {m} && exec \"$BIN\" export {m} app:v1 {d}",
+        m = mnt.display(),
+        d = dest.display()
+    );
+    let out = in_mount_namespace(&ns, &script);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dest.join("index.json").is_file());
+}
+
+/// An existing layout whose `blobs` (or `blobs/sha256`) is a symlink into the
+/// tree: refused before anything is created, under DEST or under the target.
+#[test]
+fn a_symlink_inside_an_existing_layout_is_refused_before_writing() {
+    let tree = scratch("trees/minimal");
+    let root = tree.path().to_str().unwrap();
+    let before = registry::snapshot(tree.path());
+    for (link, target) in [("blobs", "docker"), ("blobs/sha256", "docker/registry")] {
+        let work = tempfile::tempdir().unwrap();
+        let dest = work.path().join("layout");
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::write(dest.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        if link == "blobs/sha256" {
+            std::fs::create_dir(dest.join("blobs")).unwrap();
+        }
+        std::os::unix::fs::symlink(tree.path().join(target), dest.join(link)).unwrap();
+        let layout_before = registry::snapshot(&dest);
+        let run = export(root, "app:v1", &dest, &[]);
+        assert_eq!(run.code, 2, "{link}: {}", run.stdout);
+        assert!(run.stderr.contains(&format!("{link} is a symlink")), "{link}: {}", run.stderr);
+        assert_eq!(registry::snapshot(tree.path()), before, "{link}: the tree was written to");
+        assert_eq!(registry::snapshot(&dest), layout_before, "{link}: DEST was written to");
+    }
+}

@@ -216,3 +216,62 @@ fn closed_stdout_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// An index's `created` is the newest of its images' times compared as
+/// instants: "10:00+09:00" is earlier than "05:00Z" although it sorts after
+/// it as text. A time Go cannot read among several makes it unknown (null).
+#[test]
+fn index_created_compares_instants_across_offsets() {
+    use sha2::{Digest as _, Sha256};
+    fn build(times: [&str; 2]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join(common::V2);
+        let repo = v2.join("repositories/app");
+        let put = |bytes: &[u8]| {
+            let hex = hex::encode(Sha256::digest(bytes));
+            let blob = v2.join(format!("blobs/sha256/{}/{hex}", &hex[..2]));
+            std::fs::create_dir_all(&blob).unwrap();
+            std::fs::write(blob.join("data"), bytes).unwrap();
+            (format!("sha256:{hex}"), bytes.len())
+        };
+        let link = |rel: String, d: &str| {
+            let path = repo.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, d).unwrap();
+        };
+        let mut children = Vec::new();
+        for (arch, created) in ["amd64", "arm64"].into_iter().zip(times) {
+            let config = format!(
+                r#"{{"architecture":"{arch}","os":"linux","created":"{created}","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+            );
+            let (config_digest, config_size) = put(config.as_bytes());
+            link(format!("_layers/sha256/{}/link", &config_digest[7..]), &config_digest);
+            let manifest = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{config_size}}},"layers":[]}}"#
+            );
+            let (d, size) = put(manifest.as_bytes());
+            link(format!("_manifests/revisions/sha256/{}/link", &d[7..]), &d);
+            children.push(format!(
+                r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","size":{size},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#
+            ));
+        }
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+            children.join(",")
+        );
+        let (d, _) = put(index.as_bytes());
+        link(format!("_manifests/revisions/sha256/{}/link", &d[7..]), &d);
+        link("_manifests/tags/multi/current/link".to_string(), &d);
+        link(format!("_manifests/tags/multi/index/sha256/{}/link", &d[7..]), &d);
+        dir
+    }
+    let created = |times| {
+        let tree = build(times);
+        let (_, v) = json(&["tags", tree.path().to_str().unwrap()]);
+        assert_eq!(v["tags"][0]["kind"], "oci-index", "{v}");
+        v["tags"][0]["created"].clone()
+    };
+    assert_eq!(created(["2024-01-01T10:00:00+09:00", "2024-01-01T05:00:00Z"]), "2024-01-01T05:00:00Z");
+    assert_eq!(created(["2024-01-01T05:00:00Z", "2024-01-01T10:00:00+09:00"]), "2024-01-01T05:00:00Z");
+    assert_eq!(created(["2024-01-01T05:00:00Z", "yesterday"]), serde_json::Value::Null);
+}

@@ -93,9 +93,9 @@ fn scan_summarises_the_tree() {
     assert_eq!(v["verification"]["damaged"], 1);
 }
 
-/// 0-byte files cannot be memory-mapped: the buffered path hashes them.
+/// A 0-byte blob hashes to the empty digest.
 #[test]
-fn empty_blob_is_hashed_through_the_read_fallback() {
+fn an_empty_blob_is_intact() {
     let dir = scratch("trees/minimal");
     let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     let blob = dir.path().join(format!("{V2}/blobs/sha256/e3/{empty}"));
@@ -106,25 +106,171 @@ fn empty_blob_is_hashed_through_the_read_fallback() {
     assert_eq!(v["intact"], v["blobs_checked"]);
 }
 
-/// Ctrl-C stops hashing and prints what was verified so far.
-#[test]
-fn interrupt_reports_partial_results() {
+/// The layer of `app:v1` in trees/minimal, which every command that hashes reaches.
+const LAYER: &str = "7dc163e26ccb92ac81308796b63ad8d2e64fff0fa3837e2737b1895677dc08be";
+
+/// A copy of trees/minimal whose layer data is a 16 GiB sparse file: hashing
+/// it keeps a run busy for seconds. Returns the tree and the data's path.
+fn tree_with_huge_layer() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = scratch("trees/minimal");
-    // A large sparse blob keeps the hasher busy for a few seconds.
-    let fake = "1111111111111111111111111111111111111111111111111111111111111111";
-    let blob = dir.path().join(format!("{V2}/blobs/sha256/11/{fake}"));
-    std::fs::create_dir_all(&blob).unwrap();
-    std::fs::File::create(blob.join("data")).unwrap().set_len(16 << 30).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_regaudit"))
-        .args(["verify", dir.path().to_str().unwrap(), "--format", "json"])
+    let data = dir.path().join(format!("{V2}/blobs/sha256/7d/{LAYER}/data"));
+    std::fs::OpenOptions::new().write(true).open(&data).unwrap().set_len(16 << 30).unwrap();
+    (dir, data)
+}
+
+/// Starts regaudit and waits until it has `file` open and has read from it
+/// (its offset, from /proc, is past 0): it is then hashing that file.
+#[allow(clippy::zombie_processes)] // the caller waits for the child it gets back
+fn start_hashing(args: &[&str], file: &std::path::Path) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regaudit"))
+        .args(args)
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let fds = format!("/proc/{}/fd", child.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} never started hashing {}", file.display());
+        }
+        let reading = std::fs::read_dir(&fds).into_iter().flatten().flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|p| p == file)
+                && std::fs::read_to_string(format!("/proc/{}/fdinfo/{}", child.id(), fd.file_name().to_string_lossy()))
+                    .is_ok_and(|info| info.lines().any(|l| l.starts_with("pos:") && l.trim_end() != "pos:\t0"))
+        });
+        if reading {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// One rule for every command that hashes: Ctrl-C prints the partial report,
+/// which says it was interrupted, and exits 2.
+#[test]
+fn interrupted_hashing_exits_2_for_every_command() {
+    let (dir, data) = tree_with_huge_layer();
+    let tree = dir.path().to_str().unwrap();
+    let commands: [&[&str]; 4] = [
+        &["verify", tree],
+        &["scan", tree, "--verify"],
+        &["tags", tree, "--verify"],
+        &["inspect", tree, "app:v1", "--verify"],
+    ];
+    for args in commands {
+        for json_format in [true, false] {
+            let mut all = args.to_vec();
+            if json_format {
+                all.extend(["--format", "json"]);
+            }
+            let child = start_hashing(&all, &data);
+            Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{all:?}: {stderr}");
+            assert!(stderr.contains("regaudit: interrupted"), "{all:?}: {stderr}");
+            if json_format {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let flag = if args[0] == "scan" { &v["verification"]["interrupted"] } else { &v["interrupted"] };
+                assert_eq!(flag, true, "{all:?}: {v}");
+            } else if args[0] == "verify" || args[0] == "scan" {
+                assert!(String::from_utf8_lossy(&out.stdout).contains("interrupted"), "{all:?}");
+            }
+        }
+    }
+    // Not interrupted: the field is false (verify, scan) or left out (tags, inspect).
+    let (exit, v) = json(&["tags", &root("trees/minimal"), "--verify"]);
+    assert_eq!((exit, v.get("interrupted")), (0, None), "{v}");
+}
+
+/// A blob truncated while it is hashed (it used to be memory-mapped, and
+/// the process died of SIGBUS) is a problem with its path; the run goes on.
+#[test]
+fn a_blob_truncated_while_hashed_is_a_problem_not_a_crash() {
+    let (dir, data) = tree_with_huge_layer();
+    let root = dir.path().to_str().unwrap();
+    let child = start_hashing(&["verify", root, "--format", "json"], &data);
+    std::fs::OpenOptions::new().write(true).open(&data).unwrap().set_len(1 << 20).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no signal death: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["interrupted"], true, "{v}");
-    assert!(v["bytes_hashed"].as_u64().unwrap() < 16 << 30);
+    let path = format!("{V2}/blobs/sha256/7d/{LAYER}/data");
+    let changed: Vec<_> = v["problems"].as_array().unwrap().iter().filter(|p| p["code"] == "blob-changed").collect();
+    assert_eq!(changed.len(), 1, "{v}");
+    assert_eq!(changed[0]["path"], path.as_str());
+    assert_eq!(changed[0]["severity"], "error");
+    assert!(!v["problems"].as_array().unwrap().iter().any(|p| p["code"] == "blob-corrupt"), "not called corrupt: {v}");
+    assert_eq!(v["damaged"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["damaged"][0]["state"], "unreadable");
+    // Every other blob was still hashed.
+    assert_eq!(v["intact"].as_u64().unwrap() + 1, v["blobs_checked"].as_u64().unwrap(), "{v}");
+    assert_eq!(v["interrupted"], false);
+}
+
+/// `--format gc-log` is refused while parsing, for every command but gc:
+/// before any hashing, and before export creates DEST.
+#[test]
+fn gc_log_is_refused_before_any_work() {
+    let (dir, _) = tree_with_huge_layer();
+    let tree = dir.path().to_str().unwrap();
+    let dest = dir.path().with_extension("export-dest");
+    let commands: [&[&str]; 8] = [
+        &["verify", tree],
+        &["scan", tree, "--verify"],
+        &["tags", tree, "--verify"],
+        &["inspect", tree, "app:v1", "--verify"],
+        &["export", tree, "app:v1", dest.to_str().unwrap()],
+        &["du", tree],
+        &["writes", tree],
+        &["diff", tree, tree],
+    ];
+    for args in commands {
+        let start = std::time::Instant::now();
+        let mut all = args.to_vec();
+        all.extend(["--format", "gc-log"]);
+        let run = regaudit(&all);
+        assert_eq!(run.code, 2, "{all:?}");
+        assert!(run.stderr.contains("gc-log is only for `regaudit gc`"), "{all:?}: {}", run.stderr);
+        assert_eq!(run.stdout, "", "{all:?}");
+        // 16 GiB were not hashed first.
+        assert!(start.elapsed() < Duration::from_secs(5), "{all:?} took {:?}", start.elapsed());
+    }
+    assert!(!dest.exists(), "export created DEST before refusing");
+    let run = regaudit(&["gc", tree, "--format", "gc-log"]);
+    assert_ne!(run.code, 2, "{}", run.stderr);
+}
+
+/// Hashing memory is one buffer per thread, whatever the blob size (a
+/// memory-mapped blob used to count whole in the peak RSS).
+#[test]
+fn hashing_memory_does_not_grow_with_the_blob() {
+    let dir = scratch("trees/minimal");
+    let data = dir.path().join(format!("{V2}/blobs/sha256/7d/{LAYER}/data"));
+    std::fs::OpenOptions::new().write(true).open(&data).unwrap().set_len(128 << 20).unwrap();
+    let rss = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(rss.path())
+        .arg(env!("CARGO_BIN_EXE_regaudit"))
+        .args(["verify", dir.path().to_str().unwrap(), "--format", "json"])
+        .output()
+        .expect("GNU time (scripts/test installs it)");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["bytes_hashed"].as_u64().unwrap() >= 128 << 20, "{v}");
+    let kib: u64 = std::fs::read_to_string(rss.path()).unwrap().lines().last().unwrap().trim().parse().unwrap();
+    // 5 MiB here; the mapped blob made it 135 MiB.
+    assert!(kib < 48 << 10, "peak RSS {kib} KiB while hashing a 128 MiB blob");
 }

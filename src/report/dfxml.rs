@@ -46,6 +46,7 @@ pub fn evidence_files(audit: &Audit, filter: &[String]) -> Vec<EvidenceFile> {
                     (Some((alg, hex.to_string())), None)
                 }
                 Outcome::Unreadable { error } => (None, Some(format!("cannot be read: {error}"))),
+                Outcome::Changed { error } => (None, Some(format!("changed while hashed: {error}"))),
                 Outcome::NotChecked => (None, Some("not hashed: verification was interrupted first".into())),
             };
             files.push(EvidenceFile { path, stat, hash, error: error.or(stat_error) });

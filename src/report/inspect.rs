@@ -73,6 +73,9 @@ pub struct InspectReport {
     pub tree: Option<Node>,
     /// Problems in this repository or in the blobs of this tree.
     pub problems: Vec<Problem>,
+    /// Present (true) only when Ctrl-C stopped `--verify` early.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// Every digest the reference reaches (to verify before building the report).
@@ -133,6 +136,7 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
         history,
         tree,
         problems,
+        interrupted: audit.verification.as_ref().is_some_and(|v| v.interrupted),
     })
 }
 

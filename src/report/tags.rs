@@ -21,6 +21,9 @@ pub struct TagsReport {
     pub root: String,
     pub tags: Vec<ResolvedTag>,
     pub problems: Vec<Problem>,
+    /// Present (true) only when Ctrl-C stopped `--verify` early.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// Unknown repository names in the filter, for a clear error.
@@ -77,6 +80,7 @@ pub fn build(audit: &Audit, filter: &[String]) -> TagsReport {
         root: audit.root.path().display().to_string(),
         tags,
         problems,
+        interrupted: audit.verification.as_ref().is_some_and(|v| v.interrupted),
     }
 }
 
