@@ -101,6 +101,87 @@ fn same_message(ours: &str, real: &str, root: &Path) -> bool {
     }
 }
 
+/// The one revision of `trees/minimal` (tagged `v1`).
+const MINIMAL_REVISION: &str = "42c9bca4f7b5c363565619d14477ea7d65d3d0c97ead6ec16cbab76b6de4e4e8";
+/// One of its `_layers` links.
+const MINIMAL_LAYER: &str = "7dc163e26ccb92ac81308796b63ad8d2e64fff0fa3837e2737b1895677dc08be";
+
+fn minimal_app(root: &Path) -> std::path::PathBuf {
+    v2(root).join("repositories/app")
+}
+
+/// Copies `link` (relative to the repository `app`) to `to`.
+fn copy_link(root: &Path, link: &str, to: &str) {
+    let app = minimal_app(root);
+    std::fs::create_dir_all(app.join(to).parent().unwrap()).unwrap();
+    std::fs::copy(app.join(link), app.join(to)).unwrap();
+}
+
+/// Removes the tag `v1`'s current link: the revision becomes untagged.
+fn untag(root: &Path) {
+    std::fs::remove_file(minimal_app(root).join("_manifests/tags/v1/current/link")).unwrap();
+}
+
+/// A copy of a revision link at `<hex>.bak/link`: GC enumerates it too, so
+/// the manifest is marked twice.
+fn revision_stray_copy(root: &Path) {
+    let rev = format!("_manifests/revisions/sha256/{MINIMAL_REVISION}");
+    copy_link(root, &format!("{rev}/link"), &format!("{rev}.bak/link"));
+}
+
+/// The same, untagged: under --delete-untagged the manifest is queued
+/// twice, and the real run fails deleting it the second time.
+fn revision_stray_untagged(root: &Path) {
+    revision_stray_copy(root);
+    untag(root);
+}
+
+/// A `link` directly under the algorithm directory, and one in a
+/// directory below a revision: both enumerated.
+fn revision_link_elsewhere(root: &Path) {
+    let rev = format!("_manifests/revisions/sha256/{MINIMAL_REVISION}");
+    copy_link(root, &format!("{rev}/link"), "_manifests/revisions/sha256/link");
+    copy_link(root, &format!("{rev}/link"), &format!("{rev}/old/link"));
+}
+
+/// A revision `link` that is a directory holding the link: the walk
+/// enters it and reads the inner one.
+fn revision_link_in_link_dir(root: &Path) {
+    let rev = minimal_app(root).join(format!("_manifests/revisions/sha256/{MINIMAL_REVISION}"));
+    std::fs::rename(rev.join("link"), root.join("link.tmp")).unwrap();
+    std::fs::create_dir(rev.join("link")).unwrap();
+    std::fs::rename(root.join("link.tmp"), rev.join("link/link")).unwrap();
+}
+
+/// A copy of a `_layers` link at `<hex>.bak/link`, the manifest untagged:
+/// v3 queues the layer link's removal twice and fails the second time.
+fn layers_stray_untagged(root: &Path) {
+    let layer = format!("_layers/sha256/{MINIMAL_LAYER}");
+    copy_link(root, &format!("{layer}/link"), &format!("{layer}.bak/link"));
+    untag(root);
+}
+
+/// A tag whose `current/link` is a directory: reading it fails, which
+/// aborts --delete-untagged.
+fn tag_link_is_dir(root: &Path) {
+    std::fs::create_dir_all(minimal_app(root).join("_manifests/tags/bad/current/link")).unwrap();
+}
+
+/// A 257-character name whose first component looks like a domain: 2.8
+/// counts the whole name (too long), v3 only the path after the domain.
+fn long_domain_like_name(root: &Path) {
+    let repos = v2(root).join("repositories");
+    let long = repos.join("abcdef").join("b".repeat(250));
+    std::fs::create_dir_all(long.parent().unwrap()).unwrap();
+    std::fs::rename(repos.join("app"), &long).unwrap();
+}
+
+/// A tag whose name the storage driver refuses (`+`).
+fn tag_outside_driver_charset(root: &Path) {
+    let tags = minimal_app(root).join("_manifests/tags");
+    copy_tree(&tags.join("v1"), &tags.join("v1+old"));
+}
+
 fn check(real: Real, name: &str, src: &Path, tweak: Option<Tweak>, delete_untagged: bool) {
     let label = format!("{name} (target {}, delete_untagged={delete_untagged})", real.target());
     let (_dir, root) = registry::scratch_copy(src);
@@ -180,6 +261,14 @@ fn made_variants(real: Real) {
         ("no-blobs", "trees/minimal", no_blobs),
         ("no-repositories", "trees/minimal", no_repositories),
         ("misplaced-after-untag", "trees/minimal-multi", misplaced_after_untag),
+        ("revision-stray-copy", "trees/minimal", revision_stray_copy),
+        ("revision-stray-untagged", "trees/minimal", revision_stray_untagged),
+        ("revision-link-elsewhere", "trees/minimal", revision_link_elsewhere),
+        ("revision-link-in-link-dir", "trees/minimal", revision_link_in_link_dir),
+        ("layers-stray-untagged", "trees/minimal", layers_stray_untagged),
+        ("tag-link-is-dir", "trees/minimal", tag_link_is_dir),
+        ("long-domain-like-name", "trees/minimal", long_domain_like_name),
+        ("tag-outside-driver-charset", "trees/minimal", tag_outside_driver_charset),
     ];
     for (name, base, tweak) in variants {
         for m in [false, true] {
