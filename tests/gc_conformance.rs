@@ -86,11 +86,13 @@ fn misplaced_after_untag(root: &Path) {
     copy_tree(&src.join(V2).join("blobs/sha256/3d"), &v2(root).join("blobs/sha256/3d"));
 }
 
-/// The real message, with the copy's absolute path taken out (we print
-/// paths relative to the storage root). Decoding errors are Go's own words:
+/// The real message, with the copy's absolute path taken out of both. Decoding errors are Go's own words:
 /// for those only the part naming the manifest must match.
 fn same_message(ours: &str, real: &str, root: &Path) -> bool {
+    // Where Go prints an OS path (a failed read), both name the copy's root.
     let real = real.replace(root.to_str().unwrap(), "");
+    let ours = ours.replace(root.to_str().unwrap(), "");
+    let ours = ours.as_str();
     let key = "failed to retrieve manifest for digest ";
     match ours.find(key) {
         Some(i) => {
@@ -144,13 +146,23 @@ fn revision_link_elsewhere(root: &Path) {
     copy_link(root, &format!("{rev}/link"), &format!("{rev}/old/link"));
 }
 
+/// Moves the link `dir/link` to `dir/link/link`.
+fn link_into_link_dir(dir: &Path, root: &Path) {
+    std::fs::rename(dir.join("link"), root.join("link.tmp")).unwrap();
+    std::fs::create_dir(dir.join("link")).unwrap();
+    std::fs::rename(root.join("link.tmp"), dir.join("link/link")).unwrap();
+}
+
 /// A revision `link` that is a directory holding the link: the walk
-/// enters it and reads the inner one.
+/// enters it and reads the inner one, whose Stat then reads the outer one
+/// and fails (both versions abort while marking).
 fn revision_link_in_link_dir(root: &Path) {
-    let rev = minimal_app(root).join(format!("_manifests/revisions/sha256/{MINIMAL_REVISION}"));
-    std::fs::rename(rev.join("link"), root.join("link.tmp")).unwrap();
-    std::fs::create_dir(rev.join("link")).unwrap();
-    std::fs::rename(root.join("link.tmp"), rev.join("link/link")).unwrap();
+    link_into_link_dir(&minimal_app(root).join(format!("_manifests/revisions/sha256/{MINIMAL_REVISION}")), root);
+}
+
+/// The same in `_layers`: only v3 reads it (its layer check aborts).
+fn layer_link_in_link_dir(root: &Path) {
+    link_into_link_dir(&minimal_app(root).join(format!("_layers/sha256/{MINIMAL_LAYER}")), root);
 }
 
 /// A copy of a `_layers` link at `<hex>.bak/link`, the manifest untagged:
@@ -265,6 +277,7 @@ fn made_variants(real: Real) {
         ("revision-stray-untagged", "trees/minimal", revision_stray_untagged),
         ("revision-link-elsewhere", "trees/minimal", revision_link_elsewhere),
         ("revision-link-in-link-dir", "trees/minimal", revision_link_in_link_dir),
+        ("layer-link-in-link-dir", "trees/minimal", layer_link_in_link_dir),
         ("layers-stray-untagged", "trees/minimal", layers_stray_untagged),
         ("tag-link-is-dir", "trees/minimal", tag_link_is_dir),
         ("long-domain-like-name", "trees/minimal", long_domain_like_name),

@@ -791,6 +791,8 @@ impl<'a> Sim<'a> {
     fn resolve_manifest(&mut self, repo: &Repository, d: &Digest) -> Step<Option<Digest>> {
         let sources: &[bool] = if self.v2 { &[true, false] } else { &[true] };
         for &revision in sources {
+            let path = if revision { layout::revision_link(&repo.name, d) } else { layout::layer_link(&repo.name, d) };
+            self.stat_through_dir(repo, &path)?;
             let link = if revision { repo.revisions.get(d) } else { repo.layer_links.get(d) };
             match link {
                 None => continue,
@@ -807,6 +809,24 @@ impl<'a> Sim<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// `Stat` reads the link at `path` (relative to the root): where a
+    /// directory stands, the read fails and the run aborts.
+    fn stat_through_dir(&mut self, repo: &Repository, path: &str) -> Step<()> {
+        let dir = layout::repo_dir(&repo.name);
+        let rel = path.strip_prefix(&dir).and_then(|r| r.strip_prefix('/')).unwrap_or(path);
+        if !repo.link_dirs.iter().any(|p| p == rel) {
+            return Ok(());
+        }
+        let message = format!(
+            "failed to garbage collect: failed to mark: filesystem: filesystem: filesystem: read {}: is a directory",
+            self.abs(path)
+        );
+        self.fail(
+            abort(Stage::Mark, format!("{path} is a directory, not a link"), path, message),
+            "the directory is replaced by the link it should be",
+        )
     }
 
     /// `Tags.Lookup`: the tags whose `current` names `d`.
@@ -843,6 +863,30 @@ impl<'a> Sim<'a> {
             self.fail(
                 abort(Stage::Mark, format!("tags/{file} is a file, not a tag directory"), path, message),
                 "the stray file is removed",
+            )?;
+        }
+        // Tag directories whose names the walk could not keep (not UTF-8):
+        // the driver refuses their paths as it refuses any other byte
+        // outside its set.
+        let tags_prefix = format!("{}/_manifests/tags/", layout::repo_dir(&repo.name));
+        let unkept: Vec<String> = self
+            .inv
+            .problems
+            .iter()
+            .filter(|p| p.code == crate::problem::Code::NonUtf8Name)
+            .filter_map(|p| p.path.strip_prefix(&tags_prefix).filter(|t| !t.contains('/')).map(str::to_string))
+            .collect();
+        let refused = repo.tags.keys().filter(|t| !layout::storage_path_is_valid(t)).chain(&unkept);
+        if let Some(tag) = refused.min() {
+            // tagstore.go Lookup reads each tag's current link through the
+            // driver, whose PathRegexp refuses the path.
+            let path = layout::tag_current_link(&repo.name, tag);
+            let message = format!(
+                "failed to garbage collect: failed to mark: filesystem: filesystem: failed to retrieve tags for digest {d}: filesystem: invalid path: /{path}"
+            );
+            self.fail(
+                abort(Stage::Mark, format!("tag {tag:?} is not a valid storage path"), path, message),
+                "the tag directory is removed or renamed",
             )?;
         }
         for (tag, t) in &repo.tags {
@@ -1090,6 +1134,7 @@ impl<'a> Sim<'a> {
     /// layout's link of that digest, queued when its blob is not marked.
     fn layer_link(&mut self, repo: &'a Repository, content: Digest, path_digest: &Digest) -> Step<()> {
         let name = &repo.name;
+        self.stat_through_dir(repo, &layout::layer_link(name, &content))?;
         let linked = match repo.layer_links.get(&content) {
             Some(Ok(t)) => {
                 self.stat_blob(t)?;
