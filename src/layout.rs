@@ -414,7 +414,7 @@ mod tests {
         assert_eq!(repository_name_error(&domain_like, Target::V2_8), Some(NAME_TOO_LONG));
         assert_eq!(repository_name_error(&domain_like, Target::V3), None);
         assert_eq!(split_repository_name(&domain_like, Target::V3), Some((Some("abcdef"), &domain_like[7..])));
-        let long_invalid = format!("Upper/{}", "b".repeat(260));
+        let long_invalid = format!("abc/Upper{}", "b".repeat(260));
         assert_eq!(repository_name_error(&long_invalid, Target::V2_8), Some(NAME_TOO_LONG));
         assert_eq!(repository_name_error(&long_invalid, Target::V3), Some(NAME_INVALID_FORMAT));
         // An IPv6 domain exists only in v3's grammar; the driver refuses its path either way.
