@@ -173,6 +173,14 @@ fn layers_stray_untagged(root: &Path) {
     untag(root);
 }
 
+/// The same copy in a subdirectory of the layer link's own directory,
+/// which the fast walk does not list unless it sees the subdirectory.
+fn layers_nested_stray_untagged(root: &Path) {
+    let layer = format!("_layers/sha256/{MINIMAL_LAYER}");
+    copy_link(root, &format!("{layer}/link"), &format!("{layer}/old/link"));
+    untag(root);
+}
+
 /// A tag whose `current/link` is a directory: reading it fails, which
 /// aborts --delete-untagged.
 fn tag_link_is_dir(root: &Path) {
@@ -279,6 +287,7 @@ fn made_variants(real: Real) {
         ("revision-link-in-link-dir", "trees/minimal", revision_link_in_link_dir),
         ("layer-link-in-link-dir", "trees/minimal", layer_link_in_link_dir),
         ("layers-stray-untagged", "trees/minimal", layers_stray_untagged),
+        ("layers-nested-stray-untagged", "trees/minimal", layers_nested_stray_untagged),
         ("tag-link-is-dir", "trees/minimal", tag_link_is_dir),
         ("long-domain-like-name", "trees/minimal", long_domain_like_name),
         ("tag-outside-driver-charset", "trees/minimal", tag_outside_driver_charset),

@@ -106,6 +106,13 @@ fn stray_links_and_link_directories_are_kept_by_both_walks() {
     put(&app.join("_manifests/revisions/sha256/link"));
     put(&rev.join("old/deeper/link"));
     put(&app.join("_layers/sha256/zz/link"));
+    // Beside a layer link, in a subdirectory: the fast walk must list that directory.
+    let other_layer = std::fs::read_dir(app.join("_layers/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p != &layer && p.file_name().unwrap() != "zz")
+        .unwrap();
+    put(&other_layer.join("sub/link"));
     // A layer link that is a directory holding one; a tag's current link that is a directory.
     let layer_link = std::fs::read(layer.join("link")).unwrap();
     std::fs::remove_file(layer.join("link")).unwrap();
@@ -120,16 +127,21 @@ fn stray_links_and_link_directories_are_kept_by_both_walks() {
     let layer_rel = format!("_layers/sha256/{}", layer.file_name().unwrap().to_string_lossy());
     let strays: Vec<&str> = repo.stray_links.iter().map(|s| s.path.as_str()).collect();
     // Go's walk order: siblings sorted, each subtree right after its directory.
-    assert_eq!(
-        strays,
-        [
-            format!("{layer_rel}/link/link"),
-            "_layers/sha256/zz/link".to_string(),
+    let mut layer_strays = vec![format!("{layer_rel}/link/link"), "_layers/sha256/zz/link".to_string()];
+    let other_rel_path = format!("_layers/sha256/{}/sub/link", other_layer.file_name().unwrap().to_string_lossy());
+    layer_strays.push(other_rel_path);
+    layer_strays.sort_by(|a, b| a.split('/').cmp(b.split('/')));
+    let expected: Vec<String> = layer_strays
+        .into_iter()
+        .chain([
             format!("{rev_rel}/old/deeper/link"),
             format!("{rev_rel}.bak/link"),
             "_manifests/revisions/sha256/link".to_string(),
-        ]
-    );
+        ])
+        .collect();
+    assert_eq!(strays, expected);
+    let other_rel = format!("_layers/sha256/{}/sub/link", other_layer.file_name().unwrap().to_string_lossy());
+    assert!(strays.contains(&other_rel.as_str()), "{strays:?}");
     assert!(repo.stray_links.iter().all(|s| s.link.is_ok()));
     assert_eq!(repo.link_dirs, [format!("{layer_rel}/link"), "_manifests/tags/bad/current/link".to_string()]);
 }
