@@ -84,6 +84,9 @@ pub fn path(data: &[u8]) {
         RepoPath::UploadDir(uuid) => assert_eq!(layout::upload_dir(repo, uuid), full),
         _ => {}
     }
-    let _ = layout::repository_name_is_valid(&text);
+    for target in [regaudit::model::Target::V2_8, regaudit::model::Target::V3] {
+        let _ = layout::repository_name_is_valid(&text, target);
+    }
+    let _ = layout::storage_path_is_valid(&text);
     let _ = layout::tag_name_is_valid(&text);
 }

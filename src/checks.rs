@@ -78,7 +78,7 @@ pub fn parse_started_at(text: &str) -> Option<i64> {
 
 fn check_repository(out: &mut Vec<Problem>, repo: &Repository, target: Target) {
     let path = layout::repo_dir(&repo.name);
-    if !repo.name_is_valid() {
+    if !repo.name_is_valid(target) {
         out.push(Problem::new(
             Code::RepositoryNameInvalid,
             &path,
@@ -179,7 +179,7 @@ fn check_tags(out: &mut Vec<Problem>, server: &Server, repo: &Repository) {
             )),
             Some(link) if link_problem(out, current, link.as_ref()) => {}
             // An unroutable repository name is reported once, for the repository.
-            Some(Ok(_)) if !repo.name_is_valid() => {}
+            Some(Ok(_)) if !repo.name_is_valid(server.target) => {}
             Some(Ok(d)) => {
                 let unknown = |f: &Fetch| {
                     matches!(f, Fetch::Unmodelled(_))

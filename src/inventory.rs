@@ -185,6 +185,25 @@ pub struct Repository {
     pub signature_links: Vec<(Digest, Digest)>,
     pub tags: SortedMap<String, Tag>,
     pub uploads: BTreeMap<String, Upload>,
+    /// Files named `link` below `_manifests/revisions` or `_layers` outside
+    /// the layout's own places (`<hex>.bak/link`, a `link` directly under an
+    /// algorithm directory, below a directory named `link`...), in the
+    /// registry's walk order. Its GC reads them all. Rare, so kept apart.
+    pub stray_links: Vec<StrayLink>,
+    /// Where the layout has a `link` file and a directory stands instead
+    /// (paths relative to the repository directory, in walk order). Reading
+    /// one fails with `is a directory`.
+    pub link_dirs: Vec<String>,
+}
+
+/// A `link` file the registry's GC enumerates though the layout has no
+/// place for it (registry/storage/linkedblobstore.go `Enumerate` walks
+/// every file named `link`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct StrayLink {
+    /// Relative to the repository directory.
+    pub path: String,
+    pub link: Link,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -299,8 +318,10 @@ impl Repository {
         Repository { name, ..Default::default() }
     }
 
-    pub fn name_is_valid(&self) -> bool {
-        layout::repository_name_is_valid(&self.name)
+    /// Whether the target's API routes this repository's name
+    /// ([`layout::repository_name_is_valid`]).
+    pub fn name_is_valid(&self, target: crate::model::Target) -> bool {
+        layout::repository_name_is_valid(&self.name, target)
     }
 }
 

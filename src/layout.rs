@@ -4,6 +4,7 @@
 //! Pure functions only; the tree reader feeds them path components.
 
 use crate::digest::{Algorithm, Digest};
+use crate::model::Target;
 
 /// The registry's data directory, relative to the storage root.
 pub const V2: &str = "docker/registry/v2";
@@ -103,7 +104,7 @@ pub enum BlobPath {
 }
 
 const FILE_FOR_DIR: &str = "a file where the layout has a directory";
-const DIR_FOR_FILE: &str = "a directory where the layout has a file";
+pub const DIR_FOR_FILE: &str = "a directory where the layout has a file";
 
 /// Shapes a structural check: `want_dir` says which type the layout expects.
 fn shaped<T>(is_dir: bool, want_dir: bool, value: T) -> Result<T, &'static str> {
@@ -193,6 +194,14 @@ pub fn holds_only_a_link(parts: &[&str]) -> bool {
     matches!(parts, ["_layers", _, _] | ["_manifests", "tags", _, "current"] | ["_manifests", "tags", _, "index", _, _])
 }
 
+/// Whether the registry's GC enumerates the `link` files at or below
+/// `parts` (as for [`classify_repo_path`]): every one below
+/// `_manifests/revisions` (2.8 and v3) and `_layers` (v3's layer check)
+/// (registry/storage/linkedblobstore.go `Enumerate`).
+pub fn gc_enumerates_links(parts: &[&str]) -> bool {
+    matches!(parts, ["_layers", _, ..] | ["_manifests", "revisions", _, ..])
+}
+
 /// `<hh>` below an algorithm directory. Checked at every depth, so a blob
 /// below a malformed shard is never taken for a canonical one.
 fn shard_dir(hh: &str) -> Result<(), &'static str> {
@@ -231,16 +240,68 @@ pub fn classify_blob_path(parts: &[&str], is_dir: bool) -> BlobPath {
     r.unwrap_or_else(Unexpected)
 }
 
-/// Whether the registry's API accepts `name` as a repository name
-/// (distribution's reference grammar: an optional domain, then lowercase
-/// path components; 255 characters at most).
-pub fn repository_name_is_valid(name: &str) -> bool {
-    if name.is_empty() || name.len() > 255 {
-        return false;
+/// Go's `reference.ErrNameTooLong`, the same words in 2.8 and v3.
+pub const NAME_TOO_LONG: &str = "repository name must not be more than 255 characters";
+/// Go's `reference.ErrReferenceInvalidFormat`.
+pub const NAME_INVALID_FORMAT: &str = "invalid reference format";
+
+/// Why `reference.WithName` of the target's reference package refuses a
+/// repository name (the API and `garbage-collect` both call it), in Go's
+/// words; None when it accepts the name.
+pub fn repository_name_error(name: &str, target: Target) -> Option<&'static str> {
+    match target {
+        Target::V2_8 => repository_name_error_2_8(name),
+        Target::V3 => repository_name_error_3(name),
     }
-    let parts: Vec<&str> = name.split('/').collect();
-    let all_components = |ps: &[&str]| ps.iter().all(|p| is_name_component(p));
-    all_components(&parts) || (parts.len() >= 2 && is_domain(parts[0]) && all_components(&parts[1..]))
+}
+
+/// 2.8 (reference/reference.go `WithName`): the whole name is limited to
+/// 255 bytes, checked before the grammar.
+fn repository_name_error_2_8(name: &str) -> Option<&'static str> {
+    if crate::names::to_bytes(name).len() > 255 {
+        return Some(NAME_TOO_LONG);
+    }
+    split_repository_name(name, Target::V2_8).is_none().then_some(NAME_INVALID_FORMAT)
+}
+
+/// v3 (github.com/distribution/reference reference.go `WithName`, vendored
+/// in v3.1.1): the grammar first, then only the path after the domain is
+/// limited to 255 bytes.
+fn repository_name_error_3(name: &str) -> Option<&'static str> {
+    match split_repository_name(name, Target::V3) {
+        None => Some(NAME_INVALID_FORMAT),
+        Some((_, path)) => (path.len() > 255).then_some(NAME_TOO_LONG),
+    }
+}
+
+/// Whether `reference.WithName` of the target accepts `name`.
+pub fn repository_name_is_valid(name: &str, target: Target) -> bool {
+    repository_name_error(name, target).is_none()
+}
+
+/// `anchoredNameRegexp` of the target's reference package: the optional
+/// domain and the path, as Go's leftmost-first regexp captures them (a
+/// first component that is a domain is the domain whenever the rest is a
+/// path); None when the name does not match.
+pub fn split_repository_name(name: &str, target: Target) -> Option<(Option<&str>, &str)> {
+    if name.is_empty() {
+        return None;
+    }
+    let all_components = |path: &str| path.split('/').all(is_name_component);
+    if let Some((first, rest)) = name.split_once('/') {
+        if is_domain(first, target) && all_components(rest) {
+            return Some((Some(first), rest));
+        }
+    }
+    all_components(name).then_some((None, name))
+}
+
+/// Whether the storage driver accepts the paths of repository `name`
+/// (registry/storage/driver/storagedriver.go `PathRegexp`,
+/// `^(/[A-Za-z0-9._-]+)+$`): a name the grammar accepts with `:` (a port)
+/// or `[`/`]` (a v3 IPv6 domain) is refused there.
+pub fn storage_path_is_valid(name: &str) -> bool {
+    name.split('/').all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
 }
 
 /// `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*`
@@ -257,8 +318,17 @@ fn is_name_component(c: &str) -> bool {
 }
 
 /// `domain-component(\.domain-component)*(:[0-9]+)?`, where a domain
-/// component is alphanumeric (any case) with inner dashes.
-fn is_domain(d: &str) -> bool {
+/// component is alphanumeric (any case) with inner dashes; v3 also takes an
+/// IPv6 literal `\[[a-fA-F0-9:]+\]` as the host.
+fn is_domain(d: &str, target: Target) -> bool {
+    let port_ok = |p: Option<&str>| p.is_none_or(|p| !p.is_empty() && p.bytes().all(|x| x.is_ascii_digit()));
+    if target == Target::V3 && d.starts_with('[') {
+        let Some(end) = d.find(']') else { return false };
+        let inner = &d[1..end];
+        let rest = &d[end + 1..];
+        let port = if rest.is_empty() { None } else { rest.strip_prefix(':').or(Some("")) };
+        return !inner.is_empty() && inner.bytes().all(|x| x.is_ascii_hexdigit() || x == b':') && port_ok(port);
+    }
     let (host, port) = match d.split_once(':') {
         Some((h, p)) => (h, Some(p)),
         None => (d, None),
@@ -270,7 +340,7 @@ fn is_domain(d: &str) -> bool {
             && b[b.len() - 1].is_ascii_alphanumeric()
             && b.iter().all(|x| x.is_ascii_alphanumeric() || *x == b'-')
     };
-    host.split('.').all(component_ok) && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|x| x.is_ascii_digit()))
+    host.split('.').all(component_ok) && port_ok(port)
 }
 
 /// Whether the API accepts `tag` as a tag: `[\w][\w.-]{0,127}`.
@@ -330,14 +400,29 @@ mod tests {
 
     #[test]
     fn repository_names() {
-        for ok in ["a", "library/alpine", "org/team/app", "a.b_c__d---e", "Host.Example:5000/app", "localhost/x"] {
-            assert!(repository_name_is_valid(ok), "{ok}");
+        for target in [Target::V2_8, Target::V3] {
+            for ok in ["a", "library/alpine", "org/team/app", "a.b_c__d---e", "Host.Example:5000/app", "localhost/x"] {
+                assert!(repository_name_is_valid(ok, target), "{ok}");
+            }
+            for bad in ["", "Upper", "App", "a/", "/a", "a//b", "-a", "a-", "a..b", "a___b", "Upper/Case/"] {
+                assert_eq!(repository_name_error(bad, target), Some(NAME_INVALID_FORMAT), "{bad}");
+            }
+            assert_eq!(repository_name_error(&"a".repeat(256), target), Some(NAME_TOO_LONG));
         }
-        for bad in
-            ["", "Upper", "App", "a/", "/a", "a//b", "-a", "a-", "a..b", "a___b", "Upper/Case/", &"a".repeat(256)]
-        {
-            assert!(!repository_name_is_valid(bad), "{bad}");
-        }
+        // 2.8 counts the whole name, before the grammar; v3 only the path after the domain.
+        let domain_like = format!("abcdef/{}", "b".repeat(250));
+        assert_eq!(repository_name_error(&domain_like, Target::V2_8), Some(NAME_TOO_LONG));
+        assert_eq!(repository_name_error(&domain_like, Target::V3), None);
+        assert_eq!(split_repository_name(&domain_like, Target::V3), Some((Some("abcdef"), &domain_like[7..])));
+        let long_invalid = format!("abc/Upper{}", "b".repeat(260));
+        assert_eq!(repository_name_error(&long_invalid, Target::V2_8), Some(NAME_TOO_LONG));
+        assert_eq!(repository_name_error(&long_invalid, Target::V3), Some(NAME_INVALID_FORMAT));
+        // An IPv6 domain exists only in v3's grammar; the driver refuses its path either way.
+        assert!(repository_name_is_valid("[::1]:5000/app", Target::V3));
+        assert!(!repository_name_is_valid("[::1]:5000/app", Target::V2_8));
+        assert!(!storage_path_is_valid("[::1]:5000/app"));
+        assert!(!storage_path_is_valid("host:5000/app"));
+        assert!(storage_path_is_valid("Upper/a.b_c-d"));
     }
 
     #[test]

@@ -22,7 +22,8 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 
 use crate::digest::{parse_link, Digest, LINK_READ_LIMIT};
 use crate::inventory::{
-    go_error_text, Blob, EntryKind, FaultOp, Inventory, Link, ReadFault, Repository, Tag, WalkEntry, WalkFacts,
+    go_error_text, Blob, EntryKind, FaultOp, Inventory, Link, ReadFault, Repository, StrayLink, Tag, WalkEntry,
+    WalkFacts,
 };
 use crate::layout::{self, BlobPath, RepoPath};
 use crate::problem::{normalize, Code, Problem};
@@ -480,10 +481,18 @@ impl At<'_> {
     /// anything, so its type is checked on the open descriptor first.
     fn read_unlisted<'b>(&self, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
         let fd = self.open(OFlags::empty())?;
-        if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+        match FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) {
+            FileType::RegularFile => {}
+            FileType::Directory => return Err(io::ErrorKind::IsADirectory.into()),
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file")),
         }
         read_to_limit(std::fs::File::from(fd), buf)
+    }
+
+    /// Link count of the entry, without following a symlink.
+    #[allow(clippy::unnecessary_cast)] // `st_nlink` is u32 on some targets
+    fn nlink(&self) -> Option<u64> {
+        rustix::fs::statat(self.dir, self.name, AtFlags::SYMLINK_NOFOLLOW).ok().map(|st| st.st_nlink as u64)
     }
 
     /// Size of the entry, without following a symlink.
@@ -573,6 +582,27 @@ struct LinkBuffers {
     layers: Vec<(Digest, Link)>,
     revisions: Vec<(Digest, Link)>,
     tags: std::collections::BTreeMap<String, TagBuffer>,
+    strays: Vec<StrayLink>,
+    link_dirs: Vec<String>,
+}
+
+/// What reading a link file found.
+enum LinkRead {
+    Content(Link),
+    /// Opened without listing, and a directory: the caller treats it as the
+    /// full walk treats a directory where a link belongs.
+    Directory,
+    /// Absent, or unreadable (reported).
+    Nothing,
+}
+
+impl LinkRead {
+    fn content(self) -> Option<Link> {
+        match self {
+            LinkRead::Content(l) => Some(l),
+            _ => None,
+        }
+    }
 }
 
 /// How the walk treats the directories that exist to hold one link file:
@@ -907,6 +937,8 @@ impl Walker<'_> {
                 self.record(&mut repo, &mut links, at, parts, is_dir)
             });
         }
+        repo.stray_links = links.strays;
+        repo.link_dirs = links.link_dirs;
         repo.layer_links = links.layers.into_iter().collect();
         repo.revisions = links.revisions.into_iter().collect();
         repo.tags = links
@@ -917,13 +949,14 @@ impl Walker<'_> {
         repo
     }
 
-    fn read_link(&self, at: At) -> Option<crate::inventory::Link> {
+    fn read_link(&self, at: At) -> LinkRead {
         let mut buf = [0u8; LINK_READ_LIMIT + 1];
         let read = if at.listed { at.read_listed(&mut buf) } else { at.read_unlisted(&mut buf) };
         match read {
-            Ok(bytes) => Some(parse_link(bytes)),
+            Ok(bytes) => LinkRead::Content(parse_link(bytes)),
             // Unlisted: a link that is not there is simply not recorded.
-            Err(e) if !at.listed && e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) if !at.listed && e.kind() == io::ErrorKind::NotFound => LinkRead::Nothing,
+            Err(e) if !at.listed && e.kind() == io::ErrorKind::IsADirectory => LinkRead::Directory,
             Err(e) => {
                 // Opened without listing its directory: when that directory
                 // is what cannot be read, the fault is the directory's.
@@ -931,19 +964,66 @@ impl Walker<'_> {
                 // Opened without listing: a symlink shows as ELOOP here.
                 if !at.listed && e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
                     self.unexpected(&path, Kind::Symlink, "");
-                    return None;
+                    return LinkRead::Nothing;
                 }
                 if !at.listed {
                     if let Some(dir) = path.parent() {
                         if let Err(list_error) = list_dir(dir) {
                             self.fault(dir, FaultOp::List, &list_error, "directory cannot be listed");
-                            return None;
+                            return LinkRead::Nothing;
                         }
                     }
                 }
                 self.fault(&path, FaultOp::Read, &e, "link cannot be read");
+                LinkRead::Nothing
+            }
+        }
+    }
+
+    /// Reads a link where the layout has one; a directory found there
+    /// without listing is taken as the full walk takes it.
+    fn read_layout_link(&self, links: &mut LinkBuffers, at: At, parts: &[&str]) -> Option<Link> {
+        match self.read_link(at) {
+            LinkRead::Content(l) => Some(l),
+            LinkRead::Directory => {
+                self.unexpected(&at.path(), Kind::Dir, layout::DIR_FOR_FILE);
+                self.strays(links, at, parts, true, layout::DIR_FOR_FILE);
                 None
             }
+            LinkRead::Nothing => None,
+        }
+    }
+
+    /// What the registry's GC still reads at an entry the layout does not
+    /// expect (`why`): a `link` file below `_manifests/revisions` or
+    /// `_layers`, and every one below such a directory (its walk enters
+    /// them all); and a directory standing where a link belongs.
+    fn strays(&self, links: &mut LinkBuffers, at: At, parts: &[&str], is_dir: bool, why: &str) {
+        let is_link = parts.last() == Some(&"link");
+        if is_dir && is_link && why == layout::DIR_FOR_FILE {
+            links.link_dirs.push(parts.join("/"));
+        }
+        if !layout::gc_enumerates_links(parts) {
+            return;
+        }
+        if !is_dir {
+            if is_link {
+                if let Some(link) = self.read_link(at).content() {
+                    links.strays.push(StrayLink { path: parts.join("/"), link });
+                }
+            }
+            return;
+        }
+        match at.open(OFlags::DIRECTORY) {
+            Ok(fd) => self.walk_open(fd.as_fd(), &mut at.path(), parts, &mut |at, parts, is_dir| {
+                if !is_dir && parts.last() == Some(&"link") {
+                    if let Some(link) = self.read_link(at).content() {
+                        links.strays.push(StrayLink { path: parts.join("/"), link });
+                    }
+                }
+                is_dir
+            }),
+            Err(e) => self.fault(&at.path(), FaultOp::List, &e, "directory cannot be listed"),
         }
     }
 
@@ -951,6 +1031,13 @@ impl Walker<'_> {
     fn record(&self, repo: &mut Repository, links: &mut LinkBuffers, at: At, parts: &[&str], is_dir: bool) -> bool {
         match layout::classify_repo_path(parts, is_dir) {
             RepoPath::Dir if self.leaves == Leaves::OpenLinks && layout::holds_only_a_link(parts) => {
+                // v3's GC reads every `link` below `_layers`, subdirectories
+                // of a link's directory included: list one that has any (its
+                // link count says; always where subdirectories are not
+                // counted, as on btrfs). One stat, for layer links only.
+                if parts[0] == "_layers" && at.nlink().is_none_or(|n| n != 2) {
+                    return true;
+                }
                 let name = format!("{}/link", at.name);
                 let link = At { name: &name, listed: false, ..at };
                 self.record(repo, links, link, &[parts, &["link"]].concat(), false);
@@ -959,16 +1046,17 @@ impl Walker<'_> {
             RepoPath::Dir => true,
             RepoPath::Unexpected(why) => {
                 self.unexpected(&at.path(), if is_dir { Kind::Dir } else { Kind::File }, why);
+                self.strays(links, at, parts, is_dir, why);
                 false
             }
             RepoPath::LayerLink(d) => {
-                if let Some(link) = self.read_link(at) {
+                if let Some(link) = self.read_layout_link(links, at, parts) {
                     links.layers.push((d, link));
                 }
                 false
             }
             RepoPath::RevisionLink(d) => {
-                if let Some(link) = self.read_link(at) {
+                if let Some(link) = self.read_layout_link(links, at, parts) {
                     links.revisions.push((d, link));
                 }
                 false
@@ -982,11 +1070,12 @@ impl Walker<'_> {
                 true
             }
             RepoPath::TagCurrentLink(tag) => {
-                tag_mut(links, tag).current = self.read_link(at);
+                let current = self.read_layout_link(links, at, parts);
+                tag_mut(links, tag).current = current;
                 false
             }
             RepoPath::TagIndexLink(tag, d) => {
-                if let Some(link) = self.read_link(at) {
+                if let Some(link) = self.read_layout_link(links, at, parts) {
                     tag_mut(links, tag).index.push((d, link));
                 }
                 false

@@ -86,11 +86,13 @@ fn misplaced_after_untag(root: &Path) {
     copy_tree(&src.join(V2).join("blobs/sha256/3d"), &v2(root).join("blobs/sha256/3d"));
 }
 
-/// The real message, with the copy's absolute path taken out (we print
-/// paths relative to the storage root). Decoding errors are Go's own words:
+/// The real message, with the copy's absolute path taken out of both. Decoding errors are Go's own words:
 /// for those only the part naming the manifest must match.
 fn same_message(ours: &str, real: &str, root: &Path) -> bool {
+    // Where Go prints an OS path (a failed read), both name the copy's root.
     let real = real.replace(root.to_str().unwrap(), "");
+    let ours = ours.replace(root.to_str().unwrap(), "");
+    let ours = ours.as_str();
     let key = "failed to retrieve manifest for digest ";
     match ours.find(key) {
         Some(i) => {
@@ -99,6 +101,105 @@ fn same_message(ours: &str, real: &str, root: &Path) -> bool {
         }
         None => ours == real,
     }
+}
+
+/// The one revision of `trees/minimal` (tagged `v1`).
+const MINIMAL_REVISION: &str = "42c9bca4f7b5c363565619d14477ea7d65d3d0c97ead6ec16cbab76b6de4e4e8";
+/// One of its `_layers` links.
+const MINIMAL_LAYER: &str = "7dc163e26ccb92ac81308796b63ad8d2e64fff0fa3837e2737b1895677dc08be";
+
+fn minimal_app(root: &Path) -> std::path::PathBuf {
+    v2(root).join("repositories/app")
+}
+
+/// Copies `link` (relative to the repository `app`) to `to`.
+fn copy_link(root: &Path, link: &str, to: &str) {
+    let app = minimal_app(root);
+    std::fs::create_dir_all(app.join(to).parent().unwrap()).unwrap();
+    std::fs::copy(app.join(link), app.join(to)).unwrap();
+}
+
+/// Removes the tag `v1`'s current link: the revision becomes untagged.
+fn untag(root: &Path) {
+    std::fs::remove_file(minimal_app(root).join("_manifests/tags/v1/current/link")).unwrap();
+}
+
+/// A copy of a revision link at `<hex>.bak/link`: GC enumerates it too, so
+/// the manifest is marked twice.
+fn revision_stray_copy(root: &Path) {
+    let rev = format!("_manifests/revisions/sha256/{MINIMAL_REVISION}");
+    copy_link(root, &format!("{rev}/link"), &format!("{rev}.bak/link"));
+}
+
+/// The same, untagged: under --delete-untagged the manifest is queued
+/// twice, and the real run fails deleting it the second time.
+fn revision_stray_untagged(root: &Path) {
+    revision_stray_copy(root);
+    untag(root);
+}
+
+/// A `link` directly under the algorithm directory, and one in a
+/// directory below a revision: both enumerated.
+fn revision_link_elsewhere(root: &Path) {
+    let rev = format!("_manifests/revisions/sha256/{MINIMAL_REVISION}");
+    copy_link(root, &format!("{rev}/link"), "_manifests/revisions/sha256/link");
+    copy_link(root, &format!("{rev}/link"), &format!("{rev}/old/link"));
+}
+
+/// Moves the link `dir/link` to `dir/link/link`.
+fn link_into_link_dir(dir: &Path, root: &Path) {
+    std::fs::rename(dir.join("link"), root.join("link.tmp")).unwrap();
+    std::fs::create_dir(dir.join("link")).unwrap();
+    std::fs::rename(root.join("link.tmp"), dir.join("link/link")).unwrap();
+}
+
+/// A revision `link` that is a directory holding the link: the walk
+/// enters it and reads the inner one, whose Stat then reads the outer one
+/// and fails (both versions abort while marking).
+fn revision_link_in_link_dir(root: &Path) {
+    link_into_link_dir(&minimal_app(root).join(format!("_manifests/revisions/sha256/{MINIMAL_REVISION}")), root);
+}
+
+/// The same in `_layers`: only v3 reads it (its layer check aborts).
+fn layer_link_in_link_dir(root: &Path) {
+    link_into_link_dir(&minimal_app(root).join(format!("_layers/sha256/{MINIMAL_LAYER}")), root);
+}
+
+/// A copy of a `_layers` link at `<hex>.bak/link`, the manifest untagged:
+/// v3 queues the layer link's removal twice and fails the second time.
+fn layers_stray_untagged(root: &Path) {
+    let layer = format!("_layers/sha256/{MINIMAL_LAYER}");
+    copy_link(root, &format!("{layer}/link"), &format!("{layer}.bak/link"));
+    untag(root);
+}
+
+/// The same copy in a subdirectory of the layer link's own directory,
+/// which the fast walk does not list unless it sees the subdirectory.
+fn layers_nested_stray_untagged(root: &Path) {
+    let layer = format!("_layers/sha256/{MINIMAL_LAYER}");
+    copy_link(root, &format!("{layer}/link"), &format!("{layer}/old/link"));
+    untag(root);
+}
+
+/// A tag whose `current/link` is a directory: reading it fails, which
+/// aborts --delete-untagged.
+fn tag_link_is_dir(root: &Path) {
+    std::fs::create_dir_all(minimal_app(root).join("_manifests/tags/bad/current/link")).unwrap();
+}
+
+/// A 257-character name whose first component looks like a domain: 2.8
+/// counts the whole name (too long), v3 only the path after the domain.
+fn long_domain_like_name(root: &Path) {
+    let repos = v2(root).join("repositories");
+    let long = repos.join("abcdef").join("b".repeat(250));
+    std::fs::create_dir_all(long.parent().unwrap()).unwrap();
+    std::fs::rename(repos.join("app"), &long).unwrap();
+}
+
+/// A tag whose name the storage driver refuses (`+`).
+fn tag_outside_driver_charset(root: &Path) {
+    let tags = minimal_app(root).join("_manifests/tags");
+    copy_tree(&tags.join("v1"), &tags.join("v1+old"));
 }
 
 fn check(real: Real, name: &str, src: &Path, tweak: Option<Tweak>, delete_untagged: bool) {
@@ -180,6 +281,16 @@ fn made_variants(real: Real) {
         ("no-blobs", "trees/minimal", no_blobs),
         ("no-repositories", "trees/minimal", no_repositories),
         ("misplaced-after-untag", "trees/minimal-multi", misplaced_after_untag),
+        ("revision-stray-copy", "trees/minimal", revision_stray_copy),
+        ("revision-stray-untagged", "trees/minimal", revision_stray_untagged),
+        ("revision-link-elsewhere", "trees/minimal", revision_link_elsewhere),
+        ("revision-link-in-link-dir", "trees/minimal", revision_link_in_link_dir),
+        ("layer-link-in-link-dir", "trees/minimal", layer_link_in_link_dir),
+        ("layers-stray-untagged", "trees/minimal", layers_stray_untagged),
+        ("layers-nested-stray-untagged", "trees/minimal", layers_nested_stray_untagged),
+        ("tag-link-is-dir", "trees/minimal", tag_link_is_dir),
+        ("long-domain-like-name", "trees/minimal", long_domain_like_name),
+        ("tag-outside-driver-charset", "trees/minimal", tag_outside_driver_charset),
     ];
     for (name, base, tweak) in variants {
         for m in [false, true] {

@@ -28,6 +28,8 @@ fn assert_same_links(root: &Path, what: &str) {
         assert_eq!(a.layer_links, b.layer_links, "{what}: {name} _layers");
         assert_eq!(a.revisions, b.revisions, "{what}: {name} revisions");
         assert_eq!(a.signature_links, b.signature_links, "{what}: {name} signatures");
+        assert_eq!(a.stray_links, b.stray_links, "{what}: {name} stray links");
+        assert_eq!(a.link_dirs, b.link_dirs, "{what}: {name} links that are directories");
         assert_eq!(
             a.tags.iter().collect::<Vec<_>>(),
             b.tags.iter().collect::<Vec<_>>(),
@@ -85,4 +87,61 @@ fn oddities_in_single_link_directories_give_the_same_links() {
         codes.iter().any(|(_, p)| p.ends_with(&format!("{}/link", layers[2].file_name().unwrap().to_string_lossy()))),
         "the symlinked link is reported: {codes:?}"
     );
+}
+
+/// Every `link` below revisions/ and `_layers` that Go's walk reads, in its
+/// order, is kept by both walks, and links that are directories are named.
+#[test]
+fn stray_links_and_link_directories_are_kept_by_both_walks() {
+    let dir = scratch("trees/minimal");
+    let app = dir.path().join(V2).join("repositories/app");
+    let rev = std::fs::read_dir(app.join("_manifests/revisions/sha256")).unwrap().next().unwrap().unwrap().path();
+    let layer = std::fs::read_dir(app.join("_layers/sha256")).unwrap().next().unwrap().unwrap().path();
+    let content = std::fs::read(rev.join("link")).unwrap();
+    let put = |p: &Path| {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, &content).unwrap();
+    };
+    put(&rev.with_extension("bak").join("link"));
+    put(&app.join("_manifests/revisions/sha256/link"));
+    put(&rev.join("old/deeper/link"));
+    put(&app.join("_layers/sha256/zz/link"));
+    // Beside a layer link, in a subdirectory: the fast walk must list that directory.
+    let other_layer = std::fs::read_dir(app.join("_layers/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p != &layer && p.file_name().unwrap() != "zz")
+        .unwrap();
+    put(&other_layer.join("sub/link"));
+    // A layer link that is a directory holding one; a tag's current link that is a directory.
+    let layer_link = std::fs::read(layer.join("link")).unwrap();
+    std::fs::remove_file(layer.join("link")).unwrap();
+    std::fs::create_dir(layer.join("link")).unwrap();
+    std::fs::write(layer.join("link/link"), &layer_link).unwrap();
+    std::fs::create_dir_all(app.join("_manifests/tags/bad/current/link")).unwrap();
+    assert_same_links(dir.path(), "strays in a copy of trees/minimal");
+
+    let (full, _) = both(dir.path());
+    let repo = &full.repositories[0];
+    let rev_rel = format!("_manifests/revisions/sha256/{}", rev.file_name().unwrap().to_string_lossy());
+    let layer_rel = format!("_layers/sha256/{}", layer.file_name().unwrap().to_string_lossy());
+    let strays: Vec<&str> = repo.stray_links.iter().map(|s| s.path.as_str()).collect();
+    // Go's walk order: siblings sorted, each subtree right after its directory.
+    let mut layer_strays = vec![format!("{layer_rel}/link/link"), "_layers/sha256/zz/link".to_string()];
+    let other_rel_path = format!("_layers/sha256/{}/sub/link", other_layer.file_name().unwrap().to_string_lossy());
+    layer_strays.push(other_rel_path);
+    layer_strays.sort_by(|a, b| a.split('/').cmp(b.split('/')));
+    let expected: Vec<String> = layer_strays
+        .into_iter()
+        .chain([
+            format!("{rev_rel}/old/deeper/link"),
+            format!("{rev_rel}.bak/link"),
+            "_manifests/revisions/sha256/link".to_string(),
+        ])
+        .collect();
+    assert_eq!(strays, expected);
+    let other_rel = format!("_layers/sha256/{}/sub/link", other_layer.file_name().unwrap().to_string_lossy());
+    assert!(strays.contains(&other_rel.as_str()), "{strays:?}");
+    assert!(repo.stray_links.iter().all(|s| s.link.is_ok()));
+    assert_eq!(repo.link_dirs, [format!("{layer_rel}/link"), "_manifests/tags/bad/current/link".to_string()]);
 }

@@ -17,7 +17,7 @@ use super::Target;
 use crate::contents::Contents;
 use crate::digest::{Digest, LinkError};
 use crate::inventory::{
-    is_at_or_below, Blob, EntryKind, FaultOp, Inventory, LinkRef, ReadFault, Repository, WalkFacts,
+    is_at_or_below, Blob, EntryKind, FaultOp, Inventory, LinkRef, ReadFault, Repository, StrayLink, WalkFacts,
 };
 use crate::layout;
 use crate::manifest::{Descriptor, Manifest, ManifestKind};
@@ -669,15 +669,18 @@ impl<'a> Sim<'a> {
 
     fn mark_repository(&mut self, name: &str) -> Step<()> {
         let dir = layout::repo_dir(name);
-        if !layout::repository_name_is_valid(name) {
-            let message = format!("failed to garbage collect: failed to mark: filesystem: failed to parse repo name {name}: invalid reference format");
+        // garbagecollect.go: reference.WithName, then the driver's path check.
+        if let Some(why) = layout::repository_name_error(name, self.opts.target) {
+            let message = format!(
+                "failed to garbage collect: failed to mark: filesystem: failed to parse repo name {name}: {why}"
+            );
             self.fail(
-                abort(Stage::Mark, format!("repository name {name:?} breaks the name grammar"), dir, message),
+                abort(Stage::Mark, format!("repository name {name:?} is refused: {why}"), dir, message),
                 "the repository directory is removed or renamed (its manifests are not marked here)",
             )?;
             return Ok(());
         }
-        if name.contains(':') {
+        if !layout::storage_path_is_valid(name) {
             let message = format!("failed to garbage collect: failed to mark: filesystem: invalid path: /docker/registry/v2/repositories/{name}/_manifests/revisions");
             self.fail(
                 abort(Stage::Mark, format!("repository name {name:?} is not a valid storage path"), dir, message),
@@ -692,17 +695,67 @@ impl<'a> Sim<'a> {
             self.faults_before(&mut faults, None, &Self::walk_fault_message)?;
             return self.layer_link_check(name, None);
         };
+        // Every `link` below revisions/, in the walk's order: the layout's
+        // own, signature links of 2.0-2.4, and strays (`<hex>.bak/link`).
+        let mut strays = repo.stray_links.iter().filter(|s| s.path.starts_with("_manifests/revisions/")).peekable();
         for (path_digest, link) in &repo.revisions {
             let path = layout::revision_link(name, path_digest);
+            self.strays_before(repo, &mut strays, Some(&path), &mut faults, Self::stray_revision_link)?;
             self.faults_before(&mut faults, Some(&path), &Self::walk_fault_message)?;
             self.revision_link(repo, link, path_digest, &|| layout::revision_link(name, path_digest))?;
-            // 2.8/3 enumerate every `link` below the revision, signatures too.
             for (rev, sig) in repo.signature_links.iter().filter(|(r, _)| r == path_digest) {
+                let path = layout::signature_link(name, rev, sig);
+                self.strays_before(repo, &mut strays, Some(&path), &mut faults, Self::stray_revision_link)?;
                 self.revision_link(repo, Ok(sig), sig, &|| layout::signature_link(name, rev, sig))?;
             }
         }
+        self.strays_before(repo, &mut strays, None, &mut faults, Self::stray_revision_link)?;
         self.faults_before(&mut faults, None, &Self::walk_fault_message)?;
         self.layer_link_check(name, Some(repo))
+    }
+
+    /// Handles, in the walk's order, the stray links that come before `upto`
+    /// (all when None), with the faults met on the way.
+    fn strays_before<'s>(
+        &mut self,
+        repo: &'a Repository,
+        strays: &mut std::iter::Peekable<impl Iterator<Item = &'s StrayLink>>,
+        upto: Option<&str>,
+        faults: &mut std::iter::Peekable<std::vec::IntoIter<ReadFault>>,
+        handle: fn(&mut Self, &'a Repository, &StrayLink, &str) -> Step<()>,
+    ) -> Step<()> {
+        let dir = layout::repo_dir(&repo.name);
+        while let Some(s) = strays.peek() {
+            let path = format!("{dir}/{}", s.path);
+            if upto.is_some_and(|u| walk_order(&path, u) != std::cmp::Ordering::Less) {
+                break;
+            }
+            let s = strays.next().expect("peeked");
+            self.faults_before(faults, Some(&path), &Self::walk_fault_message)?;
+            handle(self, repo, s, &path)?;
+        }
+        Ok(())
+    }
+
+    /// A stray `link` below revisions/: enumerated like any other; its
+    /// content is stat'ed through the layout's links.
+    fn stray_revision_link(&mut self, repo: &'a Repository, s: &StrayLink, path: &str) -> Step<()> {
+        match &s.link {
+            Ok(d) => {
+                let Some(target) = self.resolve_manifest(repo, d)? else { return Ok(()) };
+                self.ingest(repo, d, &target)
+            }
+            Err(e) => {
+                let message = format!(
+                    "failed to garbage collect: failed to mark: filesystem: filesystem: {}",
+                    link_error_text(e)
+                );
+                self.fail(
+                    abort(Stage::Mark, format!("stray revision link {e}"), path, message),
+                    "the stray link is removed",
+                )
+            }
+        }
     }
 
     /// Marking reads a link that is not a digest: the real run aborts.
@@ -738,6 +791,8 @@ impl<'a> Sim<'a> {
     fn resolve_manifest(&mut self, repo: &Repository, d: &Digest) -> Step<Option<Digest>> {
         let sources: &[bool] = if self.v2 { &[true, false] } else { &[true] };
         for &revision in sources {
+            let path = if revision { layout::revision_link(&repo.name, d) } else { layout::layer_link(&repo.name, d) };
+            self.stat_through_dir(repo, &path)?;
             let link = if revision { repo.revisions.get(d) } else { repo.layer_links.get(d) };
             match link {
                 None => continue,
@@ -754,6 +809,24 @@ impl<'a> Sim<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// `Stat` reads the link at `path` (relative to the root): where a
+    /// directory stands, the read fails and the run aborts.
+    fn stat_through_dir(&mut self, repo: &Repository, path: &str) -> Step<()> {
+        let dir = layout::repo_dir(&repo.name);
+        let rel = path.strip_prefix(&dir).and_then(|r| r.strip_prefix('/')).unwrap_or(path);
+        if !repo.link_dirs.iter().any(|p| p == rel) {
+            return Ok(());
+        }
+        let message = format!(
+            "failed to garbage collect: failed to mark: filesystem: filesystem: filesystem: read {}: is a directory",
+            self.abs(path)
+        );
+        self.fail(
+            abort(Stage::Mark, format!("{path} is a directory, not a link"), path, message),
+            "the directory is replaced by the link it should be",
+        )
     }
 
     /// `Tags.Lookup`: the tags whose `current` names `d`.
@@ -792,7 +865,46 @@ impl<'a> Sim<'a> {
                 "the stray file is removed",
             )?;
         }
+        // Tag directories whose names the walk could not keep (not UTF-8):
+        // the driver refuses their paths as it refuses any other byte
+        // outside its set.
+        let tags_prefix = format!("{}/_manifests/tags/", layout::repo_dir(&repo.name));
+        let unkept: Vec<String> = self
+            .inv
+            .problems
+            .iter()
+            .filter(|p| p.code == crate::problem::Code::NonUtf8Name)
+            .filter_map(|p| p.path.strip_prefix(&tags_prefix).filter(|t| !t.contains('/')).map(str::to_string))
+            .collect();
+        let refused = repo.tags.keys().filter(|t| !layout::storage_path_is_valid(t)).chain(&unkept);
+        if let Some(tag) = refused.min() {
+            // tagstore.go Lookup reads each tag's current link through the
+            // driver, whose PathRegexp refuses the path.
+            let path = layout::tag_current_link(&repo.name, tag);
+            let message = format!(
+                "failed to garbage collect: failed to mark: filesystem: filesystem: failed to retrieve tags for digest {d}: filesystem: invalid path: /{path}"
+            );
+            self.fail(
+                abort(Stage::Mark, format!("tag {tag:?} is not a valid storage path"), path, message),
+                "the tag directory is removed or renamed",
+            )?;
+        }
         for (tag, t) in &repo.tags {
+            // tagstore.go Lookup reads every tag's current link.
+            if repo.link_dirs.iter().any(|p| {
+                p.strip_prefix("_manifests/tags/").and_then(|r| r.strip_suffix("/current/link")) == Some(tag.as_str())
+            }) {
+                let path = layout::tag_current_link(&repo.name, tag);
+                let message = format!(
+                    "failed to garbage collect: failed to mark: filesystem: filesystem: failed to retrieve tags for digest {d}: filesystem: read {}: is a directory",
+                    self.abs(&path)
+                );
+                self.fail(
+                    abort(Stage::Mark, format!("tag {tag}'s current link is a directory"), path, message),
+                    "the directory is replaced by the link it should be (or the tag removed)",
+                )?;
+                continue;
+            }
             match &t.current {
                 Some(Ok(c)) if c == d => found.push(tag.clone()),
                 None | Some(Ok(_)) => {}
@@ -962,7 +1074,7 @@ impl<'a> Sim<'a> {
 
     /// v3 only: after marking a repository, queue its `_layers` links whose
     /// blob is not marked *yet*.
-    fn layer_link_check(&mut self, name: &str, repo: Option<&Repository>) -> Step<()> {
+    fn layer_link_check(&mut self, name: &str, repo: Option<&'a Repository>) -> Step<()> {
         let layers = format!("{}/_layers", layout::repo_dir(name));
         let faults: Vec<ReadFault> = self.inv.faults_below(&layers).cloned().collect();
         if self.v2 {
@@ -982,14 +1094,15 @@ impl<'a> Sim<'a> {
             );
         }
         let Some(repo) = repo else { return Ok(()) };
+        let mut strays = repo.stray_links.iter().filter(|s| s.path.starts_with("_layers/")).peekable();
         for (path_digest, link) in &repo.layer_links {
             let path = layout::layer_link(name, path_digest);
+            self.strays_before(repo, &mut strays, Some(&path), &mut faults, Self::stray_layer_link)?;
             self.faults_before(&mut faults, Some(&path), &Self::walk_fault_message)?;
             let content = match link {
                 Ok(d) => d.clone(),
                 Err(e) => {
                     let message = format!("failed to garbage collect: failed to mark: {}", link_error_text(e));
-                    let path = layout::layer_link(name, path_digest);
                     self.fail(
                         abort(Stage::Mark, format!("layer link {e}"), path, message),
                         "the link is rewritten to hold the digest its path names",
@@ -997,29 +1110,52 @@ impl<'a> Sim<'a> {
                     path_digest.clone()
                 }
             };
-            let linked = match repo.layer_links.get(&content) {
-                Some(Ok(t)) => {
-                    self.stat_blob(t)?;
-                    self.inv.has_blob(t)
-                }
-                Some(Err(_)) if &content != path_digest => {
-                    let message =
-                        "failed to garbage collect: failed to mark: invalid checksum digest format".to_string();
-                    let path = layout::layer_link(name, &content);
-                    self.fail(
-                        abort(Stage::Mark, "layer link is not a digest".to_string(), path, message),
-                        "the link is rewritten to hold the digest its path names",
-                    )?;
-                    self.inv.has_blob(&content)
-                }
-                Some(Err(_)) => self.inv.has_blob(&content),
-                None => false,
-            };
-            if linked && !self.marks.contains(&content) {
-                self.layer_deletes.push((name.to_string(), content));
+            self.layer_link(repo, content, path_digest)?;
+        }
+        self.strays_before(repo, &mut strays, None, &mut faults, Self::stray_layer_link)?;
+        self.faults_before(&mut faults, None, &Self::walk_fault_message)
+    }
+
+    /// A stray `link` below `_layers` (v3): enumerated like any other.
+    fn stray_layer_link(&mut self, repo: &'a Repository, s: &StrayLink, path: &str) -> Step<()> {
+        match &s.link {
+            Ok(d) => self.layer_link(repo, d.clone(), d),
+            Err(e) => {
+                let message = format!("failed to garbage collect: failed to mark: {}", link_error_text(e));
+                self.fail(
+                    abort(Stage::Mark, format!("stray layer link {e}"), path, message),
+                    "the stray link is removed",
+                )
             }
         }
-        self.faults_before(&mut faults, None, &Self::walk_fault_message)
+    }
+
+    /// One enumerated `_layers` link holding `content`: stat'ed through the
+    /// layout's link of that digest, queued when its blob is not marked.
+    fn layer_link(&mut self, repo: &'a Repository, content: Digest, path_digest: &Digest) -> Step<()> {
+        let name = &repo.name;
+        self.stat_through_dir(repo, &layout::layer_link(name, &content))?;
+        let linked = match repo.layer_links.get(&content) {
+            Some(Ok(t)) => {
+                self.stat_blob(t)?;
+                self.inv.has_blob(t)
+            }
+            Some(Err(_)) if &content != path_digest => {
+                let message = "failed to garbage collect: failed to mark: invalid checksum digest format".to_string();
+                let path = layout::layer_link(name, &content);
+                self.fail(
+                    abort(Stage::Mark, "layer link is not a digest".to_string(), path, message),
+                    "the link is rewritten to hold the digest its path names",
+                )?;
+                self.inv.has_blob(&content)
+            }
+            Some(Err(_)) => self.inv.has_blob(&content),
+            None => false,
+        };
+        if linked && !self.marks.contains(&content) {
+            self.layer_deletes.push((name.to_string(), content));
+        }
+        Ok(())
     }
 
     /// v3: queued manifests that ended up marked (by any repository) stay.
@@ -1252,11 +1388,19 @@ impl<'a> Sim<'a> {
             if !removed.insert(path.clone()) {
                 let cause = abort(
                     Stage::DeleteLayerLinks,
-                    format!("the _layers link of {d} in {repo} is queued twice (an alias link) and is gone the second time"),
+                    format!(
+                        "the _layers link of {d} in {repo} is queued twice (an alias or stray link names it) and is gone the second time"
+                    ),
                     path.clone(),
-                    format!("failed to garbage collect: failed to delete layer link {d} of repo {repo}: filesystem: Path not found"),
+                    format!("failed to garbage collect: failed to delete layer link {d} of repo {repo}: filesystem: Path not found: /{path}"),
                 );
-                self.fail(cause, "the alias link is removed")?;
+                // garbagecollect.go ranges over a map of repositories: in
+                // which order the others went is random.
+                let repos: BTreeSet<&String> = queued.iter().map(|(r, _)| r).collect();
+                if !self.lenient && repos.len() > 1 {
+                    self.out.removes_uncertain = true;
+                }
+                self.fail(cause, "the alias or stray link is removed")?;
                 continue;
             }
             self.out.removed_files.push(path);
@@ -1411,6 +1555,14 @@ fn walk_op(f: &ReadFault) -> &'static str {
     } else {
         "open"
     }
+}
+
+/// The order of the registry's directory walk (registry/storage/driver/walk.go
+/// `WalkFallback`): children sorted by path, each directory's subtree
+/// right after it. For paths below one directory that is their order
+/// component by component.
+fn walk_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.split('/').cmp(b.split('/'))
 }
 
 /// What go's `digestFromPath` makes of a `data` path (relative to `blobs/`).

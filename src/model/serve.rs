@@ -128,7 +128,7 @@ impl<'a> Server<'a> {
     }
 
     fn routable(&self, repo: &Repository) -> Result<(), Fetch> {
-        if repo.name_is_valid() {
+        if repo.name_is_valid(self.target) {
             Ok(())
         } else {
             Err(Fetch::NotFound(format!("the API refuses the repository name {:?}", repo.name)))

@@ -501,7 +501,7 @@ fn has_wrong_type(inv: &Inventory, path: &str) -> bool {
 fn upload_status(target: Target, repo: &Repository, uuid: &str, upload: &Upload) -> Operation {
     let mut op = Operation::new(Kind::UploadStatus, &repo.name, uuid, "");
     let dir = layout::upload_dir(&repo.name, uuid);
-    if !repo.name_is_valid() {
+    if !repo.name_is_valid(target) {
         op.reason = format!("the API refuses the repository name {:?}; the upload is unreachable", repo.name);
         return op;
     }
