@@ -159,6 +159,9 @@ impl Node {
                 (None, Some(reason)) if matches!(n.fetch, Fetch::Unmodelled(_)) => {
                     Some(format!("{} GET not modelled: {}", role_name(n.role), reason))
                 }
+                (None, Some(reason)) if matches!(n.fetch, Fetch::NoAnswer(_)) => {
+                    Some(format!("{} GET gets no answer (connection dropped): {}", role_name(n.role), reason))
+                }
                 (None, Some(reason)) => {
                     Some(format!("{} GET {}: {}", role_name(n.role), n.fetch.http_status(), reason))
                 }
