@@ -903,6 +903,37 @@ mod tests {
     }
 
     #[test]
+    fn v3_decodes_image_spec_descriptors() {
+        let layer = |data: &str| format!(r#"{{"schemaVersion":2,"layers":[{{"data":{data}}}]}}"#);
+        for (data, ok) in [
+            (r#""AAAA""#, true),
+            (r#""AA==""#, true),
+            (r#""AB==""#, true),
+            (r#""AA\r\n==""#, true),
+            ("null", true),
+            ("[0,255]", true),
+            (r#""!!!notbase64""#, false),
+            (r#""AAA""#, false),
+            (r#""A===""#, false),
+            (r#""AA==AA==""#, false),
+            ("[256]", false),
+            ("[-0]", false),
+            ("5", false),
+        ] {
+            let body = layer(data);
+            assert!(parse_manifest(body.as_bytes()).is_ok(), "2.8 skips data {data}");
+            assert_eq!(parse_manifest_for(body.as_bytes(), Target::V3).is_ok(), ok, "v3 data {data}");
+        }
+        // v3's OCI index entries are v1.Descriptor: no `features`, and its own `annotations`.
+        let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"platform":{"features":1}}]}"#;
+        assert!(parse_manifest(index).is_err());
+        assert!(parse_manifest_for(index, Target::V3).is_ok());
+        let index = br#"{"schemaVersion":2,"manifests":[],"annotations":5}"#;
+        assert_eq!(parse_manifest(index).map(|m| m.kind), Ok(ManifestKind::OciIndex));
+        assert!(matches!(parse_manifest_for(index, Target::V3), Err(ManifestError::PanicsRegistry(_))));
+    }
+
+    #[test]
     fn descriptors_keep_invalid_digests() {
         let m = parse_manifest(
             br#"{"schemaVersion":2,"config":{"digest":"nope"},"layers":[{"digest":"sha256:x","size":3}]}"#,

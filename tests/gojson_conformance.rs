@@ -915,25 +915,80 @@ fn history_times_match_the_real_conversion() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
-/// With no `mediaType`, a body that does not decode as an index panics
-/// 2.8.2's Get: a GET gets no answer, and garbage-collect dies (exit 2).
+/// With no `mediaType`, a body that does not decode as an index panics Get
+/// (2.8.2 asserts a manifest list, v3.1.1 an OCI index): a GET gets no
+/// answer (`no-answer`), and garbage-collect dies (exit 2). v3's index
+/// entries are `v1.Descriptor`s, so a bad `data` panics v3 only.
 #[test]
 fn a_failed_index_decode_panics_like_the_registry() {
-    if !registry::require() {
-        return;
-    }
     let b = blobs();
-    let bodies = vec![("manifests string".to_string(), br#"{"schemaVersion":2,"manifests":"x"}"#.to_vec())];
-    let dir = scratch_dir();
-    let digests = build_tree(dir.path(), &b, &bodies);
-    let reg = Registry::serve(dir.path());
-    let real = reg.request("GET", &format!("/v2/{REPO}/manifests/{}", digests[0]), &[("Accept", FULL_ACCEPT)]);
-    assert_eq!(real.status, 0, "the registry answered");
-    drop(reg);
-    let real_gc = registry::garbage_collect(dir.path(), true, false);
-    assert_eq!(real_gc.status.code(), Some(2), "{}", String::from_utf8_lossy(&real_gc.stderr));
-    let (_, gc) = json(&["gc", dir.path().to_str().unwrap()]);
-    assert_eq!(gc["aborts"]["panics"], true, "{gc}");
-    let first_line = String::from_utf8_lossy(&real_gc.stderr).lines().next().unwrap_or_default().to_string();
-    assert_eq!(gc["aborts"]["message"], first_line);
+    let bodies = vec![
+        ("manifests string".to_string(), br#"{"schemaVersion":2,"manifests":"x"}"#.to_vec()),
+        ("entry data not base64".to_string(), br#"{"schemaVersion":2,"manifests":[{"data":"!"}]}"#.to_vec()),
+    ];
+    for real in [Real::V2_8, Real::V3] {
+        if !registry::require_real(real) {
+            continue;
+        }
+        for (what, body) in &bodies {
+            let panics = real == Real::V3 || what == "manifests string";
+            let dir = scratch_dir();
+            let digests = build_tree(dir.path(), &b, &[(what.clone(), body.clone())]);
+            let root = dir.path().to_str().unwrap();
+            let reg = Registry::serve_real(real, dir.path());
+            let got = reg.request("GET", &format!("/v2/{REPO}/manifests/{}", digests[0]), &[("Accept", FULL_ACCEPT)]);
+            drop(reg);
+            let (_, inspect) = json(&["inspect", root, &format!("{REPO}@{}", digests[0]), "--target", real.target()]);
+            let predicted = &inspect["tree"]["fetch"]["status"];
+            assert_eq!(got.status == 0, panics, "{real:?} {what}: the registry answered {}", got.status);
+            assert_eq!(predicted == "no-answer", panics, "{real:?} {what}: predicted {predicted}");
+            let real_gc = registry::garbage_collect_real(real, dir.path(), true, false);
+            let (_, gc) = json(&["gc", root, "--target", real.target()]);
+            if !panics {
+                assert!(real_gc.status.success(), "{real:?} {what}: {}", String::from_utf8_lossy(&real_gc.stderr));
+                assert!(gc["aborts"].is_null(), "{real:?} {what}: {gc}");
+                continue;
+            }
+            assert_eq!(real_gc.status.code(), Some(2), "{}", String::from_utf8_lossy(&real_gc.stderr));
+            assert_eq!(gc["aborts"]["panics"], true, "{gc}");
+            let stderr = String::from_utf8_lossy(&real_gc.stderr);
+            let first_line = stderr.lines().find(|l| l.starts_with("panic: ")).unwrap_or_default();
+            assert_eq!(gc["aborts"]["message"], first_line, "{real:?} {what}");
+        }
+    }
+}
+
+/// v3.1.1 decodes a descriptor's `data` as base64: a layer whose `data` is
+/// not is a 500 and aborts garbage-collect (exit 1, dry run too); 2.8.2
+/// serves it and collects.
+#[test]
+fn a_layer_data_not_base64_fails_v3_only() {
+    let b = blobs();
+    let layer = format!(r#"{{"digest":"{}","size":{},"data":"!!!notbase64"}}"#, b.layers[0].0, b.layers[0].1.len());
+    let g = Gen { b: &b, out: Vec::new() };
+    let body = g.image_with(OCI, &g.config(), &layer);
+    for real in [Real::V2_8, Real::V3] {
+        if !registry::require_real(real) {
+            continue;
+        }
+        let dir = scratch_dir();
+        let digests = build_tree(dir.path(), &b, &[("data".to_string(), body.clone().into_bytes())]);
+        let root = dir.path().to_str().unwrap();
+        let reg = Registry::serve_real(real, dir.path());
+        let got = reg.request("GET", &format!("/v2/{REPO}/manifests/{}", digests[0]), &[("Accept", FULL_ACCEPT)]);
+        drop(reg);
+        let (_, inspect) = json(&["inspect", root, &format!("{REPO}@{}", digests[0]), "--target", real.target()]);
+        let want = if real == Real::V3 { (500, "server-error") } else { (200, "ok") };
+        assert_eq!((got.status, inspect["tree"]["fetch"]["status"].as_str().unwrap()), want, "{real:?}");
+        let real_gc = registry::garbage_collect_real(real, dir.path(), true, false);
+        let (_, gc) = json(&["gc", root, "--target", real.target()]);
+        if real == Real::V3 {
+            assert_eq!(real_gc.status.code(), Some(1), "{}", String::from_utf8_lossy(&real_gc.stderr));
+            assert_eq!(gc["aborts"]["stage"], "mark", "{gc}");
+            assert_eq!(gc["aborts"]["dry_run_too"], true, "{gc}");
+        } else {
+            assert!(real_gc.status.success(), "{}", String::from_utf8_lossy(&real_gc.stderr));
+            assert!(gc["aborts"].is_null(), "{gc}");
+        }
+    }
 }
