@@ -645,6 +645,41 @@ fn status(fetch: &Fetch) -> u16 {
     fetch.http_status()
 }
 
+/// What each served manifest decodes to, as the blobs GC marks: the served
+/// variants alone in a fresh tree, the real `garbage-collect --dry-run` of
+/// `real` against regaudit's `gc --format gc-log` for its target. Returns
+/// the real marks.
+fn compare_marks(real: Real, b: &Blobs, served_bodies: &[(String, Vec<u8>)]) -> BTreeMap<String, Vec<String>> {
+    let dir = scratch_dir();
+    build_tree(dir.path(), b, served_bodies);
+    let out = registry::garbage_collect_real(real, dir.path(), true, false);
+    assert!(out.status.success(), "{real:?}: real dry run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let root = dir.path().to_str().unwrap();
+    let predicted = regaudit(&["gc", root, "--target", real.target(), "--format", "gc-log"]);
+    let real_marks = marks(&String::from_utf8_lossy(&out.stdout));
+    let predicted_marks = marks(&predicted.stdout);
+    let differ: Vec<String> = real_marks
+        .iter()
+        .filter(|(m, blobs)| predicted_marks.get(*m) != Some(blobs))
+        .map(|(m, blobs)| format!("{m}: registry marks {blobs:?}, predicted {:?}", predicted_marks.get(m)))
+        .chain(
+            predicted_marks
+                .keys()
+                .filter(|m| !real_marks.contains_key(*m))
+                .map(|m| format!("{m}: not marked by the registry")),
+        )
+        .collect();
+    eprintln!("{real:?}: {} manifests marked by the real dry run, {} differ", real_marks.len(), differ.len());
+    assert!(real_marks.len() > 1000, "{real:?}: the real dry run marked only {} manifests", real_marks.len());
+    assert!(
+        differ.is_empty(),
+        "{real:?}: {} manifests decode to other references:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+    real_marks
+}
+
 /// GETs every variant by digest and by tag from the real registry `real`
 /// and compares each status with the one regaudit predicts for its target.
 /// Returns the mismatches and the variants served by digest.
@@ -705,6 +740,8 @@ fn decoding_matches_the_real_v3() {
         bodies.len(),
         mismatches.join("\n")
     );
+    let served_bodies: Vec<(String, Vec<u8>)> = served.iter().map(|&i| bodies[i].clone()).collect();
+    compare_marks(Real::V3, &b, &served_bodies);
 }
 
 #[test]
@@ -732,32 +769,9 @@ fn decoding_matches_the_real_registry() {
     );
 
     let first_root = dir.path().to_path_buf();
-    // What each served manifest decodes to: the blobs GC marks.
     let served_bodies: Vec<(String, Vec<u8>)> = served.iter().map(|&i| bodies[i].clone()).collect();
-    let dir = scratch_dir();
-    build_tree(dir.path(), &b, &served_bodies);
-    let real = registry::garbage_collect(dir.path(), true, false);
-    eprintln!("real dry run: {:?}", started.elapsed());
-    assert!(real.status.success(), "real dry run failed: {}", String::from_utf8_lossy(&real.stderr));
-    let root = dir.path().to_str().unwrap();
-    let predicted = regaudit(&["gc", root, "--format", "gc-log"]);
-    eprintln!("predicted dry run: {:?}", started.elapsed());
-    let real_marks = marks(&String::from_utf8_lossy(&real.stdout));
-    let predicted_marks = marks(&predicted.stdout);
-    let differ: Vec<String> = real_marks
-        .iter()
-        .filter(|(m, blobs)| predicted_marks.get(*m) != Some(blobs))
-        .map(|(m, blobs)| format!("{m}: registry marks {blobs:?}, predicted {:?}", predicted_marks.get(m)))
-        .chain(
-            predicted_marks
-                .keys()
-                .filter(|m| !real_marks.contains_key(*m))
-                .map(|m| format!("{m}: not marked by the registry")),
-        )
-        .collect();
-    eprintln!("{} manifests marked by the real dry run, {} differ", real_marks.len(), differ.len());
-    assert!(real_marks.len() > 1000, "the real dry run marked only {} manifests", real_marks.len());
-    assert!(differ.is_empty(), "{} manifests decode to other references:\n{}", differ.len(), differ.join("\n"));
+    let real_marks = compare_marks(Real::V2_8, &b, &served_bodies);
+    eprintln!("dry runs compared: {:?}", started.elapsed());
 
     // `served`: the tag, and every blob or child the manifest references (the
     // blobs the real GC marked for it), answer 200. All of them are present
