@@ -7,7 +7,8 @@
 use regaudit::digest::parse_link;
 use regaudit::gojson;
 use regaudit::layout::{self, BlobPath, RepoPath};
-use regaudit::manifest::{parse_config, parse_manifest};
+use regaudit::manifest::{go_std_base64_valid, parse_config, parse_manifest_for};
+use regaudit::model::Target;
 
 /// A link file's bytes. What parses is exactly a digest, so it prints back
 /// as the same bytes.
@@ -17,17 +18,27 @@ pub fn link(data: &[u8]) {
     }
 }
 
-/// Blob bytes read as a manifest and as an image config.
+/// Blob bytes read as a manifest (by 2.8.2's and by v3.1.1's structs) and
+/// as an image config; and as a base64 `data` field.
 pub fn manifest(data: &[u8]) {
-    if let Ok(m) = parse_manifest(data) {
-        for d in m.references() {
-            if let Some(digest) = &d.digest {
-                // A parsed reference prints back as the text it came from.
-                assert_eq!(digest.to_string(), d.digest_text());
+    for target in [Target::V2_8, Target::V3] {
+        if let Ok(m) = parse_manifest_for(data, target) {
+            for d in m.references() {
+                if let Some(digest) = &d.digest {
+                    // A parsed reference prints back as the text it came from.
+                    assert_eq!(digest.to_string(), d.digest_text());
+                }
             }
         }
     }
     let _ = parse_config(data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        // Go's StdEncoding: what decodes is whole padded quanta once CR and LF are gone.
+        let kept: String = text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+        if go_std_base64_valid(text).is_ok() {
+            assert_eq!(kept.len() % 4, 0, "{text:?} decodes without whole quanta");
+        }
+    }
 }
 
 /// Any bytes through the Go-JSON decoder. Its syntax check must agree with

@@ -31,7 +31,7 @@ impl Audit {
     pub fn run(path: &Path, target: Target) -> Result<Audit, LocateError> {
         let root = StorageRoot::locate(path)?;
         let inventory = root.scan(Leaves::List);
-        let contents = Contents::load(&root, &inventory, true);
+        let contents = Contents::load(&root, &inventory, true, target);
         let problems = checks::check(&inventory, &contents, target);
         Ok(Audit { root, target, inventory, contents, problems, verification: None })
     }
@@ -44,7 +44,7 @@ impl Audit {
     pub fn run_for_gc(path: &Path, target: Target) -> Result<Audit, LocateError> {
         let root = StorageRoot::locate(path)?;
         let inventory = root.scan(Leaves::OpenLinks);
-        let contents = Contents::load(&root, &inventory, false);
+        let contents = Contents::load(&root, &inventory, false, target);
         let problems = inventory.problems.clone();
         Ok(Audit { root, target, inventory, contents, problems, verification: None })
     }

@@ -6,7 +6,8 @@ use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::inventory::Inventory;
-use crate::manifest::{parse_config, parse_manifest, ImageConfig, Manifest, ManifestError, MANIFEST_READ_LIMIT};
+use crate::manifest::{parse_config, parse_manifest_for, ImageConfig, Manifest, ManifestError, MANIFEST_READ_LIMIT};
+use crate::model::Target;
 use crate::sorted_map::SortedMap;
 use crate::tree::StorageRoot;
 
@@ -18,10 +19,11 @@ pub struct Contents {
 }
 
 impl Contents {
-    /// Reads every manifest the tree names, and with `configs` their configs.
+    /// Reads every manifest the tree names, decoded as `target` does, and
+    /// with `configs` their configs.
     /// Everything is gathered in sorted vectors: no hash tables, whose spare
     /// room would outweigh the (compact) manifests themselves.
-    pub fn load(root: &StorageRoot, inv: &Inventory, configs: bool) -> Contents {
+    pub fn load(root: &StorageRoot, inv: &Inventory, configs: bool, target: Target) -> Contents {
         let mut wanted: Vec<Digest> = Vec::new();
         for repo in &inv.repositories {
             for (path_digest, link) in &repo.revisions {
@@ -46,7 +48,7 @@ impl Contents {
                 .into_par_iter()
                 .map(|d| {
                     let parsed = match root.read_blob(&d, MANIFEST_READ_LIMIT) {
-                        Ok(bytes) => parse_manifest(&bytes),
+                        Ok(bytes) => parse_manifest_for(&bytes, target),
                         Err(e) => Err(ManifestError::Unreadable(e.to_string())),
                     };
                     (d, parsed)

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::gojson::{self, Decoder, GoDecode, GoSlice, GoTime, StringMapShape, StringShape, StringsShape};
+use crate::model::Target;
 
 pub mod media {
     pub const SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
@@ -349,9 +350,11 @@ impl<const SPEC: bool> GoPlatform<SPEC> {
 
 /// `distribution.Descriptor` (blobs.go), whose `platform` is a
 /// `*v1.Platform`; with `ENTRY`, the list's `ManifestDescriptor`, whose
-/// `platform` is a `PlatformSpec` value that shadows it.
+/// `platform` is a `PlatformSpec` value that shadows it. With `V3`, v3.1.1's
+/// `v1.Descriptor` (image-spec v1.1 specs-go/v1/descriptor.go), which adds
+/// `data` (`[]byte`: base64) and `artifactType`.
 #[derive(Default)]
-struct GoDescriptor<const ENTRY: bool> {
+struct GoDescriptor<const ENTRY: bool, const V3: bool> {
     media_type: String,
     size: i64,
     digest: String,
@@ -362,15 +365,20 @@ struct GoDescriptor<const ENTRY: bool> {
 }
 
 const DESCRIPTOR_FIELDS: [&str; 6] = ["mediaType", "size", "digest", "urls", "annotations", "platform"];
+const V3_DESCRIPTOR_FIELDS: [&str; 8] =
+    ["mediaType", "digest", "size", "urls", "annotations", "data", "platform", "artifactType"];
 
-impl<const ENTRY: bool> GoDecode for GoDescriptor<ENTRY> {
+impl<const ENTRY: bool, const V3: bool> GoDecode for GoDescriptor<ENTRY, V3> {
     fn go_decode(&mut self, d: &mut Decoder) -> gojson::Result<()> {
-        d.struct_fields("Descriptor", &DESCRIPTOR_FIELDS, |d, i| match i {
-            0 => self.media_type.go_decode(d),
-            1 => self.size.go_decode(d),
-            2 => self.digest.go_decode(d),
-            3 => self.urls.go_decode(d),
-            4 => StringMapShape.go_decode(d),
+        let fields: &[&str] = if V3 { &V3_DESCRIPTOR_FIELDS } else { &DESCRIPTOR_FIELDS };
+        d.struct_fields("Descriptor", fields, |d, i| match fields[i] {
+            "mediaType" => self.media_type.go_decode(d),
+            "size" => self.size.go_decode(d),
+            "digest" => self.digest.go_decode(d),
+            "urls" => self.urls.go_decode(d),
+            "annotations" => StringMapShape.go_decode(d),
+            "data" => BytesShape.go_decode(d),
+            "artifactType" => StringShape.go_decode(d),
             // A struct value: null leaves it as it was.
             _ if ENTRY && d.peek() == b'n' => {
                 d.skip();
@@ -381,7 +389,7 @@ impl<const ENTRY: bool> GoDecode for GoDescriptor<ENTRY> {
     }
 }
 
-impl<const ENTRY: bool> GoDescriptor<ENTRY> {
+impl<const ENTRY: bool, const V3: bool> GoDescriptor<ENTRY, V3> {
     fn descriptor(self) -> Descriptor {
         let mut d = Descriptor::from_digest_text(self.digest);
         d.media_type = MediaType::new(&self.media_type);
@@ -397,17 +405,82 @@ impl<const ENTRY: bool> GoDescriptor<ENTRY> {
     }
 }
 
+/// A Go `[]byte` whose bytes nobody reads: a JSON string must be
+/// `base64.StdEncoding` (encoding/json decode.go literalStore), an array
+/// holds `uint8` numbers, `null` leaves it nil.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct BytesShape;
+
+impl GoDecode for BytesShape {
+    fn go_decode(&mut self, d: &mut Decoder) -> gojson::Result<()> {
+        match d.peek() {
+            b'"' => {
+                let mut s = String::new();
+                s.go_decode(d)?;
+                go_std_base64_valid(&s).map_err(|at| format!("illegal base64 data at input byte {at}"))
+            }
+            _ => GoSlice::<U8Shape>::default().go_decode(d),
+        }
+    }
+}
+
+/// A Go `uint8` (an element of `[]byte` decoded from an array): an integer
+/// literal that fits (`strconv.ParseUint` and `OverflowUint`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct U8Shape;
+
+impl GoDecode for U8Shape {
+    fn go_decode(&mut self, d: &mut Decoder) -> gojson::Result<()> {
+        let mut n = 0i64;
+        let refused = || "cannot unmarshal number into uint8".to_string();
+        match d.peek() {
+            b'-' | b'0'..=b'9' => {
+                // ParseUint refuses a sign: "-0" fails too (an i64 reads it as 0).
+                let signed = d.peek() == b'-';
+                n.go_decode(d).map_err(|_| refused())?;
+                (!signed && (0..=255).contains(&n)).then_some(()).ok_or_else(refused)
+            }
+            _ => n.go_decode(d).map_err(|e| e.replace("int64", "uint8")),
+        }
+    }
+}
+
+/// Whether `s` decodes with Go's `base64.StdEncoding.Decode`
+/// (encoding/base64 decodeQuantum): `\r` and `\n` are skipped anywhere, the
+/// last quantum must be padded to 4 with `=` after 2 or 3 symbols, nothing
+/// follows the padding, and non-zero trailing bits are accepted (not
+/// Strict). The error is an offset near the one Go reports.
+pub fn go_std_base64_valid(s: &str) -> Result<(), usize> {
+    let symbol = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+    let bytes: Vec<(usize, u8)> = s.bytes().enumerate().filter(|(_, b)| !matches!(b, b'\r' | b'\n')).collect();
+    let data = bytes.iter().take_while(|(_, b)| symbol(*b)).count();
+    let pad = bytes[data..].iter().take_while(|(_, b)| *b == b'=').count();
+    let at = |i: usize| bytes.get(i).map_or(s.len(), |(o, _)| *o);
+    if data + pad < bytes.len() {
+        return Err(at(data + pad));
+    }
+    match (data % 4, pad) {
+        (0, 0) | (2, 2) | (3, 1) => Ok(()),
+        _ => Err(at(data)),
+    }
+}
+
 /// `schema2.Manifest`, `ocischema.Manifest` (with `annotations`) and
 /// `manifestlist.ManifestList` (with `manifests`), as one struct whose field
-/// table depends on the kind decoded. `subject` and `artifactType` (OCI
-/// 1.1) are not Go fields in 2.8.2: read leniently, for reporting only.
+/// table depends on the kind decoded; with `V3`, v3.1.1's, whose
+/// descriptors are `v1.Descriptor`, and `ocischema.ImageIndex` (an OCI index
+/// is no longer a manifest list there: its entries are plain descriptors).
+/// `subject` and `artifactType` (OCI 1.1) are not Go fields in 2.8.2 nor in
+/// 3.1.1's `ocischema.Manifest`: read leniently, for reporting only.
 #[derive(Default)]
-struct GoImage {
+struct GoImage<const V3: bool> {
     versioned: Versioned,
-    config: GoDescriptor<false>,
-    layers: GoSlice<GoDescriptor<false>>,
-    manifests: GoSlice<GoDescriptor<true>>,
-    subject: Option<Box<GoDescriptor<false>>>,
+    config: GoDescriptor<false, V3>,
+    layers: GoSlice<GoDescriptor<false, V3>>,
+    manifests: GoSlice<GoDescriptor<true, V3>>,
+    /// v3's `ocischema.ImageIndex.Manifests`.
+    index_manifests: GoSlice<GoDescriptor<false, V3>>,
+    subject: Option<Box<GoDescriptor<false, false>>>,
     artifact_type: String,
 }
 
@@ -416,14 +489,17 @@ enum GoImageType {
     Schema2,
     Oci,
     List,
+    /// v3's `ocischema.ImageIndex` (manifest/ocischema/index.go).
+    Index,
 }
 
-impl GoImage {
-    fn decode(bytes: &[u8], ty: GoImageType) -> gojson::Result<GoImage> {
+impl<const V3: bool> GoImage<V3> {
+    fn decode(bytes: &[u8], ty: GoImageType) -> gojson::Result<GoImage<V3>> {
         let fields: &[&str] = match ty {
             GoImageType::Schema2 => &["schemaVersion", "mediaType", "config", "layers"],
             GoImageType::Oci => &["schemaVersion", "mediaType", "config", "layers", "annotations"],
             GoImageType::List => &["schemaVersion", "mediaType", "manifests"],
+            GoImageType::Index => &["schemaVersion", "mediaType", "manifests", "annotations"],
         };
         let mut m = GoImage::default();
         let mut d = Decoder::new(bytes)?;
@@ -432,11 +508,12 @@ impl GoImage {
             "mediaType" => m.versioned.media_type.go_decode(d),
             "config" => m.config.go_decode(d),
             "layers" => m.layers.go_decode(d),
+            "manifests" if ty == GoImageType::Index => m.index_manifests.go_decode(d),
             "manifests" => m.manifests.go_decode(d),
             _ => StringMapShape.go_decode(d),
         })?;
         if ty == GoImageType::Oci {
-            // Not decoded by 2.8.2: what reads it must not fail the manifest.
+            // Not decoded by the registry: what reads it must not fail the manifest.
             let mut d = Decoder::new(bytes)?;
             let _ = d.struct_fields("Manifest", &["subject", "artifactType"], |d, i| {
                 let start = d.clone();
@@ -451,14 +528,28 @@ impl GoImage {
         Ok(m)
     }
 
+    /// Go's `Manifests != nil` for the index the decode produced.
+    fn has_manifests(&self, ty: GoImageType) -> bool {
+        if ty == GoImageType::Index {
+            !self.index_manifests.is_nil()
+        } else {
+            !self.manifests.is_nil()
+        }
+    }
+
     fn manifest(self, kind: ManifestKind) -> Manifest {
         let subject = self.subject.map(|s| s.descriptor());
+        let manifests: Box<[Descriptor]> = if self.index_manifests.is_nil() {
+            self.manifests.into_items().into_iter().map(GoDescriptor::descriptor).collect()
+        } else {
+            self.index_manifests.into_items().into_iter().map(GoDescriptor::descriptor).collect()
+        };
         Manifest {
             kind,
             media_type: MediaType::new(&self.versioned.media_type),
             config: (!kind.is_index()).then(|| self.config.descriptor()),
             layers: self.layers.into_items().into_iter().map(GoDescriptor::descriptor).collect(),
-            manifests: self.manifests.into_items().into_iter().map(GoDescriptor::descriptor).collect(),
+            manifests,
             rare: RareManifestFields {
                 subject,
                 artifact_type: MediaType::new(&self.artifact_type),
@@ -472,11 +563,28 @@ impl GoImage {
 /// Decodes stored manifest bytes as registry 2.8.2 does on GET and in GC
 /// (registry/storage/manifeststore.go Get).
 pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+    parse_manifest_for(bytes, Target::V2_8)
+}
+
+/// Decodes stored manifest bytes as the target registry does on GET and in
+/// GC (registry/storage/manifeststore.go Get, at v2.8.2 or v3.1.1). Schema1
+/// is decoded by 2.8.2's rules for both: v3 refuses every schema1 manifest,
+/// which the models say from its kind.
+pub fn parse_manifest_for(bytes: &[u8], target: Target) -> Result<Manifest, ManifestError> {
+    match target {
+        Target::V2_8 => parse_image::<false>(bytes),
+        Target::V3 => parse_image::<true>(bytes),
+    }
+}
+
+fn parse_image<const V3: bool>(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     if bytes.len() > MANIFEST_READ_LIMIT {
         return Err(ManifestError::TooLarge);
     }
     let mut versioned = Versioned::default();
     gojson::unmarshal(bytes, &mut versioned)?;
+    // 2.8.2 decodes an OCI index as a manifest list; v3.1.1 as an ImageIndex.
+    let index = if V3 { GoImageType::Index } else { GoImageType::List };
     match versioned.schema_version {
         1 => parse_schema1(bytes),
         2 => {
@@ -484,21 +592,21 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ManifestError> {
                 media::SCHEMA2 => (GoImageType::Schema2, ManifestKind::Schema2),
                 media::OCI_MANIFEST => (GoImageType::Oci, ManifestKind::OciManifest),
                 media::DOCKER_LIST => (GoImageType::List, ManifestKind::DockerList),
-                media::OCI_INDEX => (GoImageType::List, ManifestKind::OciIndex),
+                media::OCI_INDEX => (index, ManifestKind::OciIndex),
                 "" => {
                     // An index if it decodes as one with a non-nil `manifests`
-                    // (`[]` counts, `null` does not), else an OCI manifest. A
-                    // list that fails to decode makes Get assert a nil
+                    // (`[]` counts, `null` does not), else an OCI manifest. An
+                    // index that fails to decode makes Get assert a nil
                     // interface: the registry panics.
-                    let list = GoImage::decode(bytes, GoImageType::List).map_err(ManifestError::PanicsRegistry)?;
-                    if !list.manifests.is_nil() {
+                    let list = GoImage::<V3>::decode(bytes, index).map_err(ManifestError::PanicsRegistry)?;
+                    if list.has_manifests(index) {
                         return Ok(list.manifest(ManifestKind::OciIndex));
                     }
                     (GoImageType::Oci, ManifestKind::OciManifest)
                 }
                 other => return Err(ManifestError::UnknownMediaType(other.to_string())),
             };
-            Ok(GoImage::decode(bytes, ty)?.manifest(kind))
+            Ok(GoImage::<V3>::decode(bytes, ty)?.manifest(kind))
         }
         v => Err(ManifestError::UnknownSchemaVersion(v)),
     }
@@ -792,6 +900,37 @@ mod tests {
         assert!(parse_manifest(br#"{"schemaVersion":1,"x":1e99}"#).is_ok());
         assert!(parse_manifest(b"{\"schemaVersion\":1,\"x\":1}\n ").is_ok());
         assert!(parse_manifest(b"\n{\"schemaVersion\":1,\"x\":1}").is_err());
+    }
+
+    #[test]
+    fn v3_decodes_image_spec_descriptors() {
+        let layer = |data: &str| format!(r#"{{"schemaVersion":2,"layers":[{{"data":{data}}}]}}"#);
+        for (data, ok) in [
+            (r#""AAAA""#, true),
+            (r#""AA==""#, true),
+            (r#""AB==""#, true),
+            (r#""AA\r\n==""#, true),
+            ("null", true),
+            ("[0,255]", true),
+            (r#""!!!notbase64""#, false),
+            (r#""AAA""#, false),
+            (r#""A===""#, false),
+            (r#""AA==AA==""#, false),
+            ("[256]", false),
+            ("[-0]", false),
+            ("5", false),
+        ] {
+            let body = layer(data);
+            assert!(parse_manifest(body.as_bytes()).is_ok(), "2.8 skips data {data}");
+            assert_eq!(parse_manifest_for(body.as_bytes(), Target::V3).is_ok(), ok, "v3 data {data}");
+        }
+        // v3's OCI index entries are v1.Descriptor: no `features`, and its own `annotations`.
+        let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"platform":{"features":1}}]}"#;
+        assert!(parse_manifest(index).is_err());
+        assert!(parse_manifest_for(index, Target::V3).is_ok());
+        let index = br#"{"schemaVersion":2,"manifests":[],"annotations":5}"#;
+        assert_eq!(parse_manifest(index).map(|m| m.kind), Ok(ManifestKind::OciIndex));
+        assert!(matches!(parse_manifest_for(index, Target::V3), Err(ManifestError::PanicsRegistry(_))));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! cycle-safe) → config → layers, with every node's state and what the
 //! target registry would answer when a client fetches it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde::Serialize;
 
@@ -15,10 +15,14 @@ use crate::model::serve::{Fetch, LinkedBy, Server};
 /// bounds memory and stack on hostile trees.
 pub const MAX_DEPTH: usize = 16;
 
-/// Most nodes one resolved tree may have. An index may name the same child
-/// many times, and that child may do the same: without a budget, a few
-/// kilobytes of indexes expand into billions of nodes.
-pub const MAX_NODES: usize = 20_000;
+/// Most nodes one resolved tree may have, which bounds its memory. Each
+/// distinct child manifest is followed once (a repeat is listed, not
+/// followed again), so an index naming the same child many times stays
+/// small; the budget is above the references a 4 MiB manifest can hold with
+/// valid digests (about 50,000 of 83 bytes each), so that no manifest the
+/// registry serves has its own references cut. Past it, a manifest is cut
+/// and whether the tree is served is not known.
+pub const MAX_NODES: usize = 100_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -61,6 +65,10 @@ pub struct Node {
     /// Set when this manifest's references were not followed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cut: Option<Cut>,
+    /// A child manifest already followed earlier in this tree: its
+    /// references are listed there only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub repeated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,10 +101,14 @@ impl Cut {
     pub fn describe(self, d: &str) -> String {
         match self {
             Cut::Cycle => format!("manifest {d} refers back to itself through its children"),
-            Cut::TooDeep => format!("manifest {d} is nested more than {MAX_DEPTH} indexes deep"),
-            Cut::TooLarge => {
-                format!("manifest {d} was not followed: its tree would have more than {MAX_NODES} nodes")
-            }
+            Cut::TooDeep => format!(
+                "manifest {d} is nested more than {MAX_DEPTH} indexes deep and was not followed; \
+                 whether the tree is served is not known"
+            ),
+            Cut::TooLarge => format!(
+                "manifest {d} was not followed: its tree would have more than {MAX_NODES} nodes; \
+                 whether the tree is served is not known"
+            ),
         }
     }
 }
@@ -118,6 +130,7 @@ impl Node {
             fetch: Fetch::Ok,
             foreign: false,
             cut: None,
+            repeated: false,
             content: None,
             subject: None,
             artifact_type: None,
@@ -141,12 +154,19 @@ impl Node {
         self.walk().iter().all(|n| n.foreign || (n.fetch.is_ok() && n.cut.is_none()))
     }
 
-    /// Not served only because a GET is not modelled (a symlink the
-    /// registry follows): whether it is served is unknown.
+    /// Not served only because of what is not known: a GET that is not
+    /// modelled (a symlink the registry follows), or references not followed
+    /// because of regaudit's own bounds (depth, node budget), which the
+    /// registry does not have.
     pub fn served_unknown(&self) -> bool {
         let failing: Vec<&Node> =
             self.walk().into_iter().filter(|n| !n.foreign && (!n.fetch.is_ok() || n.cut.is_some())).collect();
-        !failing.is_empty() && failing.iter().all(|n| n.cut.is_none() && matches!(n.fetch, Fetch::Unmodelled(_)))
+        let unknown = |n: &&Node| match n.cut {
+            Some(Cut::Cycle) => false,
+            Some(Cut::TooDeep | Cut::TooLarge) => matches!(n.fetch, Fetch::Ok | Fetch::Unmodelled(_)),
+            None => matches!(n.fetch, Fetch::Unmodelled(_)),
+        };
+        !failing.is_empty() && failing.iter().all(unknown)
     }
 
     /// Sentences saying why the tree is not served.
@@ -158,6 +178,9 @@ impl Node {
                 (Some(cut), _) => Some(cut.describe(&n.digest)),
                 (None, Some(reason)) if matches!(n.fetch, Fetch::Unmodelled(_)) => {
                     Some(format!("{} GET not modelled: {}", role_name(n.role), reason))
+                }
+                (None, Some(reason)) if matches!(n.fetch, Fetch::NoAnswer(_)) => {
+                    Some(format!("{} GET gets no answer (connection dropped): {}", role_name(n.role), reason))
                 }
                 (None, Some(reason)) => {
                     Some(format!("{} GET {}: {}", role_name(n.role), n.fetch.http_status(), reason))
@@ -196,10 +219,11 @@ pub struct Resolver<'a> {
     pub server: &'a Server<'a>,
 }
 
-/// State of one tree's resolution: the manifests above the current one, and
-/// how many more nodes the tree may grow.
+/// State of one tree's resolution: the manifests above the current one, the
+/// manifests already followed, and how many more nodes the tree may grow.
 struct Walk {
     stack: Vec<Digest>,
+    followed: BTreeSet<Digest>,
     budget: usize,
 }
 
@@ -210,7 +234,7 @@ impl<'a> Resolver<'a> {
 
     /// Resolves a manifest by digest in a repository, with everything below it.
     pub fn manifest(&self, repo: &Repository, d: &Digest) -> Node {
-        let mut walk = Walk { stack: Vec::new(), budget: MAX_NODES };
+        let mut walk = Walk { stack: Vec::new(), followed: BTreeSet::new(), budget: MAX_NODES };
         self.manifest_node(repo, Role::Manifest, None, d.to_string(), Some(d.clone()), &mut walk)
     }
 
@@ -261,6 +285,11 @@ impl<'a> Resolver<'a> {
             node.cut = Some(Cut::Cycle);
             return node;
         }
+        if walk.followed.contains(&d) {
+            // Same repository, same digest: the same subtree as where it was followed.
+            node.repeated = true;
+            return node;
+        }
         if walk.stack.len() >= MAX_DEPTH {
             node.cut = Some(Cut::TooDeep);
             return node;
@@ -271,6 +300,7 @@ impl<'a> Resolver<'a> {
             return node;
         }
         walk.budget -= references;
+        walk.followed.insert(d.clone());
         walk.stack.push(d.clone());
         for child in &m.manifests {
             let c = self.manifest_node(

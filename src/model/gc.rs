@@ -1046,7 +1046,12 @@ impl<'a> Sim<'a> {
                 format!("{prefix}: filesystem: open {}: {}", self.abs(&path), crate::inventory::go_error_text(e)),
             )),
             Some(Err(e @ crate::manifest::ManifestError::PanicsRegistry(_))) => {
-                let message = "panic: interface conversion: distribution.Manifest is nil, not *manifestlist.DeserializedManifestList";
+                // The type Get asserts: 2.8's manifest list, v3's OCI index (manifeststore.go Get).
+                let message = if self.v2 {
+                    "panic: interface conversion: distribution.Manifest is nil, not *manifestlist.DeserializedManifestList"
+                } else {
+                    "panic: interface conversion: distribution.Manifest is nil, not *ocischema.DeserializedImageIndex"
+                };
                 let mut cause = abort(Stage::Mark, format!("manifest {d} {e}"), path, message);
                 cause.panics = true;
                 Err(cause)

@@ -20,6 +20,9 @@ pub enum Fetch {
     NotFound(String),
     /// 500: the registry fails on what it reads.
     ServerError(String),
+    /// No answer: the request panics the registry's handler and the
+    /// connection is dropped (net/http recovers the panic without a reply).
+    NoAnswer(String),
     /// Not known: the registry follows a symlink regaudit does not, or
     /// reads what regaudit could not.
     Unmodelled(String),
@@ -35,15 +38,15 @@ impl Fetch {
             Fetch::Ok => 200,
             Fetch::NotFound(_) => 404,
             Fetch::ServerError(_) => 500,
-            // No status can be given.
-            Fetch::Unmodelled(_) => 0,
+            // The connection is dropped; for Unmodelled no status can be given.
+            Fetch::NoAnswer(_) | Fetch::Unmodelled(_) => 0,
         }
     }
 
     pub fn reason(&self) -> Option<&str> {
         match self {
             Fetch::Ok => None,
-            Fetch::NotFound(r) | Fetch::ServerError(r) | Fetch::Unmodelled(r) => Some(r),
+            Fetch::NotFound(r) | Fetch::ServerError(r) | Fetch::NoAnswer(r) | Fetch::Unmodelled(r) => Some(r),
         }
     }
 }
@@ -163,6 +166,9 @@ impl<'a> Server<'a> {
         };
         match self.contents.manifest(&target) {
             Some(Ok(m)) => (self.accepts(m), Some(m)),
+            Some(Err(e @ ManifestError::PanicsRegistry(_))) => {
+                (Fetch::NoAnswer(manifest_error_reason(&target, e)), None)
+            }
             Some(Err(e)) => (Fetch::ServerError(manifest_error_reason(&target, e)), None),
             None => (Fetch::ServerError(format!("manifest {target} was not loaded")), None),
         }
