@@ -241,6 +241,8 @@ fn runs(scratch: &Path) -> Vec<(String, Vec<String>)> {
             run("gc", &["gc", t, "-m", "--target", "3"]);
             run("diff", &["diff", t, &minimal, "--no-content"]);
             run("timeline", &["timeline", t, "--repo", "*/*", "--since", "2000-01-01", "--until", "2100-01-01"]);
+            run("timeline", &["timeline", t, "--tag", "*"]);
+            run("du", &["du", t, "--top", "1"]);
             for reference in revisions(Path::new(t)) {
                 run("inspect", &["inspect", t, &reference]);
             }
