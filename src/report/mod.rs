@@ -166,7 +166,6 @@ pub fn short_digests(text: &str) -> String {
         let hex = at["sha256:".len()..].bytes().take_while(u8::is_ascii_hexdigit).count();
         if hex == 64 {
             out.push_str(&at[.."sha256:".len() + 12]);
-            out.push('…');
             rest = &at["sha256:".len() + 64..];
         } else {
             out.push_str("sha256:");
@@ -175,6 +174,32 @@ pub fn short_digests(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Text lines fit [`TEXT_WIDTH`] columns: `text` after `indent`, broken at
+/// spaces, continuation lines indented two more. A no-break space (U+00A0)
+/// keeps two words together and is printed as a space.
+pub const TEXT_WIDTH: usize = 100;
+
+pub fn wrap(text: &str, indent: &str, width: usize) -> Vec<String> {
+    use unicode_width::UnicodeWidthStr;
+    let mut lines = Vec::new();
+    let mut line = indent.to_string();
+    let mut empty = true;
+    let cont = format!("{indent}  ");
+    for word in text.split(' ') {
+        if !empty && line.width() + 1 + word.width() > width {
+            lines.push(std::mem::replace(&mut line, cont.clone()));
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    lines.push(line);
+    lines.into_iter().map(|l| l.replace('\u{a0}', " ")).collect()
 }
 
 #[cfg(test)]
@@ -187,7 +212,12 @@ mod tests {
         assert_eq!(plural_s(0, "operation"), "0 operations");
         assert_eq!(plural(2, "repository", "repositories"), "2 repositories");
         let d = format!("sha256:{}", "ab".repeat(32));
-        assert_eq!(short_digests(&format!("blob {d} of x")), "blob sha256:abababababab… of x");
+        assert_eq!(short_digests(&format!("blob {d} of x")), "blob sha256:abababababab of x");
+        let long = "word ".repeat(30);
+        let lines = wrap(long.trim_end(), "    ", 40);
+        assert!(lines.iter().all(|l| l.len() <= 40) && lines.len() > 1, "{lines:?}");
+        assert!(lines[1].starts_with("      word"), "{lines:?}");
+        assert_eq!(wrap("short", "  ", 40), ["  short"]);
         assert_eq!(short_digests("sha256:abc and sha256:"), "sha256:abc and sha256:");
     }
 }

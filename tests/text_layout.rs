@@ -1,0 +1,50 @@
+//! The text layouts people read: summaries first (they fit 80x24), detail
+//! grouped with a few examples, everything with `--verbose`, lines within
+//! 100 columns. On the bundled tree (made by the real registry).
+
+mod common;
+
+use common::*;
+
+fn full() -> String {
+    testdata("trees/full").to_str().unwrap().to_owned()
+}
+
+/// The summary: the lines before the first blank one.
+fn summary(text: &str) -> Vec<&str> {
+    text.lines().take_while(|l| !l.is_empty()).collect()
+}
+
+#[test]
+fn gc_summary_fits_a_screen_and_folds_the_same_blob_into_one_hazard() {
+    let root = full();
+    let run = regaudit(&["gc", &root, "-m"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let head = summary(&run.stdout);
+    assert!(head.len() <= 24 && head.iter().all(|l| l.chars().count() <= 80), "{head:#?}");
+    assert!(head.iter().any(|l| l.starts_with("  Would delete: 10 manifests, 25 blobs")), "{head:#?}");
+    let joined = head.join(" ");
+    assert!(joined.contains(" hazards: ") && joined.contains(" linked-blob-deleted"), "{head:#?}");
+    assert!(head.iter().any(|l| l.starts_with("  Next: ")), "{head:#?}");
+    for line in run.stdout.lines() {
+        assert!(line.chars().count() <= 100, "wider than 100 columns: {line}");
+    }
+    // One finding per blob in text; JSON keeps both codes.
+    assert!(!run.stdout.contains("layer-link-dangling"), "{}", run.stdout);
+    assert!(!run.stdout.contains("still link it"), "{}", run.stdout);
+    let (_, v) = json(&["gc", &root, "-m"]);
+    let count = |code: &str| v["hazards"].as_array().unwrap().iter().filter(|h| h["code"] == code).count();
+    let linked = count("linked-blob-deleted");
+    assert!(linked > 5 && count("layer-link-dangling") >= linked);
+    // A few examples without -v; every one with it.
+    let examples = |text: &str| text.lines().filter(|l| l.starts_with("    blob sha256:")).count();
+    assert_eq!(examples(&run.stdout), 3);
+    assert!(run.stdout.contains(&format!("… {} more (-v lists all", linked - 3)), "{}", run.stdout);
+    let verbose = regaudit(&["gc", &root, "-m", "--verbose"]);
+    assert_eq!(examples(&verbose.stdout), linked);
+    let files = v["removes"].as_array().unwrap();
+    assert!(run.stdout.contains(&format!("Files removed: {} (-v lists them", files.len())));
+    for f in files {
+        assert!(verbose.stdout.contains(&format!("  {}\n", f.as_str().unwrap())), "{f}");
+    }
+}
