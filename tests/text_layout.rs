@@ -48,3 +48,31 @@ fn gc_summary_fits_a_screen_and_folds_the_same_blob_into_one_hazard() {
         assert!(verbose.stdout.contains(&format!("  {}\n", f.as_str().unwrap())), "{f}");
     }
 }
+
+#[test]
+fn writes_puts_its_verdict_first_and_verbose_adds_the_table() {
+    let root = full();
+    let now = "2026-11-29T12:00:00Z";
+    let run = regaudit(&["writes", &root, "--now", now]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let head = summary(&run.stdout);
+    assert_eq!(head[1], "serves read-only: no", "{head:#?}");
+    assert!(head[2].starts_with("11 of 20 operations write"), "{head:#?}");
+    assert!(head.len() <= 24 && head.iter().all(|l| l.chars().count() <= 100), "{head:#?}");
+    assert!(!run.stdout.contains("KIND  "), "the table is for -v: {}", run.stdout);
+    let verbose = regaudit(&["writes", &root, "--now", now, "-v"]);
+    assert!(verbose.stdout.contains("KIND                  REPOSITORY"), "{}", verbose.stdout);
+    // Every operation is listed with -v; a few of each kind without.
+    let (_, v) = json(&["writes", &root, "--now", now]);
+    let ops = v["operations"].as_array().unwrap();
+    let lines = |text: &str, op: &serde_json::Value| {
+        let shown = format!("    {} {}", op["repository"].as_str().unwrap(), op["reference"].as_str().unwrap());
+        text.lines().filter(|l| l.starts_with(&shown)).count()
+    };
+    assert!(ops.iter().all(|op| lines(&verbose.stdout, op) >= 1));
+    assert!(ops.iter().any(|op| lines(&run.stdout, op) == 0));
+    // Paths are whole with -v.
+    assert!(verbose
+        .stdout
+        .contains(&format!("/sha256/{}/link", "a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4")));
+}

@@ -202,6 +202,24 @@ pub fn wrap(text: &str, indent: &str, width: usize) -> Vec<String> {
     lines.into_iter().map(|l| l.replace('\u{a0}', " ")).collect()
 }
 
+/// A path for text without `--verbose`: each 64-hex component shortened to
+/// 12 and `…` (with `--verbose`, and in JSON, paths are whole).
+pub fn short_path(path: &str) -> String {
+    if verbose() {
+        return path.to_string();
+    }
+    path.split('/')
+        .map(|c| {
+            if c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()) {
+                format!("{}…", &c[..12])
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +236,8 @@ mod tests {
         assert!(lines.iter().all(|l| l.len() <= 40) && lines.len() > 1, "{lines:?}");
         assert!(lines[1].starts_with("      word"), "{lines:?}");
         assert_eq!(wrap("short", "  ", 40), ["  short"]);
+        let path = format!("a/_layers/sha256/{}/link", "cd".repeat(32));
+        assert_eq!(short_path(&path), "a/_layers/sha256/cdcdcdcdcdcd…/link");
         assert_eq!(short_digests("sha256:abc and sha256:"), "sha256:abc and sha256:");
     }
 }
