@@ -76,3 +76,26 @@ fn writes_puts_its_verdict_first_and_verbose_adds_the_table() {
         .stdout
         .contains(&format!("/sha256/{}/link", "a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4")));
 }
+
+#[test]
+fn scan_puts_the_verdict_first_and_groups_problems_by_code() {
+    let root = full();
+    let run = regaudit(&["scan", &root, "--now", "2026-12-01T00:00:00Z"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[1], "Verdict: OK: no problems, all 16 tags served");
+    // Everything up to the problems fits an 80x24 screen.
+    let summary: Vec<&&str> = lines.iter().take_while(|l| !l.starts_with("No problems found.")).collect();
+    assert!(summary.len() <= 24, "{summary:#?}");
+    assert!(summary.iter().skip(1).all(|l| l.chars().count() <= 80), "{summary:#?}");
+
+    let broken = testdata("broken/revision-link-empty");
+    let run = regaudit(&["scan", broken.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[1], "Verdict: 2 problems (warning or error), 1 tag not served");
+    assert!(lines[2].starts_with("Next: read the problems below"), "{}", run.stdout);
+    assert!(run.stdout.contains("  error link-invalid (1)\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("  error tag-dangling (1)\n"), "{}", run.stdout);
+    assert!(run.stdout.lines().all(|l| l.chars().count() <= 100), "{}", run.stdout);
+}

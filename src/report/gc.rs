@@ -226,6 +226,11 @@ fn text_hazards(hazards: &[Hazard]) -> Vec<TextHazard> {
     out
 }
 
+/// Hazards as text counts them (a blob still linked is one, not one per link).
+pub fn text_hazard_count(hazards: &[Hazard]) -> usize {
+    text_hazards(hazards).len()
+}
+
 /// `N more` after the examples shown, unless `--verbose` showed them all.
 fn write_more(out: &mut dyn Write, indent: &str, more: usize) -> io::Result<()> {
     if more > 0 {
