@@ -20,10 +20,13 @@ struct Tmux {
 
 impl Tmux {
     fn start(name: &str) -> Option<Tmux> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            eprintln!("skipped: tmux is not installed (scripts/test installs it)");
+        // Fails loudly without tmux, as conformance does without the registry.
+        if std::env::var_os("REGAUDIT_SKIP_TERMINAL").is_some() {
+            eprintln!("terminal test skipped: REGAUDIT_SKIP_TERMINAL is set");
             return None;
         }
+        let installed = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+        assert!(installed, "tmux is not installed: run scripts/test, which installs it");
         let tmux = Tmux { socket: format!("regaudit-test-{}-{name}", std::process::id()) };
         // A plain shell with a fixed prompt, in an 80x24 window, colour-capable.
         let ok = tmux
