@@ -28,6 +28,8 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
     ("writes", "proxy.error"),
     // Needs an abort and a symlink or read fault together (tests/read_faults.rs makes those).
     ("gc", "would_delete_when_fixed.unmodelled[]"),
+    // No testdata tree tags a referrer (tests/text_layout.rs checks the untagged one).
+    ("inspect", "referrers[].tags[]"),
     ("node", "cut"),
     ("node", "foreign"),
     // Only when Ctrl-C stops --verify: tests/verify.rs checks them.

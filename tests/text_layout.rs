@@ -99,3 +99,28 @@ fn scan_puts_the_verdict_first_and_groups_problems_by_code() {
     assert!(run.stdout.contains("  error tag-dangling (1)\n"), "{}", run.stdout);
     assert!(run.stdout.lines().all(|l| l.chars().count() <= 100), "{}", run.stdout);
 }
+
+#[test]
+fn inspect_shows_referrers_under_their_subject_and_no_empty_platform() {
+    let root = full();
+    let run = regaudit(&["inspect", &root, "oci/artifact:base"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("\nReferrers (OCI subject): 1\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("sha256:aabe1266a5f7  sha256:b2135dee381f  application/spdx+json  - (untagged)"),
+        "{}",
+        run.stdout
+    );
+    let (_, v) = json(&["inspect", &root, "oci/artifact:base"]);
+    let r = &v["referrers"][0];
+    assert_eq!(r["digest"], "sha256:aabe1266a5f7c80e32968225131fa3dca32a9f10944da4c78f9aeed5ea462ccc");
+    assert_eq!(r["subject"], v["digest"]);
+    assert_eq!(r["artifact_type"], "application/spdx+json");
+    // The artifact's empty config has no platform: no "/" in KIND.
+    let artifact = regaudit(&["inspect", &root, &format!("oci/artifact@{}", r["digest"].as_str().unwrap())]);
+    let config = artifact.stdout.lines().find(|l| l.starts_with("├─ config")).unwrap();
+    assert!(!config.contains(" / "), "{config}");
+    // A manifest nothing refers to lists no referrers.
+    let (_, v) = json(&["inspect", &root, "oci/app:1.0"]);
+    assert_eq!(v["referrers"], serde_json::json!([]));
+}
