@@ -124,3 +124,36 @@ fn inspect_shows_referrers_under_their_subject_and_no_empty_platform() {
     let (_, v) = json(&["inspect", &root, "oci/app:1.0"]);
     assert_eq!(v["referrers"], serde_json::json!([]));
 }
+
+/// Whether the real skopeo can read the image `reference` names.
+fn skopeo_reads(reference: &str) -> bool {
+    std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", reference])
+        .output()
+        .expect("skopeo is installed (scripts/test installs it)")
+        .status
+        .success()
+}
+
+#[test]
+fn export_warns_when_skopeo_cannot_address_a_docker_typed_image() {
+    let root = full();
+    let scratch = tempfile::tempdir().unwrap();
+    let dest = scratch.path().join("layout");
+    let dest_text = dest.to_str().unwrap();
+    let (code, one) = json(&["export", &root, "base/schema2:v1", dest_text]);
+    assert_eq!(code, 0);
+    assert_eq!(one["warnings"], serde_json::json!([]), "one image alone is addressable");
+    assert!(skopeo_reads(&format!("oci:{dest_text}")));
+    let (_, oci) = json(&["export", &root, "oci/app:1.0", dest_text]);
+    let warnings = oci["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].as_str().unwrap().starts_with(&format!("{} (\"v1\")", one["digest"].as_str().unwrap())));
+    let run = regaudit(&["export", &root, "base/schema2:v2", dest_text]);
+    assert_eq!(run.stdout.matches("\nwarning: ").count() + usize::from(run.stdout.starts_with("warning: ")), 2);
+    // What the warnings say is what the real skopeo does.
+    assert!(!skopeo_reads(&format!("oci:{dest_text}")), "ambiguous without a name");
+    assert!(!skopeo_reads(&format!("oci:{dest_text}:v1")), "a Docker-typed entry is not found by name");
+    assert!(!skopeo_reads(&format!("oci:{dest_text}:v2")));
+    assert!(skopeo_reads(&format!("oci:{dest_text}:1.0")), "an OCI-typed entry is");
+}
