@@ -157,3 +157,18 @@ fn export_warns_when_skopeo_cannot_address_a_docker_typed_image() {
     assert!(!skopeo_reads(&format!("oci:{dest_text}:v2")));
     assert!(skopeo_reads(&format!("oci:{dest_text}:1.0")), "an OCI-typed entry is");
 }
+
+#[test]
+fn schema1_shows_platform_and_created_from_its_history() {
+    let root = full();
+    // The bundled legacy/s1:old was pushed as schema1 by the real tools; its
+    // history[0].v1Compatibility says linux, amd64, 2024-01-02T03:04:28Z.
+    let (_, v) = json(&["tags", &root, "legacy/s1"]);
+    let tag = &v["tags"][0];
+    assert_eq!(tag["kind"], "schema1");
+    assert_eq!(tag["platforms"], serde_json::json!(["linux/amd64"]));
+    assert_eq!(tag["created"], "2024-01-02T03:04:28Z");
+    let run = regaudit(&["tags", &root, "legacy/s1"]);
+    let row = run.stdout.lines().nth(1).unwrap();
+    assert!(row.contains("linux/amd64") && row.contains("2024-01-02T03:04:28Z"), "{row}");
+}
