@@ -88,6 +88,9 @@ fn scan_puts_the_verdict_first_and_groups_problems_by_code() {
     let summary: Vec<&&str> = lines.iter().take_while(|l| !l.starts_with("No problems found.")).collect();
     assert!(summary.len() <= 24, "{summary:#?}");
     assert!(summary.iter().skip(1).all(|l| l.chars().count() <= 80), "{summary:#?}");
+    assert!(run.stdout.contains("revision links     25  1 referrer (OCI subject"), "{}", run.stdout);
+    let (_, v) = json(&["scan", &root]);
+    assert_eq!(v["inventory"]["referrers"], 1, "oci/artifact's SBOM");
 
     let broken = testdata("broken/revision-link-empty");
     let run = regaudit(&["scan", broken.to_str().unwrap()]);

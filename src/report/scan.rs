@@ -76,6 +76,9 @@ pub struct InventorySummary {
     /// Distinct manifests by kind (`unparseable` and `unknown-type` too).
     pub manifests: BTreeMap<&'static str, usize>,
     pub revision_links: usize,
+    /// Revisions whose manifest names an OCI `subject` (signatures, SBOMs,
+    /// attestations); `regaudit inspect` lists them under their subject.
+    pub referrers: usize,
     pub layer_links: usize,
     pub blobs: usize,
     pub blob_bytes: u64,
@@ -150,6 +153,12 @@ pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
             tags: total,
             manifests,
             revision_links: inv.repositories.iter().map(|r| r.revisions.len()).sum(),
+            referrers: inv
+                .repositories
+                .iter()
+                .flat_map(|r| r.revisions.iter().map(|(path, link)| link.ok().unwrap_or(path).clone()))
+                .filter(|d| matches!(audit.contents.manifest(d), Some(Ok(m)) if m.subject().is_some()))
+                .count(),
             layer_links: inv.repositories.iter().map(|r| r.layer_links.len()).sum(),
             blobs: inv.blobs.len(),
             blob_bytes: inv.blobs.values().map(|b| b.size).sum(),
@@ -303,7 +312,14 @@ impl Report for ScanReport {
                 format!("{} served, {} not served{unknown}", t.served, t.not_served)
             }),
             ("manifests", i.manifests.values().sum::<usize>().to_string(), kinds.join(", ")),
-            ("revision links", i.revision_links.to_string(), String::new()),
+            ("revision links", i.revision_links.to_string(), {
+                let r = i.referrers;
+                if r > 0 {
+                    format!("{} (OCI subject; see `regaudit inspect`)", plural(r, "referrer", "referrers"))
+                } else {
+                    String::new()
+                }
+            }),
             ("layer links", i.layer_links.to_string(), String::new()),
             ("blobs", i.blobs.to_string(), human_size(i.blob_bytes)),
             ("uploads", i.uploads.to_string(), human_size(i.upload_bytes)),
