@@ -175,3 +175,18 @@ fn schema1_shows_platform_and_created_from_its_history() {
     let row = run.stdout.lines().nth(1).unwrap();
     assert!(row.contains("linux/amd64") && row.contains("2024-01-02T03:04:28Z"), "{row}");
 }
+
+/// Snapshots of the new layouts, paths of this checkout left out.
+#[test]
+fn layout_snapshots() {
+    let here = format!("{}/", env!("CARGO_MANIFEST_DIR"));
+    let text = |args: &[&str]| regaudit(args).stdout.replace(&here, "");
+    let full = full();
+    let broken = testdata("broken/revision-link-empty");
+    insta::assert_snapshot!("gc_full_untagged_text", text(&["gc", &full, "-m"]));
+    insta::assert_snapshot!("scan_broken_revision_link_empty_text", text(&["scan", broken.to_str().unwrap()]));
+    insta::assert_snapshot!(
+        "writes_full_verbose_text",
+        text(&["writes", &full, "--now", "2026-11-29T12:00:00Z", "--verbose"])
+    );
+}
