@@ -18,6 +18,7 @@ use crate::model::Target;
 use crate::progress::Progress;
 use crate::report::inspect::{self, Reference};
 use crate::report::{self, diff, du, gc, tags, Format};
+use crate::select::Selection;
 use crate::timeline::Timeline;
 use crate::tree::LocateError;
 use crate::verify::CANCEL;
@@ -63,8 +64,24 @@ struct Output {
     #[arg(long, value_name = "LIST", value_delimiter = ',', ignore_case = true)]
     fail_on: Vec<FailOnValue>,
     /// Print only the verdict line (-qq: nothing; the exit status answers).
-    #[arg(long, short, action = clap::ArgAction::Count)]
+    #[arg(long, short, action = clap::ArgAction::Count, conflicts_with = "verbose")]
     quiet: u8,
+    /// Full lists in text (by default long lists show a few examples per kind and a count).
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+/// Which repositories and tags a listing shows; validated once into
+/// [`Config::select`]. `--tag` applies where tags are listed (`tags`,
+/// `timeline`); [`Spec::tag_filter`] hides and refuses it elsewhere.
+#[derive(clap::Args, Debug)]
+struct Filters {
+    /// Only repositories whose name matches GLOB (repeatable; `*` matches `/` too, e.g. 'base/*').
+    #[arg(long = "repo", id = "repo_globs", value_name = "GLOB")]
+    repo: Vec<String>,
+    /// Only tags whose name matches GLOB (repeatable, e.g. 'v1.*').
+    #[arg(long = "tag", id = "tag_globs", value_name = "GLOB")]
+    tag: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -80,11 +97,19 @@ enum Command {
     Tags {
         /// Storage root (holding docker/), docker/registry/v2, or a level between.
         root: PathBuf,
-        /// Only these repositories.
+        /// Only these repositories (exact names; see also --repo).
         repositories: Vec<String>,
         /// Hash the blobs of these tags to fill in `intact`.
         #[arg(long)]
         verify: bool,
+        #[command(flatten)]
+        filters: Filters,
+        /// Order of the rows.
+        #[arg(long, value_enum, value_name = "KEY", default_value_t = tags::SortKey::Name, ignore_case = true)]
+        sort: tags::SortKey,
+        /// Reverse the order of the rows.
+        #[arg(long)]
+        reverse: bool,
         #[command(flatten)]
         output: Output,
         #[command(flatten)]
@@ -108,8 +133,10 @@ enum Command {
     Verify {
         /// Storage root (holding docker/), docker/registry/v2, or a level between.
         root: PathBuf,
-        /// Only the blobs these repositories reach.
+        /// Only the blobs these repositories reach (exact names; see also --repo).
         repositories: Vec<String>,
+        #[command(flatten)]
+        filters: Filters,
         #[command(flatten)]
         output: Output,
         #[command(flatten)]
@@ -166,9 +193,17 @@ enum Command {
     Du {
         /// Storage root (holding docker/), docker/registry/v2, or a level between.
         root: PathBuf,
+        #[command(flatten)]
+        filters: Filters,
         /// Order of the rows.
-        #[arg(long, value_enum, default_value_t = du::SortKey::Name)]
+        #[arg(long, value_enum, value_name = "KEY", default_value_t = du::SortKey::Name, ignore_case = true)]
         sort: du::SortKey,
+        /// Reverse the order of the rows.
+        #[arg(long)]
+        reverse: bool,
+        /// Only the first N rows (after sorting); the total stays that of the whole tree.
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
         #[command(flatten)]
         output: Output,
         #[command(flatten)]
@@ -212,9 +247,8 @@ enum Command {
         /// Only events at or before this time (RFC 3339, or YYYY-MM-DD in UTC).
         #[arg(long)]
         until: Option<String>,
-        /// Only repositories whose name matches this glob (repeatable).
-        #[arg(long, value_name = "GLOB")]
-        repo: Vec<String>,
+        #[command(flatten)]
+        filters: Filters,
         /// Show times in UTC instead of local time (text only).
         #[arg(long)]
         utc: bool,
@@ -256,6 +290,17 @@ impl Command {
             Command::Completions { .. } | Command::Man { .. } => None,
         }
     }
+
+    /// `--repo`/`--tag`, for the commands that list repositories.
+    fn filters(&self) -> Option<&Filters> {
+        match self {
+            Command::Tags { filters, .. }
+            | Command::Verify { filters, .. }
+            | Command::Du { filters, .. }
+            | Command::Timeline { filters, .. } => Some(filters),
+            _ => None,
+        }
+    }
 }
 
 /// When the predicted registry runs, for upload purging and proxy expiry.
@@ -277,21 +322,27 @@ struct Spec {
     question: &'static Question,
     /// Whether it can hash with a progress bar (`--no-progress` applies).
     progress: bool,
+    /// Whether it lists tags (`--tag GLOB` applies).
+    tag_filter: bool,
     /// Command lines and what each does.
     examples: &'static [(&'static str, &'static str)],
 }
 
 const TEXT_JSON: &[Format] = &[Format::Text, Format::Json];
+/// A listing: also one JSON object per line.
+const LISTING: &[Format] = &[Format::Text, Format::Json, Format::Jsonl];
 
 const SPECS: &[Spec] = &[
     Spec {
         name: "tags",
-        formats: TEXT_JSON,
+        formats: LISTING,
         question: &exit_codes::TAGS,
         progress: true,
+        tag_filter: true,
         examples: &[
             ("regaudit tags /srv/registry", "every tag and whether it is served"),
             ("regaudit tags /srv/registry base/app --verify", "one repository, its blobs hashed"),
+            ("regaudit tags /srv/registry --repo 'base/*' --tag 'v1.*' --sort created", "some tags, newest first"),
             ("regaudit tags /srv/registry --fail-on not-served -q", "fail only when a tag is not served"),
         ],
     },
@@ -300,6 +351,7 @@ const SPECS: &[Spec] = &[
         formats: TEXT_JSON,
         question: &exit_codes::INSPECT,
         progress: true,
+        tag_filter: false,
         examples: &[
             ("regaudit inspect /srv/registry base/app:1.4", "the tree of a tag and each node's state"),
             ("regaudit inspect /srv/registry base/app@sha256:… --verify", "by digest, every blob hashed"),
@@ -307,9 +359,10 @@ const SPECS: &[Spec] = &[
     },
     Spec {
         name: "verify",
-        formats: &[Format::Text, Format::Json, Format::Dfxml, Format::Bodyfile],
+        formats: &[Format::Text, Format::Json, Format::Jsonl, Format::Dfxml, Format::Bodyfile],
         question: &exit_codes::VERIFY,
         progress: true,
+        tag_filter: false,
         examples: &[
             ("regaudit verify /srv/registry", "hash every blob; which tags damage breaks"),
             ("regaudit verify /srv/registry base/app --format json", "only what one repository reaches"),
@@ -321,6 +374,7 @@ const SPECS: &[Spec] = &[
         formats: TEXT_JSON,
         question: &exit_codes::SCAN,
         progress: true,
+        tag_filter: false,
         examples: &[
             ("regaudit scan /srv/registry", "start here: contents, served tags, problems"),
             ("regaudit scan /srv/registry --verify", "and hash every blob"),
@@ -332,6 +386,7 @@ const SPECS: &[Spec] = &[
         formats: TEXT_JSON,
         question: &exit_codes::EXPORT,
         progress: false,
+        tag_filter: false,
         examples: &[
             ("regaudit export /srv/registry base/app:1.4 /tmp/app", "write an OCI layout, every blob verified"),
             ("regaudit export /srv/registry base/app:1.4 /tmp/app --allow-partial", "what can be saved"),
@@ -342,6 +397,7 @@ const SPECS: &[Spec] = &[
         formats: TEXT_JSON,
         question: &exit_codes::DIFF,
         progress: false,
+        tag_filter: false,
         examples: &[
             ("regaudit diff /backup/registry /srv/registry", "what changed since the backup"),
             ("regaudit diff /backup/registry /srv/registry --no-content -q", "sizes only; a one-line answer"),
@@ -349,12 +405,13 @@ const SPECS: &[Spec] = &[
     },
     Spec {
         name: "du",
-        formats: TEXT_JSON,
+        formats: LISTING,
         question: &exit_codes::DU,
         progress: false,
+        tag_filter: false,
         examples: &[
-            ("regaudit du /srv/registry --sort unique", "what deleting each repository would free"),
-            ("regaudit du /srv/registry --format json", "for scripts"),
+            ("regaudit du /srv/registry --sort unique --top 10", "what deleting each repository would free"),
+            ("regaudit du /srv/registry --format jsonl | jq -c 'select(.unique_bytes > 1e9)'", "for scripts"),
         ],
     },
     Spec {
@@ -362,6 +419,7 @@ const SPECS: &[Spec] = &[
         formats: &[Format::Text, Format::Json, Format::GcLog],
         question: &exit_codes::GC,
         progress: false,
+        tag_filter: false,
         examples: &[
             ("regaudit gc /srv/registry", "what garbage-collect would delete"),
             ("regaudit gc /srv/registry -m --target 3", "with --delete-untagged, by the rules of registry 3"),
@@ -373,6 +431,7 @@ const SPECS: &[Spec] = &[
         formats: TEXT_JSON,
         question: &exit_codes::WRITES,
         progress: false,
+        tag_filter: false,
         examples: &[
             ("regaudit writes /srv/registry", "can it be served from a read-only volume?"),
             ("regaudit writes /srv/registry --now 2026-12-01T00:00:00Z --purge-age 7d", "at a given time"),
@@ -380,9 +439,10 @@ const SPECS: &[Spec] = &[
     },
     Spec {
         name: "timeline",
-        formats: &[Format::Text, Format::Json, Format::Bodyfile],
+        formats: &[Format::Text, Format::Json, Format::Jsonl, Format::Bodyfile],
         question: &exit_codes::TIMELINE,
         progress: false,
+        tag_filter: true,
         examples: &[
             ("regaudit timeline /srv/registry --utc", "every recorded event, oldest first"),
             ("regaudit timeline /srv/registry --since 2026-11-01 --repo 'base/*'", "one month, some repositories"),
@@ -506,6 +566,11 @@ fn command() -> clap::Command {
     for spec in SPECS {
         cmd = cmd.mut_subcommand(spec.name, |sub| {
             let asks = !spec.question.offered.is_empty();
+            let sub = if sub.get_arguments().any(|a| a.get_id() == "tag_globs") {
+                sub.mut_arg("tag_globs", |a| a.hide(!spec.tag_filter))
+            } else {
+                sub
+            };
             sub.mut_arg("format", |a| a.value_parser(FormatParser(spec.name, spec.formats)))
                 .mut_arg("fail_on", |a| a.value_parser(FailOnParser(spec.question)).hide(!asks))
                 .mut_arg("quiet", |a| a.hide(!asks))
@@ -527,11 +592,24 @@ pub struct Config {
     pub fail_on: FailOn,
     /// 0: the report; 1: only the verdict line; 2: nothing.
     pub quiet: u8,
+    /// Full lists in text.
+    pub verbose: bool,
+    /// `--repo` and `--tag` globs.
+    pub select: Selection,
 }
 
 impl Config {
-    fn new(spec: &Spec, common: &Common, output: &Output) -> Config {
-        Config {
+    fn new(spec: &Spec, common: &Common, output: &Output, filters: Option<&Filters>) -> Result<Config, String> {
+        let select = match filters {
+            Some(f) if !spec.tag_filter && !f.tag.is_empty() => {
+                let owners: Vec<String> =
+                    SPECS.iter().filter(|s| s.tag_filter).map(|s| format!("`regaudit {}`", s.name)).collect();
+                return Err(format!("--tag GLOB is only for {}", owners.join(" and ")));
+            }
+            Some(f) => Selection::parse(&f.repo, &f.tag)?,
+            None => Selection::default(),
+        };
+        Ok(Config {
             color: match common.color {
                 ColorWhen::Auto => anstream::ColorChoice::Auto,
                 ColorWhen::Always => anstream::ColorChoice::Always,
@@ -542,7 +620,9 @@ impl Config {
             progress: !common.no_progress,
             fail_on: FailOn::new(spec.question, &output.fail_on),
             quiet: output.quiet,
-        }
+            verbose: output.verbose,
+            select,
+        })
     }
 }
 
@@ -591,7 +671,13 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     };
     let name = command_name(&args.command);
     let config = match args.command.options() {
-        Some((common, output)) => Config::new(spec(name), common, output),
+        Some((common, output)) => match Config::new(spec(name), common, output, args.command.filters()) {
+            Ok(config) => config,
+            Err(msg) => {
+                let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
+                return exit_codes::ERROR;
+            }
+        },
         // `completions` and `man` print what was asked and never fail.
         None => Config {
             color: anstream::ColorChoice::Auto,
@@ -600,9 +686,12 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
             progress: false,
             fail_on: FailOn::default_for(&exit_codes::NEVER),
             quiet: 0,
+            verbose: false,
+            select: Selection::default(),
         },
     };
     // Every stream of the process (stdout, stderr) follows --color.
+    report::set_verbose(config.verbose);
     anstream::ColorChoice::write_global(config.color);
     let roots = roots(&args.command);
     report::provenance::begin(&argv, config.target, &roots);
@@ -696,15 +785,27 @@ fn verify(config: &Config, audit: &mut Audit, digests: &BTreeSet<Digest>) -> boo
     CANCEL.load(Ordering::SeqCst)
 }
 
-fn check_repositories(audit: &Audit, repositories: &[String]) -> Result<(), Failure> {
-    let unknown = tags::unknown_repositories(audit, repositories);
+/// The repositories named (each must exist) plus those `--repo` globs
+/// match; empty means every repository. Globs that match nothing are an
+/// error, since an empty list would mean all.
+fn select_repositories(audit: &Audit, named: &[String], select: &Selection) -> Result<Vec<String>, Failure> {
+    let unknown = tags::unknown_repositories(audit, named);
     if let Some(why) = unknown.iter().find_map(|r| audit.why_unseen(r)) {
-        Err(Failed(why))
-    } else if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(Failed(format!("no repository {} in this tree", unknown.join(", "))))
+        return Err(Failed(why));
+    } else if !unknown.is_empty() {
+        return Err(Failed(format!("no repository {} in this tree", unknown.join(", "))));
     }
+    if select.repos.is_empty() {
+        return Ok(named.to_vec());
+    }
+    let mut chosen: BTreeSet<String> = named.iter().cloned().collect();
+    chosen.extend(
+        audit.inventory.repositories.iter().filter(|r| select.keeps_repository(&r.name)).map(|r| r.name.clone()),
+    );
+    if chosen.is_empty() {
+        return Err(Failed(format!("no repository in this tree matches --repo {}", select.repo_globs())));
+    }
+    Ok(chosen.into_iter().collect())
 }
 
 /// Renders regaudit(1) or regaudit-COMMAND(1), or writes them all to `out_dir`.
@@ -778,14 +879,15 @@ fn man_page(page: &clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
 fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Findings, Failure> {
     let mut interrupted = false;
     let mut findings = match command {
-        Command::Tags { root, repositories, verify: hash, .. } => {
+        Command::Tags { root, repositories, verify: hash, sort, reverse, .. } => {
             let mut audit = Audit::run(&root, config.target)?;
-            check_repositories(&audit, &repositories)?;
+            let repositories = select_repositories(&audit, &repositories, &config.select)?;
             if hash {
-                let digests = tags::reachable_digests(&audit, &repositories);
+                let digests = tags::reachable_digests(&audit, &repositories, &config.select);
                 interrupted = verify(config, &mut audit, &digests);
             }
-            let report = tags::build(&audit, &repositories);
+            let mut report = tags::build(&audit, &repositories, &config.select);
+            report.sort(sort, reverse);
             report::emit(&report, config.format, out)?;
             report.findings()
         }
@@ -802,7 +904,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
         }
         Command::Verify { root, repositories, .. } => {
             let mut audit = Audit::run(&root, config.target)?;
-            check_repositories(&audit, &repositories)?;
+            let repositories = select_repositories(&audit, &repositories, &config.select)?;
             let digests = report::verify::blobs_to_verify(&audit, &repositories);
             interrupted = verify(config, &mut audit, &digests);
             let report = report::verify::build(&audit, &repositories);
@@ -842,9 +944,11 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             report::emit(&report, config.format, out)?;
             report.findings()
         }
-        Command::Du { root, sort, .. } => {
+        Command::Du { root, sort, reverse, top, .. } => {
             let audit = Audit::run(&root, config.target)?;
-            report::emit(&du::build(&audit, sort), config.format, out)?;
+            let mut report = du::build(&audit, sort);
+            report.select(&config.select, reverse, top);
+            report::emit(&report, config.format, out)?;
             Findings::default()
         }
         Command::Gc { root, delete_untagged, dry_run, .. } => {
@@ -867,8 +971,8 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             report::emit(&report, config.format, out)?;
             report.findings()
         }
-        Command::Timeline { root, since, until, repo, utc, .. } => {
-            let filter = timeline_filter(since.as_deref(), until.as_deref(), &repo)?;
+        Command::Timeline { root, since, until, utc, .. } => {
+            let filter = timeline_filter(since.as_deref(), until.as_deref(), &config.select)?;
             let read = Timeline::read(&root, &filter)?;
             let report = report::timeline::build(&read, &filter, config.target, utc);
             match config.format {
@@ -910,14 +1014,10 @@ fn writes_settings(time: &WritesTime) -> Result<writes::Settings, Failure> {
 fn timeline_filter(
     since: Option<&str>,
     until: Option<&str>,
-    repos: &[String],
+    select: &Selection,
 ) -> Result<crate::timeline::Filter, Failure> {
     let time = |s: Option<&str>| s.map(crate::timeline::parse_time).transpose().map_err(Failed);
-    let repos = repos
-        .iter()
-        .map(|g| glob::Pattern::new(g).map_err(|e| Failed(format!("invalid --repo glob {g:?}: {e}"))))
-        .collect::<Result<_, _>>()?;
-    Ok(crate::timeline::Filter { since: time(since)?, until: time(until)?, repos })
+    Ok(crate::timeline::Filter { since: time(since)?, until: time(until)?, select: select.clone() })
 }
 
 /// The trees a command reads, as given (for provenance and `--report-digest`).

@@ -27,7 +27,7 @@ use crate::hashing::copy_hashed;
 use crate::manifest::{media, ManifestKind};
 use crate::model::Target;
 use crate::report::inspect::Reference;
-use crate::report::table::{human_size, Cell, Table, BAD, BOLD, DIM, GOOD};
+use crate::report::table::{human_size, Cell, Table, BAD, BOLD, DIM, GOOD, WARN};
 use crate::report::{Report, SCHEMA_VERSION};
 use crate::resolve::{Node, Resolver, Role};
 
@@ -83,6 +83,32 @@ pub struct ExportReport {
     pub complete: bool,
     pub copied_bytes: u64,
     pub blobs: Vec<ExportedBlob>,
+    /// What a reader of DEST should know, e.g. images skopeo cannot address.
+    pub warnings: Vec<String>,
+}
+
+/// skopeo (containers/image `oci/layout/oci_transport.go`
+/// `getManifestDescriptor`; checked with skopeo 1.9.3) looks `oci:DEST:NAME`
+/// up only among OCI image manifests and indexes, and `oci:DEST` alone needs
+/// a single entry: in a layout of two or more, an entry with a Docker media
+/// type cannot be addressed. `entries` is index.json's (media type, name, digest) after the write.
+fn unaddressable(entries: &[(String, Option<String>, String)], dest: &str) -> Vec<String> {
+    if entries.len() < 2 {
+        return Vec::new();
+    }
+    entries
+        .iter()
+        .filter(|(media_type, _, _)| ![media::OCI_MANIFEST, media::OCI_INDEX].contains(&media_type.as_str()))
+        .map(|(_, name, digest)| {
+            let name = name.as_deref().map(|n| format!(" ({n:?})")).unwrap_or_default();
+            format!(
+                "{digest}{name} has a Docker media type and {dest} now holds {} images: skopeo finds \
+                 `oci:{dest}:NAME` only among OCI-typed entries and `oci:{dest}` only when it is alone, \
+                 so it cannot address this image; export each Docker-typed image into a DEST of its own",
+                entries.len()
+            )
+        })
+        .collect()
 }
 
 impl ExportReport {
@@ -182,9 +208,10 @@ pub fn export(audit: &Audit, reference: &Reference, dest: &Path, opts: &Options)
     if let Some(top) = blobs.first_mut() {
         top.media_type.get_or_insert_with(|| media_type.clone());
     }
-    layout
+    let entries = layout
         .write_index(&digest, &media_type, size, ref_name.as_deref())
         .map_err(|e| format!("{}: {e}", layout.dest.display()))?;
+    let warnings = unaddressable(&entries, &dest.display().to_string());
     Ok(ExportReport {
         schema_version: SCHEMA_VERSION,
         target: audit.target,
@@ -198,6 +225,7 @@ pub fn export(audit: &Audit, reference: &Reference, dest: &Path, opts: &Options)
         complete: failures.is_empty(),
         copied_bytes,
         blobs,
+        warnings,
     })
 }
 
@@ -607,7 +635,14 @@ impl Layout {
 
     /// Adds the manifest to `index.json` (replacing an entry of the same
     /// name), writing `oci-layout` when missing; both atomically.
-    fn write_index(&self, d: &Digest, media_type: &str, size: u64, name: Option<&str>) -> io::Result<()> {
+    /// Returns every entry of the new index.json: (media type, name, digest).
+    fn write_index(
+        &self,
+        d: &Digest,
+        media_type: &str,
+        size: u64,
+        name: Option<&str>,
+    ) -> io::Result<Vec<(String, Option<String>, String)>> {
         if stat_in(&self.dir, "oci-layout")?.is_none() {
             self.write_atomic("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
@@ -644,9 +679,17 @@ impl Layout {
             }
         });
         manifests.push(descriptor);
+        let name_of = |m: &Value| {
+            m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1")))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let entries = manifests.iter().map(|m| (text(&m["mediaType"]), name_of(m), text(&m["digest"]))).collect();
         let mut bytes = serde_json::to_vec(&index).map_err(io::Error::other)?;
         bytes.push(b'\n');
-        self.write_atomic("index.json", &bytes)
+        self.write_atomic("index.json", &bytes)?;
+        Ok(entries)
     }
 
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
@@ -702,6 +745,12 @@ impl Report for ExportReport {
         )?;
         if !self.complete {
             writeln!(out, "{}Partial export: some blobs are missing from DEST.{}", BAD.render(), BAD.render_reset())?;
+        }
+        for w in &self.warnings {
+            let text = crate::report::short_digests(w);
+            for line in crate::report::wrap(&format!("warning: {text}"), "", crate::report::TEXT_WIDTH) {
+                writeln!(out, "{}{line}{}", WARN.render(), WARN.render_reset())?;
+            }
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ pub mod problem;
 pub mod progress;
 pub mod report;
 pub mod resolve;
+pub mod select;
 pub mod sorted_map;
 pub mod timeline;
 pub mod tree;

@@ -229,6 +229,9 @@ struct RareManifestFields {
     subject: Option<Descriptor>,
     artifact_type: MediaType,
     schema1_architecture: Atom,
+    /// Schema1: `os` and `created` of the top `history[0].v1Compatibility`.
+    schema1_os: Atom,
+    schema1_created: Option<String>,
 }
 
 impl RareManifestFields {
@@ -251,6 +254,16 @@ impl Manifest {
     /// Schema1 only: the architecture it names ("" otherwise).
     pub fn schema1_architecture(&self) -> &str {
         self.rare.as_ref().map_or("", |r| &r.schema1_architecture)
+    }
+
+    /// Schema1 only: the `os` its newest v1Compatibility names ("" otherwise).
+    pub fn schema1_os(&self) -> &str {
+        self.rare.as_ref().map_or("", |r| &r.schema1_os)
+    }
+
+    /// Schema1 only: the `created` its newest v1Compatibility records.
+    pub fn schema1_created(&self) -> Option<&str> {
+        self.rare.as_ref()?.schema1_created.as_deref()
     }
 
     /// Every blob or manifest this one references, in document order.
@@ -622,14 +635,26 @@ impl GoDecode for FsLayer {
     }
 }
 
-/// `schema1.History`.
+/// `schema1.History`: its `v1Compatibility` text (the same Go decode as a
+/// `StringShape`, kept: the first one carries the image's os and created).
 #[derive(Default)]
-struct History;
+struct History(String);
 
 impl GoDecode for History {
     fn go_decode(&mut self, d: &mut Decoder) -> gojson::Result<()> {
-        d.struct_fields("History", &["v1Compatibility"], |d, _| StringShape.go_decode(d))
+        d.struct_fields("History", &["v1Compatibility"], |d, _| self.0.go_decode(d))
     }
+}
+
+/// What text shows of a schema1 image: `os` and `created` of
+/// `history[0].v1Compatibility` (the top layer's v1 image JSON). Read for
+/// display only; an unreadable one shows nothing.
+#[derive(serde::Deserialize)]
+struct V1Compatibility {
+    #[serde(default)]
+    os: Option<String>,
+    #[serde(default)]
+    created: Option<String>,
 }
 
 /// Schema1 (registry/storage/signedmanifesthandler.go Unmarshal): libtrust
@@ -656,6 +681,7 @@ fn parse_schema1(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     }
     let (mut versioned, mut arch) = (Versioned::default(), String::new());
     let mut layers: GoSlice<FsLayer> = GoSlice::default();
+    let mut history: GoSlice<History> = GoSlice::default();
     let mut d = Decoder::new(bytes)?;
     let fields = ["schemaVersion", "mediaType", "name", "tag", "architecture", "fsLayers", "history"];
     d.struct_fields("Manifest", &fields, |d, i| match i {
@@ -664,15 +690,24 @@ fn parse_schema1(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         2 | 3 => StringShape.go_decode(d),
         4 => arch.go_decode(d),
         5 => layers.go_decode(d),
-        _ => GoSlice::<History>::default().go_decode(d),
+        _ => history.go_decode(d),
     })?;
+    let v1: Option<V1Compatibility> =
+        history.into_items().into_iter().next().and_then(|h| serde_json::from_str(&h.0).ok());
+    let (os, created) = v1.map(|v| (v.os.unwrap_or_default(), v.created)).unwrap_or_default();
     Ok(Manifest {
         kind: ManifestKind::Schema1,
         media_type: MediaType::new(&versioned.media_type),
         config: None,
         layers: layers.into_items().into_iter().map(|l| Descriptor::from_digest_text(l.0)).collect(),
         manifests: Box::default(),
-        rare: RareManifestFields { schema1_architecture: Atom::new(&arch), ..Default::default() }.boxed(),
+        rare: RareManifestFields {
+            schema1_architecture: Atom::new(&arch),
+            schema1_os: Atom::new(&os),
+            schema1_created: created,
+            ..Default::default()
+        }
+        .boxed(),
     })
 }
 

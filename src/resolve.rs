@@ -437,7 +437,9 @@ impl Resolver<'_> {
             (Some(p), _, _) => vec![p.to_string()],
             (None, Some(ManifestKind::Schema1), Some(d)) => match self.server.contents.manifest(d) {
                 Some(Ok(m)) if !m.schema1_architecture().is_empty() => {
-                    vec![format!("?/{}", m.schema1_architecture())]
+                    // The os from its v1Compatibility history; `?` when it names none.
+                    let os = Some(m.schema1_os()).filter(|o| !o.is_empty()).unwrap_or("?");
+                    vec![format!("{os}/{}", m.schema1_architecture())]
                 }
                 _ => Vec::new(),
             },
@@ -449,6 +451,12 @@ impl Resolver<'_> {
     /// images, compared as instants (offsets differ), or None when one of
     /// several times is not a time Go reads.
     fn created(&self, tree: &Node) -> Option<String> {
+        // Schema1 has no config: its v1Compatibility history records the time.
+        if let (Some(ManifestKind::Schema1), Some(d)) = (tree.kind, tree.parsed_digest.as_ref()) {
+            if let Some(Ok(m)) = self.server.contents.manifest(d) {
+                return m.schema1_created().map(str::to_string);
+            }
+        }
         let mut times: Vec<&str> = tree
             .walk()
             .iter()

@@ -205,8 +205,9 @@ fn serialize_opt_stamp<S: serde::Serializer>(t: &Option<Stamp>, s: S) -> Result<
 pub struct Filter {
     pub since: Option<Stamp>,
     pub until: Option<Stamp>,
-    /// Repository name globs; empty keeps every repository.
-    pub repos: Vec<glob::Pattern>,
+    /// `--repo` and `--tag` globs. With tag globs, only the events and
+    /// current tags of matching tags are kept.
+    pub select: crate::select::Selection,
 }
 
 impl Filter {
@@ -215,7 +216,12 @@ impl Filter {
     }
 
     pub fn keeps_repository(&self, name: &str) -> bool {
-        self.repos.is_empty() || self.repos.iter().any(|p| p.matches(name))
+        self.select.keeps_repository(name)
+    }
+
+    /// With `--tag`, only events about a matching tag.
+    pub fn keeps_tag(&self, tag: Option<&str>) -> bool {
+        self.select.tags.is_empty() || tag.is_some_and(|t| self.select.keeps_tag(t))
     }
 }
 
@@ -253,7 +259,7 @@ impl Timeline {
             blobs.extend(repo.layer_links.keys().cloned());
             blobs.extend(repo.revisions.keys().cloned());
         }
-        let every_blob = filter.repos.is_empty();
+        let every_blob = filter.select.repos.is_empty() && filter.select.tags.is_empty();
         reader.blobs(&inventory, |d| every_blob || blobs.contains(d));
         let mut problems = inventory.problems;
         problems.extend(reader.problems);
@@ -265,8 +271,12 @@ impl Timeline {
 
     /// The events `filter` keeps, oldest first (ties in path order).
     pub fn events(&self, filter: &Filter) -> Vec<Event> {
-        let mut events: Vec<Event> =
-            self.files.iter().flat_map(FileRecord::events).filter(|e| filter.keeps_time(e.time)).collect();
+        let mut events: Vec<Event> = self
+            .files
+            .iter()
+            .flat_map(FileRecord::events)
+            .filter(|e| filter.keeps_time(e.time) && filter.keeps_tag(e.tag.as_deref()))
+            .collect();
         events.sort_by(|a, b| (a.time, &a.path, a.source).cmp(&(b.time, &b.path, b.source)));
         events
     }

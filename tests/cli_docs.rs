@@ -76,7 +76,7 @@ fn bash_accepts_the_script_and_completes_with_it() {
         assert!(offered.contains(&name), "bash does not offer {name}: {offered:?}");
     }
     assert_eq!(complete("regaudit gc --format "), ["text", "json", "gc-log"]);
-    assert_eq!(complete("regaudit verify --format "), ["text", "json", "dfxml", "bodyfile"]);
+    assert_eq!(complete("regaudit verify --format "), ["text", "json", "jsonl", "dfxml", "bodyfile"]);
     let shells = complete("regaudit completions ");
     for shell in ["bash", "elvish", "fish", "powershell", "zsh"] {
         assert!(shells.iter().any(|s| s == shell), "bash does not offer {shell}: {shells:?}");

@@ -28,6 +28,10 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
     ("writes", "proxy.error"),
     // Needs an abort and a symlink or read fault together (tests/read_faults.rs makes those).
     ("gc", "would_delete_when_fixed.unmodelled[]"),
+    // No testdata tree tags a referrer (tests/text_layout.rs checks the untagged one).
+    ("inspect", "referrers[].tags[]"),
+    // json_docs exports each image to a DEST of its own (tests/text_layout.rs checks warnings).
+    ("export", "warnings[]"),
     ("node", "cut"),
     ("node", "foreign"),
     // A child manifest named twice in one tree: tests/hostile.rs makes those.
@@ -243,6 +247,8 @@ fn runs(scratch: &Path) -> Vec<(String, Vec<String>)> {
             run("gc", &["gc", t, "-m", "--target", "3"]);
             run("diff", &["diff", t, &minimal, "--no-content"]);
             run("timeline", &["timeline", t, "--repo", "*/*", "--since", "2000-01-01", "--until", "2100-01-01"]);
+            run("timeline", &["timeline", t, "--tag", "*"]);
+            run("du", &["du", t, "--top", "1"]);
             for reference in revisions(Path::new(t)) {
                 run("inspect", &["inspect", t, &reference]);
             }

@@ -15,12 +15,13 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::table::{human_size, Cell, Table, BOLD};
-use super::{Report, SCHEMA_VERSION};
+use super::{plural, Report, SCHEMA_VERSION};
 use crate::audit::Audit;
 use crate::contents::Contents;
 use crate::digest::Digest;
 use crate::inventory::{Inventory, Repository};
 use crate::model::Target;
+use crate::select::Selection;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -82,7 +83,25 @@ pub struct DuReport {
     pub root: String,
     pub sort: SortKey,
     pub repositories: Vec<RepoUsage>,
+    /// Repositories left out by `--repo` or `--top` (the total still counts them).
+    pub omitted: usize,
     pub total: Totals,
+}
+
+impl DuReport {
+    /// `--repo`, `--reverse`, `--top`: which rows are shown, in what order.
+    /// The total stays that of the whole tree.
+    pub fn select(&mut self, select: &Selection, reverse: bool, top: Option<usize>) {
+        let before = self.repositories.len();
+        self.repositories.retain(|r| select.keeps_repository(&r.repository));
+        if reverse {
+            self.repositories.reverse();
+        }
+        if let Some(n) = top {
+            self.repositories.truncate(n);
+        }
+        self.omitted = before - self.repositories.len();
+    }
 }
 
 /// What `garbage-collect` marks for one repository (`MarkAndSweep` in
@@ -212,11 +231,21 @@ pub fn build(audit: &Audit, sort: SortKey) -> DuReport {
         root: audit.root.path().display().to_string(),
         sort,
         repositories,
+        omitted: 0,
         total,
     }
 }
 
 impl Report for DuReport {
+    fn json_lines(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let mut lines = super::rows("repository", &self.repositories);
+        lines.extend(super::rows("total", [&self.total]));
+        if self.omitted > 0 {
+            lines.push(("omitted", serde_json::json!({ "repositories": self.omitted })));
+        }
+        lines
+    }
+
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         let mut table =
             Table::new(vec!["REPOSITORY", "TAGS", "MANIFESTS", "BLOBS", "REFERENCED", "UNIQUE", "SHARED", "LINKED"])
@@ -239,9 +268,10 @@ impl Report for DuReport {
             ]);
         }
         let t = &self.total;
+        let total = if self.omitted > 0 { "TOTAL (all)" } else { "TOTAL" };
         table.push(
             [
-                "TOTAL".to_string(),
+                total.to_string(),
                 t.tags.to_string(),
                 t.manifests.to_string(),
                 t.referenced_blobs.to_string(),
@@ -255,6 +285,9 @@ impl Report for DuReport {
             .collect(),
         );
         table.write(out)?;
+        if self.omitted > 0 {
+            writeln!(out, "\n{} not shown (--repo, --top).", plural(self.omitted, "repository", "repositories"))?;
+        }
         writeln!(
             out,
             "\nStored: {} in {} blobs; referenced by no repository: {} in {} blobs.",

@@ -10,7 +10,7 @@ use super::{Report, SCHEMA_VERSION};
 use crate::audit::Audit;
 use crate::inventory::WalkFacts;
 use crate::model::gc::{
-    self, Abort, BlobDeletion, Fix, GcOptions, GcOutcome, Hazard, LayerLinkDeletion, ManifestDeletion,
+    self, Abort, BlobDeletion, Fix, GcOptions, GcOutcome, Hazard, HazardCode, LayerLinkDeletion, ManifestDeletion,
 };
 use crate::model::Target;
 use crate::names::{self, Shown, ShownText};
@@ -168,11 +168,83 @@ impl GcReport {
     }
 }
 
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("{n} {word}")
+use super::{plural_s as plural, short_digests, verbose, wrap, TEXT_WIDTH};
+
+/// Rows shown of a long list without `--verbose`, and examples per hazard code.
+const TABLE_ROWS: usize = 5;
+const EXAMPLES: usize = 3;
+
+/// One hazard as text shows it: a `linked-blob-deleted` with the
+/// `layer-link-dangling` hazards of the same blob folded in (they say the
+/// same thing about it; JSON keeps both).
+struct TextHazard {
+    code: String,
+    message: String,
+}
+
+fn code_name(h: &Hazard) -> String {
+    serde_json::to_value(h.code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+fn text_hazards(hazards: &[Hazard]) -> Vec<TextHazard> {
+    use std::collections::BTreeMap;
+    let mut linkers: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for h in hazards.iter().filter(|h| h.code == HazardCode::LayerLinkDangling) {
+        if let (Some(d), Some(r)) = (&h.digest, &h.repository) {
+            linkers.entry(d.as_str()).or_default().push(r.as_str());
+        }
+    }
+    let folded: BTreeSet<&str> = hazards
+        .iter()
+        .filter(|h| h.code == HazardCode::LinkedBlobDeleted)
+        .filter_map(|h| h.digest.as_deref())
+        .filter(|d| linkers.contains_key(d))
+        .collect();
+    let mut out = Vec::new();
+    for h in hazards {
+        let digest = h.digest.as_deref().unwrap_or_default();
+        match h.code {
+            HazardCode::LayerLinkDangling if folded.contains(digest) => continue,
+            HazardCode::LinkedBlobDeleted if folded.contains(digest) => {
+                let repos = &linkers[digest];
+                let names: Vec<String> = repos.iter().map(|r| names::escape(r).into_owned()).collect();
+                let verb = if repos.len() == 1 { "links" } else { "link" };
+                out.push(TextHazard {
+                    code: code_name(h),
+                    message: format!(
+                        "blob {} is deleted although {} still {verb} it (_layers link left dangling)",
+                        short_digests(digest),
+                        names.join(", ")
+                    ),
+                });
+            }
+            _ => {
+                out.push(TextHazard { code: code_name(h), message: short_digests(&ShownText(&h.message).to_string()) })
+            }
+        }
+    }
+    out
+}
+
+/// Hazards as text counts them (a blob still linked is one, not one per link).
+pub fn text_hazard_count(hazards: &[Hazard]) -> usize {
+    text_hazards(hazards).len()
+}
+
+/// `N more` after the examples shown, unless `--verbose` showed them all.
+fn write_more(out: &mut dyn Write, indent: &str, more: usize) -> io::Result<()> {
+    if more > 0 {
+        writeln!(out, "{indent}{}… {more} more (-v lists all; --format json too){}", DIM.render(), DIM.render_reset())?;
+    }
+    Ok(())
+}
+
+/// How many of `n` items text shows ("1 more" would take the line it saves).
+fn shown(n: usize, limit: usize) -> usize {
+    if verbose() || n <= limit + 1 {
+        n
     } else {
-        format!("{n} {word}s")
+        n.min(limit)
     }
 }
 
@@ -195,46 +267,78 @@ fn escape_all(names: &[String]) -> String {
     names.iter().map(|n| names::escape(n)).collect::<Vec<_>>().join(",")
 }
 
-fn write_hazards(hazards: &[Hazard], out: &mut dyn Write) -> io::Result<()> {
+/// Hazards grouped by code: a count, then a few examples each.
+fn write_hazards(hazards: &[TextHazard], out: &mut dyn Write) -> io::Result<()> {
+    let mut codes: Vec<&str> = Vec::new();
     for h in hazards {
-        let code = serde_json::to_value(h.code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        writeln!(out, "  {}warning{} {code}: {}", WARN.render(), WARN.render_reset(), ShownText(&h.message))?;
+        if !codes.contains(&h.code.as_str()) {
+            codes.push(&h.code);
+        }
+    }
+    for code in codes {
+        let of_code: Vec<&TextHazard> = hazards.iter().filter(|h| h.code == code).collect();
+        writeln!(out, "  {}warning{} {code} ({})", WARN.render(), WARN.render_reset(), of_code.len())?;
+        let n = shown(of_code.len(), EXAMPLES);
+        for h in &of_code[..n] {
+            for line in wrap(&h.message, "    ", TEXT_WIDTH) {
+                writeln!(out, "{line}")?;
+            }
+        }
+        write_more(out, "    ", of_code.len() - n)?;
     }
     Ok(())
 }
 
 fn write_manifests(ms: &[ManifestDeletion], out: &mut dyn Write) -> io::Result<()> {
     let mut t = Table::new(vec!["REPOSITORY", "DIGEST", "KIND", "SIZE", "TAG HISTORY REMOVED"]).right_align(&[3]);
-    for m in ms {
+    let n = shown(ms.len(), TABLE_ROWS);
+    for m in &ms[..n] {
         t.push(vec![
             Cell::name(&m.repository),
-            Cell::new(m.digest.to_string()),
+            Cell::new(m.digest.short()),
             Cell::new(m.kind.map(|k| k.name()).unwrap_or("-")),
             Cell::new(m.size.map(human_size).unwrap_or_else(|| "-".into())),
             Cell::new(if m.tags.is_empty() { "-".to_string() } else { escape_all(&m.tags) }),
         ]);
     }
-    t.write(out)
+    t.write(out)?;
+    write_more(out, "", ms.len() - n)
 }
 
 fn write_blobs(bs: &[BlobDeletion], out: &mut dyn Write) -> io::Result<()> {
     let mut t = Table::new(vec!["DIGEST", "SIZE", "STILL LINKED BY"]).right_align(&[1]);
-    for b in bs {
+    let n = shown(bs.len(), TABLE_ROWS);
+    for b in &bs[..n] {
         let linked = if b.linked_by.is_empty() { "-".to_string() } else { escape_all(&b.linked_by) };
-        t.push(vec![Cell::name(&b.digest), Cell::new(human_size(b.size)), Cell::new(linked)]);
+        t.push(vec![Cell::name(&short_digests(&b.digest)), Cell::new(human_size(b.size)), Cell::new(linked)]);
     }
-    t.write(out)
+    t.write(out)?;
+    write_more(out, "", bs.len() - n)
+}
+
+/// "31 hazards: 8 multi-arch-child-deleted, 21 linked-blob-deleted, ...".
+fn hazard_counts(hazards: &[TextHazard]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for h in hazards {
+        match counts.iter_mut().find(|(c, _)| *c == h.code) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((&h.code, 1)),
+        }
+    }
+    let parts: Vec<String> = counts.iter().map(|(c, n)| format!("{n}\u{a0}{c}")).collect();
+    format!("{}: {}", plural(hazards.len(), "hazard"), parts.join(", "))
 }
 
 impl Report for GcReport {
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        // The summary first (it fits 80x24): verdict, counts, what to do next.
         let mode = if self.delete_untagged { " --delete-untagged" } else { "" };
         writeln!(out, "{}registry {} garbage-collect{mode}{}", BOLD.render(), self.target, BOLD.render_reset())?;
         if self.incomplete {
             writeln!(
                 out,
-                "  {}Incomplete{}: the real run follows or reads what regaudit could not (listed as not modelled \
-                 below); this answer does not cover it.",
+                "  {}Incomplete{}: the real run follows or reads what regaudit could not (listed as not\n  \
+                 modelled below); this answer does not cover it.",
                 BAD.render(),
                 BAD.render_reset()
             )?;
@@ -271,46 +375,67 @@ impl Report for GcReport {
                 writeln!(out, "    {}not covered{}: {u}", WARN.render(), WARN.render_reset())?;
             }
         }
-        if self.hazards.is_empty() {
+        let hazards = text_hazards(&self.hazards);
+        if hazards.is_empty() {
             writeln!(out, "  No hazards.")?;
         } else {
-            writeln!(out, "  {}:", plural(self.hazards.len(), "hazard"))?;
-            write_hazards(&self.hazards, out)?;
+            // The summary fits 80 columns.
+            for line in wrap(&hazard_counts(&hazards), "  ", 80) {
+                writeln!(out, "{line}")?;
+            }
         }
         for u in &self.unmodelled {
             writeln!(out, "  {}not modelled{}: {}", WARN.render(), WARN.render_reset(), ShownText(u))?;
         }
+        if self.aborts.is_some() {
+            writeln!(out, "  Next: fix the cause of the abort; then read what it deletes once fixed.")?;
+        } else if !hazards.is_empty() {
+            writeln!(out, "  Next: read the hazards below before running garbage-collect.")?;
+        }
+
+        // Then the detail: grouped, a few examples each (all with --verbose).
+        if !hazards.is_empty() {
+            writeln!(out, "\nHazards:")?;
+            write_hazards(&hazards, out)?;
+        }
         if !self.deletes.manifests.is_empty() {
-            writeln!(out, "\nManifests deleted:")?;
+            writeln!(out, "\nManifests deleted ({}):", self.deletes.manifests.len())?;
             write_manifests(&self.deletes.manifests, out)?;
         }
         if !self.deletes.blobs.is_empty() {
-            writeln!(out, "\nBlobs deleted:")?;
+            writeln!(out, "\nBlobs deleted ({}):", self.deletes.blobs.len())?;
             write_blobs(&self.deletes.blobs, out)?;
         }
-        if !self.deletes.layer_links.is_empty() {
-            writeln!(out, "\nLayer links deleted:")?;
-            for l in &self.deletes.layer_links {
-                writeln!(out, "  {} {}", Shown(&l.repository), l.digest)?;
+        let links = &self.deletes.layer_links;
+        if !links.is_empty() {
+            writeln!(out, "\nLayer links deleted ({}):", links.len())?;
+            let n = shown(links.len(), TABLE_ROWS);
+            for l in &links[..n] {
+                writeln!(out, "  {} {}", Shown(&l.repository), l.digest.short())?;
             }
+            write_more(out, "  ", links.len() - n)?;
         }
-        if !self.deletes.removes.is_empty() {
-            writeln!(out, "\nFiles removed:")?;
-            for f in &self.deletes.removes {
+        let files = &self.deletes.removes;
+        if !files.is_empty() && verbose() {
+            writeln!(out, "\nFiles removed ({}):", files.len())?;
+            for f in files {
                 writeln!(out, "  {}", Shown(f))?;
             }
+        } else if !files.is_empty() {
+            writeln!(out, "\nFiles removed: {} (-v lists them; --format json too)", files.len())?;
         }
         if let Some(f) = &self.would_delete_when_fixed {
-            if !f.hazards.is_empty() {
-                writeln!(out, "\nHazards once fixed:")?;
-                write_hazards(&f.hazards, out)?;
+            let hazards = text_hazards(&f.hazards);
+            if !hazards.is_empty() {
+                writeln!(out, "\nHazards once fixed ({}):", hazards.len())?;
+                write_hazards(&hazards, out)?;
             }
             if !f.deletes.manifests.is_empty() {
-                writeln!(out, "\nManifests deleted once fixed:")?;
+                writeln!(out, "\nManifests deleted once fixed ({}):", f.deletes.manifests.len())?;
                 write_manifests(&f.deletes.manifests, out)?;
             }
             if !f.deletes.blobs.is_empty() {
-                writeln!(out, "\nBlobs deleted once fixed:")?;
+                writeln!(out, "\nBlobs deleted once fixed ({}):", f.deletes.blobs.len())?;
                 write_blobs(&f.deletes.blobs, out)?;
             }
         }

@@ -76,6 +76,42 @@ pub struct InspectReport {
     /// Present (true) only when Ctrl-C stopped `--verify` early.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// Manifests of this repository whose OCI `subject` is a manifest of
+    /// this tree (signatures, SBOMs, attestations).
+    pub referrers: Vec<Referrer>,
+}
+
+#[derive(Serialize)]
+pub struct Referrer {
+    /// The referrer's revision.
+    pub digest: Digest,
+    /// The manifest of this tree it refers to.
+    pub subject: Digest,
+    /// Its `artifactType`; empty when it has none.
+    pub artifact_type: String,
+    /// Tags pointing at the referrer (none: garbage-collect --delete-untagged sweeps it).
+    pub tags: Vec<String>,
+}
+
+/// The revisions of `repo` whose `subject` names one of `subjects`.
+fn referrers(audit: &Audit, repo: &crate::inventory::Repository, subjects: &BTreeSet<&Digest>) -> Vec<Referrer> {
+    let mut out = Vec::new();
+    for (path, link) in repo.revisions.iter() {
+        let digest = link.ok().unwrap_or(path).clone();
+        let Some(Ok(m)) = audit.contents.manifest(&digest) else { continue };
+        let Some(subject) = m.subject().and_then(|s| s.digest.clone()) else { continue };
+        if !subjects.contains(&subject) {
+            continue;
+        }
+        let tags = repo
+            .tags
+            .iter()
+            .filter(|(_, t)| t.current.as_ref().and_then(|c| c.as_ref().ok()) == Some(&digest))
+            .map(|(name, _)| name.clone())
+            .collect();
+        out.push(Referrer { digest, subject, artifact_type: m.artifact_type().to_string(), tags });
+    }
+    out
 }
 
 /// Every digest the reference reaches (to verify before building the report).
@@ -118,7 +154,15 @@ pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, Stri
         &[&repo.name],
         tree.iter().flat_map(|t| t.walk()).filter_map(|n| n.parsed_digest.as_ref()),
     );
+    let subjects: BTreeSet<&Digest> = tree
+        .iter()
+        .flat_map(|t| t.walk())
+        .filter(|n| matches!(n.role, Role::Manifest | Role::Child))
+        .filter_map(|n| n.parsed_digest.as_ref())
+        .collect();
+    let referrers = referrers(audit, repo, &subjects);
     Ok(InspectReport {
+        referrers,
         schema_version: SCHEMA_VERSION,
         target: audit.target,
         root: audit.root.path().display().to_string(),
@@ -204,9 +248,10 @@ fn push_rows(table: &mut Table, notes: &mut Vec<String>, n: &Node, prefix: &str,
         Role::Config => "config",
         Role::Layer => "layer",
     };
-    let what =
-        n.kind.map(|k| k.name().to_string()).or_else(|| n.platform.as_ref().map(|p| p.to_string())).unwrap_or_default();
-    let what = match (&n.platform, n.role) {
+    // A config with no os and architecture (an OCI artifact's empty config) has no platform to show.
+    let platform = n.platform.as_ref().map(|p| p.to_string()).filter(|p| p != "/");
+    let what = n.kind.map(|k| k.name().to_string()).or_else(|| platform.clone()).unwrap_or_default();
+    let what = match (&platform, n.role) {
         (Some(p), Role::Child) => format!("{what} {p}"),
         _ => what,
     };
@@ -267,6 +312,20 @@ impl Report for InspectReport {
             for (i, note) in notes.iter().enumerate() {
                 writeln!(out, "  {}[{}] {}{}", BAD.render(), i + 1, ShownText(note), BAD.render_reset())?;
             }
+        }
+        if !self.referrers.is_empty() {
+            writeln!(out, "\nReferrers (OCI subject): {}", self.referrers.len())?;
+            let mut table = Table::new(vec!["REFERRER", "OF", "ARTIFACT TYPE", "TAGS"]);
+            for r in &self.referrers {
+                let tags = if r.tags.is_empty() { "- (untagged)".to_string() } else { r.tags.join(",") };
+                table.push(vec![
+                    Cell::new(r.digest.short()),
+                    Cell::new(r.subject.short()),
+                    Cell::new(if r.artifact_type.is_empty() { "-" } else { &r.artifact_type }),
+                    Cell::new(tags),
+                ]);
+            }
+            table.write(out)?;
         }
         if !self.not_served.is_empty() {
             writeln!(out, "\nNot served because:")?;

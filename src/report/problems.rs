@@ -42,6 +42,54 @@ pub fn write(problems: &[Problem], out: &mut dyn Write) -> io::Result<()> {
     table.write(out)
 }
 
+/// Problems grouped by code, most severe first: a count per code, then a
+/// few examples (every one with `--verbose`), paths and digests short and
+/// messages wrapped to fit 100 columns.
+pub fn write_grouped(problems: &[Problem], out: &mut dyn Write) -> io::Result<()> {
+    use super::{short_digests, short_path, verbose, wrap, TEXT_WIDTH};
+    const EXAMPLES: usize = 3;
+    if problems.is_empty() {
+        return writeln!(out, "No problems found.");
+    }
+    writeln!(out, "{}{}{}", BOLD.render(), count_line(problems), BOLD.render_reset())?;
+    let mut codes: Vec<(Severity, String)> =
+        problems.iter().map(|p| (p.severity, p.code.as_str().to_string())).collect();
+    codes.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    codes.dedup();
+    for (severity, code) in codes {
+        let of_code: Vec<&Problem> =
+            problems.iter().filter(|p| p.severity == severity && p.code.as_str() == code).collect();
+        let cell = severity_cell(severity);
+        writeln!(
+            out,
+            "  {}{}{} {code} ({})",
+            cell.style.render(),
+            cell.text,
+            cell.style.render_reset(),
+            of_code.len()
+        )?;
+        let n = if verbose() || of_code.len() <= EXAMPLES + 1 { of_code.len() } else { EXAMPLES };
+        for p in &of_code[..n] {
+            writeln!(out, "    {}", short_path(&crate::names::escape(&p.path)))?;
+            let message = short_digests(&crate::names::ShownText(&p.message).to_string());
+            let message: Vec<String> = message.split(' ').map(short_path).collect();
+            for line in wrap(&message.join(" "), "      ", TEXT_WIDTH) {
+                writeln!(out, "{}{line}{}", DIM.render(), DIM.render_reset())?;
+            }
+        }
+        if of_code.len() > n {
+            writeln!(
+                out,
+                "    {}… {} more (-v lists all; --format json too){}",
+                DIM.render(),
+                of_code.len() - n,
+                DIM.render_reset()
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// The problems of what a report shows: those of the `selected` repositories
 /// and those of the blobs in `blobs`. A problem belongs to the deepest
 /// repository whose directory holds its path, so a repository's selection

@@ -6,10 +6,10 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD, WARN};
+use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD, GOOD, WARN};
 use super::tags::for_each_tag;
 use super::{gc, writes};
-use super::{problems, Report, SCHEMA_VERSION};
+use super::{plural, plural_s, problems, wrap, Report, SCHEMA_VERSION};
 use crate::audit::Audit;
 use crate::manifest::ManifestError;
 use crate::model::writes::Settings;
@@ -46,6 +46,9 @@ pub struct GcSummary {
     pub hazards: usize,
     /// The prediction does not cover something (see `regaudit gc`).
     pub incomplete: bool,
+    /// Hazards as text counts them (see `gc::text_hazard_count`).
+    #[serde(skip)]
+    pub text_hazards: usize,
 }
 
 impl GcSummary {
@@ -58,6 +61,7 @@ impl GcSummary {
             reclaimable_bytes: r.deletes.reclaimable_bytes,
             files: r.deletes.removes.len(),
             hazards: r.hazards.len(),
+            text_hazards: gc::text_hazard_count(&r.hazards),
             incomplete: r.incomplete,
         }
     }
@@ -72,6 +76,9 @@ pub struct InventorySummary {
     /// Distinct manifests by kind (`unparseable` and `unknown-type` too).
     pub manifests: BTreeMap<&'static str, usize>,
     pub revision_links: usize,
+    /// Revisions whose manifest names an OCI `subject` (signatures, SBOMs,
+    /// attestations); `regaudit inspect` lists them under their subject.
+    pub referrers: usize,
     pub layer_links: usize,
     pub blobs: usize,
     pub blob_bytes: u64,
@@ -146,6 +153,12 @@ pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
             tags: total,
             manifests,
             revision_links: inv.repositories.iter().map(|r| r.revisions.len()).sum(),
+            referrers: inv
+                .repositories
+                .iter()
+                .flat_map(|r| r.revisions.iter().map(|(path, link)| link.ok().unwrap_or(path).clone()))
+                .filter(|d| matches!(audit.contents.manifest(d), Some(Ok(m)) if m.subject().is_some()))
+                .count(),
             layer_links: inv.repositories.iter().map(|r| r.layer_links.len()).sum(),
             blobs: inv.blobs.len(),
             blob_bytes: inv.blobs.values().map(|b| b.size).sum(),
@@ -204,17 +217,86 @@ impl ScanReport {
     }
 }
 
+impl ScanReport {
+    /// The verdict line: what `scan` fails on by default (problems of
+    /// warning and above, tags not served), then what else is worth a look.
+    fn verdict(&self) -> (String, anstyle::Style) {
+        let serious = self.problems.iter().filter(|p| p.severity >= crate::problem::Severity::Warning).count();
+        let t = &self.tags;
+        let mut parts = Vec::new();
+        if serious > 0 {
+            parts.push(plural(serious, "problem (warning or error)", "problems (warning or error)"));
+        }
+        if t.not_served > 0 {
+            parts.push(format!("{} not served", plural_s(t.not_served, "tag")));
+        }
+        if t.served_unknown > 0 {
+            parts.push(format!("{} served or not: unknown", plural_s(t.served_unknown, "tag")));
+        }
+        if let Some(v) = self.verification.as_ref().filter(|v| v.damaged > 0) {
+            parts.push(format!("{} damaged", plural_s(v.damaged, "blob")));
+        }
+        if parts.is_empty() {
+            let all = if t.served == 1 {
+                "the one tag is served".to_string()
+            } else {
+                format!("all {} tags served", t.served)
+            };
+            let none = if self.problems.is_empty() { "no problems" } else { "no warnings or errors" };
+            (format!("OK: {none}, {all}"), GOOD)
+        } else {
+            (parts.join(", "), BAD)
+        }
+    }
+
+    /// What to run next, for what this scan found.
+    fn next_steps(&self) -> Vec<&'static str> {
+        let mut next = Vec::new();
+        if !self.problems.is_empty() {
+            next.push("read the problems below (-v lists every one)");
+        }
+        if self.tags.not_served > 0 || self.tags.served_unknown > 0 {
+            next.push("`regaudit tags` says why a tag is not served");
+        }
+        if self.verification.is_none() {
+            next.push("`--verify` hashes every blob");
+        }
+        if self.writes.writing_operations > 0 {
+            next.push("`regaudit writes` before serving it read-only");
+        }
+        if self.gc.iter().any(|g| g.aborts.is_some() || g.text_hazards > 0) {
+            next.push("`regaudit gc` before collecting garbage");
+        }
+        next
+    }
+}
+
 impl Report for ScanReport {
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        // The summary first (it fits 80x24): the verdict, the counts, what
+        // to do next; the problems after it, grouped by code.
         let i = &self.inventory;
         writeln!(
             out,
-            "{}Storage tree{} {}  (rules of registry {})\n",
+            "{}Storage tree{} {}  (rules of registry {})",
             BOLD.render(),
             BOLD.render_reset(),
             ShownText(&self.root),
             self.target
         )?;
+        let (verdict, style) = self.verdict();
+        writeln!(
+            out,
+            "{}Verdict:{} {}{verdict}{}",
+            BOLD.render(),
+            BOLD.render_reset(),
+            style.render(),
+            style.render_reset()
+        )?;
+        for line in wrap(&format!("Next: {}.", self.next_steps().join("; ")), "", 80) {
+            writeln!(out, "{line}")?;
+        }
+        writeln!(out)?;
         let kinds: Vec<String> = i.manifests.iter().map(|(k, n)| format!("{n} {k}")).collect();
         let mut t = Table::new(vec!["WHAT", "COUNT", "DETAIL"]).right_align(&[1]);
         let rows: Vec<(&str, String, String)> = vec![
@@ -230,21 +312,34 @@ impl Report for ScanReport {
                 format!("{} served, {} not served{unknown}", t.served, t.not_served)
             }),
             ("manifests", i.manifests.values().sum::<usize>().to_string(), kinds.join(", ")),
-            ("revision links", i.revision_links.to_string(), String::new()),
+            ("revision links", i.revision_links.to_string(), {
+                let r = i.referrers;
+                if r > 0 {
+                    format!("{} (OCI subject; see `regaudit inspect`)", plural(r, "referrer", "referrers"))
+                } else {
+                    String::new()
+                }
+            }),
             ("layer links", i.layer_links.to_string(), String::new()),
             ("blobs", i.blobs.to_string(), human_size(i.blob_bytes)),
             ("uploads", i.uploads.to_string(), human_size(i.upload_bytes)),
             ("files", i.files.to_string(), String::new()),
         ];
+        // DETAIL wraps (the manifest kinds) so that the table fits 80 columns.
         for (what, count, detail) in rows {
-            t.push(vec![Cell::new(what), Cell::new(count), Cell::new(detail)]);
+            let mut lines = wrap(&detail, "", 56).into_iter();
+            t.push(vec![Cell::new(what), Cell::new(count), Cell::new(lines.next().unwrap_or_default())]);
+            for more in lines {
+                t.push(vec![Cell::new(""), Cell::new(""), Cell::new(more.trim_start())]);
+            }
         }
         t.write(out)?;
+        writeln!(out)?;
         if let Some(v) = &self.verification {
             writeln!(
                 out,
-                "\nVerified {} blobs ({}){}: {} intact, {} damaged.",
-                v.blobs_checked,
+                "Verified {} ({}){}: {} intact, {} damaged.",
+                plural_s(v.blobs_checked, "blob"),
                 human_size(v.bytes_hashed),
                 if v.interrupted { ", interrupted" } else { "" },
                 v.intact,
@@ -258,22 +353,19 @@ impl Report for ScanReport {
         };
         writeln!(
             out,
-            "\nServes read-only (registry {}): {}{verdict}{}  ({} of {} operations would write: {} creates, {} modifies, {} deletes; see `regaudit writes`)",
+            "Serves read-only (registry {}): {}{verdict}{}  ({} of {} would write)",
             self.target,
             style.render(),
             style.render_reset(),
             w.writing_operations,
-            w.operations,
-            w.creates,
-            w.modifies,
-            w.deletes
+            plural_s(w.operations, "operation"),
         )?;
         for g in &self.gc {
-            let mode = if g.delete_untagged { "garbage-collect --delete-untagged" } else { "garbage-collect" };
+            let mode = if g.delete_untagged { "garbage-collect -m" } else { "garbage-collect" };
             if g.incomplete {
                 writeln!(
                     out,
-                    "{mode}: {}incomplete{}: the real run follows or reads what regaudit could not; see `regaudit gc`",
+                    "{mode}: {}incomplete{}: it reads what regaudit could not; see `regaudit gc`",
                     WARN.render(),
                     WARN.render_reset()
                 )?;
@@ -281,19 +373,25 @@ impl Report for ScanReport {
             }
             match &g.aborts {
                 Some(reason) => {
-                    writeln!(out, "{mode}: {}would abort{}: {}", BAD.render(), BAD.render_reset(), ShownText(reason))?
+                    let line = format!("{mode}: would abort: {}", ShownText(reason));
+                    let line: String = if line.chars().count() > 80 {
+                        line.chars().take(79).chain(std::iter::once('…')).collect()
+                    } else {
+                        line
+                    };
+                    writeln!(out, "{}{line}{}", BAD.render(), BAD.render_reset())?
                 }
                 None => writeln!(
                     out,
-                    "{mode}: would delete {} manifests and {} blobs ({}), {} hazards",
-                    g.manifests,
-                    g.blobs,
+                    "{mode}: would delete {}, {} ({}); {}",
+                    plural_s(g.manifests, "manifest"),
+                    plural_s(g.blobs, "blob"),
                     human_size(g.reclaimable_bytes),
-                    g.hazards
+                    plural_s(g.text_hazards, "hazard")
                 )?,
             }
         }
         writeln!(out)?;
-        problems::write(&self.problems, out)
+        problems::write_grouped(&self.problems, out)
     }
 }

@@ -13,6 +13,7 @@ use crate::model::Target;
 use crate::names::{Shown, ShownText};
 use crate::problem::Problem;
 use crate::resolve::{ResolvedTag, Resolver};
+use crate::select::Selection;
 
 #[derive(Serialize)]
 pub struct TagsReport {
@@ -52,16 +53,25 @@ pub fn for_each_tag(audit: &Audit, filter: &[String], mut visit: impl FnMut(Reso
 }
 
 /// Every digest the selected tags reach.
-pub fn reachable_digests(audit: &Audit, filter: &[String]) -> BTreeSet<Digest> {
+pub fn reachable_digests(audit: &Audit, filter: &[String], select: &Selection) -> BTreeSet<Digest> {
     let mut out = BTreeSet::new();
-    for_each_tag(audit, filter, |t| out.extend(t.tree.iter().flat_map(|tree| tree.digests().cloned())));
+    for_each_tag(audit, filter, |t| {
+        if select.keeps_tag(&t.tag) {
+            out.extend(t.tree.iter().flat_map(|tree| tree.digests().cloned()))
+        }
+    });
     out
 }
 
-pub fn build(audit: &Audit, filter: &[String]) -> TagsReport {
+/// The tags of the `filter` repositories (all when empty) that `select`'s
+/// `--tag` globs keep. The problems shown are those of the repositories.
+pub fn build(audit: &Audit, filter: &[String], select: &Selection) -> TagsReport {
     let mut tags = Vec::new();
     let mut reached = BTreeSet::new();
     for_each_tag(audit, filter, |t| {
+        if !select.keeps_tag(&t.tag) {
+            return;
+        }
         if !filter.is_empty() {
             reached.extend(t.tree.iter().flat_map(|tree| tree.digests().cloned()));
         }
@@ -84,7 +94,38 @@ pub fn build(audit: &Audit, filter: &[String]) -> TagsReport {
     }
 }
 
+/// `tags --sort`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortKey {
+    /// Repository, then tag, ascending.
+    #[default]
+    Name,
+    /// Bytes of the tag's tree, largest first.
+    Size,
+    /// The image's `created`, newest first (tags without one last).
+    Created,
+    /// Not served first (then unknown, then served).
+    Served,
+}
+
 impl TagsReport {
+    /// Orders the rows; ties keep name order.
+    pub fn sort(&mut self, key: SortKey, reverse: bool) {
+        use std::cmp::Reverse;
+        match key {
+            SortKey::Name => {}
+            SortKey::Size => self.tags.sort_by_key(|t| Reverse(t.size)),
+            // Compared as instants (offsets and precision vary); unparsable ones last.
+            SortKey::Created => self.tags.sort_by_cached_key(|t| {
+                Reverse(t.created.as_deref().and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()))
+            }),
+            SortKey::Served => self.tags.sort_by_key(|t| (t.served, !t.served_unknown)),
+        }
+        if reverse {
+            self.tags.reverse();
+        }
+    }
+
     pub fn findings(&self) -> crate::exit_codes::Findings {
         crate::exit_codes::Findings {
             not_served: self.tags.iter().filter(|t| !t.served && !t.served_unknown).count(),
@@ -101,6 +142,15 @@ impl TagsReport {
 }
 
 impl Report for TagsReport {
+    fn json_lines(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let mut lines = super::rows("tag", &self.tags);
+        lines.extend(super::rows("problem", &self.problems));
+        if self.interrupted {
+            lines.push(("interrupted", serde_json::json!({})));
+        }
+        lines
+    }
+
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         let verified = self.tags.iter().any(|t| t.intact.is_some());
         let mut headers = vec!["REPOSITORY", "TAG", "DIGEST", "KIND", "PLATFORMS", "CREATED", "SIZE", "SERVED"];

@@ -40,11 +40,18 @@ pub struct Filters {
     pub since: Option<String>,
     pub until: Option<String>,
     pub repositories: Vec<String>,
+    /// `--tag` globs: only events about matching tags.
+    pub tags: Vec<String>,
 }
 
 pub fn build(timeline: &Timeline, filter: &Filter, target: Target, utc: bool) -> TimelineReport {
     let stamp = |t: Option<Stamp>| t.map(crate::timeline::rfc3339);
-    let tags = timeline.tags.iter().filter(|t| filter.keeps_repository(&t.repository)).cloned().collect();
+    let tags = timeline
+        .tags
+        .iter()
+        .filter(|t| filter.keeps_repository(&t.repository) && filter.keeps_tag(Some(&t.tag)))
+        .cloned()
+        .collect();
     TimelineReport {
         schema_version: SCHEMA_VERSION,
         target,
@@ -52,7 +59,8 @@ pub fn build(timeline: &Timeline, filter: &Filter, target: Target, utc: bool) ->
         filters: Filters {
             since: stamp(filter.since),
             until: stamp(filter.until),
-            repositories: filter.repos.iter().map(|p| p.as_str().to_string()).collect(),
+            repositories: filter.select.repos.iter().map(|p| p.as_str().to_string()).collect(),
+            tags: filter.select.tags.iter().map(|p| p.as_str().to_string()).collect(),
         },
         tags,
         events: timeline.events(filter),
@@ -122,6 +130,13 @@ fn source_word(s: Source) -> &'static str {
 }
 
 impl Report for TimelineReport {
+    fn json_lines(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let mut lines = super::rows("event", &self.events);
+        lines.extend(super::rows("current-tag", &self.tags));
+        lines.extend(super::rows("problem", &self.problems));
+        lines
+    }
+
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "{}{} events{}", BOLD.render(), self.events.len(), BOLD.render_reset())?;
         writeln!(out, "{}{NOTE}{}", DIM.render(), DIM.render_reset())?;

@@ -123,6 +123,21 @@ impl VerifyReport {
 }
 
 impl Report for VerifyReport {
+    fn json_lines(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let mut lines = super::rows("damaged", &self.damaged);
+        lines.extend(super::rows("problem", &self.problems));
+        let summary = serde_json::json!({
+            "repositories": self.repositories,
+            "blobs_checked": self.blobs_checked,
+            "bytes_hashed": self.bytes_hashed,
+            "intact": self.intact,
+            "damaged": self.damaged.len(),
+            "interrupted": self.interrupted,
+        });
+        lines.push(("summary", summary));
+        lines
+    }
+
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(
             out,

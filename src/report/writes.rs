@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::table::{human_size, Cell, Table, BAD, BOLD, DIM, GOOD, WARN};
-use super::{Report, SCHEMA_VERSION};
+use super::{plural, plural_s, short_digests, short_path, wrap, Report, SCHEMA_VERSION, TEXT_WIDTH};
 use crate::audit::Audit;
 use crate::model::writes::{self, Action, Kind, Operation, ProxyState, Settings};
 use crate::model::Target;
@@ -110,8 +110,39 @@ fn status_text(op: &Operation) -> String {
     }
 }
 
+/// Operations grouped by kind, in first-seen order.
+fn by_kind<'a>(ops: &[&'a Operation]) -> Vec<(&'static str, Vec<&'a Operation>)> {
+    let mut groups: Vec<(&'static str, Vec<&Operation>)> = Vec::new();
+    for op in ops {
+        match groups.iter_mut().find(|(k, _)| *k == op.kind.name()) {
+            Some((_, g)) => g.push(op),
+            None => groups.push((op.kind.name(), vec![op])),
+        }
+    }
+    groups
+}
+
+/// Examples shown per kind without `--verbose` ("1 more" would take the line it saves).
+const EXAMPLES: usize = 3;
+
+fn shown(n: usize) -> usize {
+    if super::verbose() || n <= EXAMPLES + 1 {
+        n
+    } else {
+        EXAMPLES
+    }
+}
+
+fn write_more(out: &mut dyn Write, more: usize) -> io::Result<()> {
+    if more > 0 {
+        writeln!(out, "    {}… {more} more (-v lists all; --format json too){}", DIM.render(), DIM.render_reset())?;
+    }
+    Ok(())
+}
+
 impl Report for WritesReport {
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        // The verdict first, then what to do, then the detail.
         writeln!(
             out,
             "{}Writes of a registry {} serving this tree{} (now {}, upload purge age {})",
@@ -121,16 +152,45 @@ impl Report for WritesReport {
             self.now,
             self.purge_age
         )?;
+        let s = &self.summary;
+        let (verdict, style) = match (s.serves_read_only, s.writing_operations > 0) {
+            (true, _) => ("yes", GOOD),
+            (false, true) => ("no", BAD),
+            (false, false) => ("unknown: the answer does not cover what is not modelled below", WARN),
+        };
         writeln!(
             out,
-            "{}manifest-get-schema1 = GET or HEAD by tag without schema2 in Accept (none at all counts); STATUS = \
-             writable (ro = read-only mount){}\n",
+            "{}serves read-only: {}{verdict}{}{}",
+            BOLD.render(),
+            style.render(),
+            style.render_reset(),
+            BOLD.render_reset()
+        )?;
+        writeln!(
+            out,
+            "{} of {} {} ({} only with a client's upload token): {}, {}, {}",
+            s.writing_operations,
+            plural_s(s.operations, "operation"),
+            if s.writing_operations == 1 { "writes" } else { "write" },
+            s.conditional_operations,
+            plural_s(s.creates, "create"),
+            plural(s.modifies, "modify", "modifies"),
+            plural_s(s.deletes, "delete"),
+        )?;
+        if s.writing_operations > 0 {
+            writeln!(out, "Next: serve it from a writable volume, or see what writes below (-v: every operation).")?;
+        }
+        writeln!(
+            out,
+            "\n{}manifest-get-schema1 = GET or HEAD by tag without schema2 in Accept (none at all counts);\n\
+             STATUS = writable (ro = read-only mount){}",
             DIM.render(),
             DIM.render_reset()
         )?;
         if self.operations.is_empty() {
-            writeln!(out, "No tags, uploads or cache entries: nothing to predict.")?;
-        } else {
+            writeln!(out, "\nNo tags, uploads or cache entries: nothing to predict.")?;
+        } else if super::verbose() {
+            writeln!(out)?;
             let mut table = Table::new(vec!["KIND", "REPOSITORY", "REFERENCE", "STATUS", "WRITES"]);
             for op in &self.operations {
                 let (writes, style) = match (op.writes.len(), op.condition.is_some()) {
@@ -150,36 +210,52 @@ impl Report for WritesReport {
         }
         let writing: Vec<&Operation> = self.operations.iter().filter(|o| o.writes_anything()).collect();
         if !writing.is_empty() {
-            writeln!(out, "\n{}Would write:{}", BOLD.render(), BOLD.render_reset())?;
-            for op in &writing {
-                writeln!(out, "  {} {} {}", op.kind.name(), Shown(&op.repository), Shown(&op.reference))?;
-                let mut why = op.reason.clone();
-                if let Some(c) = &op.condition {
-                    why = format!("only if {c}: {why}");
+            writeln!(out, "\n{}Would write ({}):{}", BOLD.render(), writing.len(), BOLD.render_reset())?;
+            for (kind, ops) in by_kind(&writing) {
+                writeln!(out, "  {kind} ({})", ops.len())?;
+                let n = shown(ops.len());
+                for op in &ops[..n] {
+                    let status = match status_text(op).as_str() {
+                        "-" => String::new(),
+                        s => format!("  [{s}]"),
+                    };
+                    writeln!(out, "    {} {}{status}", Shown(&op.repository), Shown(&op.reference))?;
+                    let mut why = op.reason.clone();
+                    if let Some(c) = &op.condition {
+                        why = format!("only if {c}: {why}");
+                    }
+                    if let (Kind::UploadPurge, Some(bytes)) = (op.kind, op.bytes) {
+                        why = format!("{why} ({} of data)", human_size(bytes));
+                    }
+                    let why = short_digests(&ShownText(&why).to_string());
+                    for line in wrap(&why, "      ", TEXT_WIDTH) {
+                        writeln!(out, "{}{line}{}", DIM.render(), DIM.render_reset())?;
+                    }
+                    for w in &op.writes {
+                        writeln!(out, "      {:<6}  {}", w.action.name(), short_path(&Shown(&w.path).to_string()))?;
+                    }
                 }
-                if let (Kind::UploadPurge, Some(bytes)) = (op.kind, op.bytes) {
-                    why = format!("{why} ({} of data)", human_size(bytes));
-                }
-                writeln!(out, "    {}{}{}", DIM.render(), ShownText(&why), DIM.render_reset())?;
-                for w in &op.writes {
-                    writeln!(out, "    {:<6}  {}", w.action.name(), Shown(&w.path))?;
-                }
+                write_more(out, ops.len() - n)?;
             }
         }
         let quiet: Vec<&Operation> = self.operations.iter().filter(|o| !o.writes_anything()).collect();
         if !quiet.is_empty() {
-            writeln!(out, "\n{}Writes nothing:{}", BOLD.render(), BOLD.render_reset())?;
-            for op in quiet {
-                writeln!(
-                    out,
-                    "  {} {} {}: {}{}{}",
-                    op.kind.name(),
-                    Shown(&op.repository),
-                    Shown(&op.reference),
-                    DIM.render(),
-                    ShownText(&op.reason),
-                    DIM.render_reset()
-                )?;
+            writeln!(out, "\n{}Writes nothing ({}):{}", BOLD.render(), quiet.len(), BOLD.render_reset())?;
+            for (kind, ops) in by_kind(&quiet) {
+                writeln!(out, "  {kind} ({})", ops.len())?;
+                let n = shown(ops.len());
+                for op in &ops[..n] {
+                    let line = format!(
+                        "{} {}: {}",
+                        Shown(&op.repository),
+                        Shown(&op.reference),
+                        short_digests(&ShownText(&op.reason).to_string())
+                    );
+                    for line in wrap(&line, "    ", TEXT_WIDTH) {
+                        writeln!(out, "{line}")?;
+                    }
+                }
+                write_more(out, ops.len() - n)?;
             }
         }
         if let Some(p) = &self.proxy {
@@ -200,25 +276,6 @@ impl Report for WritesReport {
         for u in &self.unmodelled {
             writeln!(out, "{}not modelled{}: {u}", WARN.render(), WARN.render_reset())?;
         }
-        let s = &self.summary;
-        let (verdict, style) = match (s.serves_read_only, s.writing_operations > 0) {
-            (true, _) => ("yes", GOOD),
-            (false, true) => ("no", BAD),
-            (false, false) => ("unknown: the answer does not cover what is not modelled above", WARN),
-        };
-        writeln!(out)?;
-        writeln!(
-            out,
-            "{}serves read-only: {}{verdict}{}{}",
-            BOLD.render(),
-            style.render(),
-            style.render_reset(),
-            BOLD.render_reset()
-        )?;
-        writeln!(
-            out,
-            "{} operations, {} write ({} only with a client's upload token): {} creates, {} modifies, {} deletes",
-            s.operations, s.writing_operations, s.conditional_operations, s.creates, s.modifies, s.deletes
-        )
+        Ok(())
     }
 }
