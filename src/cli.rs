@@ -1044,18 +1044,20 @@ fn digest_file_outside(file: &std::path::Path, roots: &[PathBuf]) -> Result<(), 
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
     };
-    let dir = std::fs::canonicalize(parent).map_err(|e| format!("--report-digest {}: {e}", file.display()))?;
+    let name: Vec<&std::ffi::OsStr> = file.file_name().into_iter().collect();
     for root in roots {
         // The storage root the tree resolves to may lie above the path given.
         let located = crate::tree::StorageRoot::locate(root).map(|r| r.path().to_path_buf()).ok();
-        if let Some(root) = located.or_else(|| std::fs::canonicalize(root).ok()) {
-            if dir.starts_with(&root) {
-                return Err(format!(
-                    "--report-digest {} is inside the tree {}: nothing is ever written there",
-                    file.display(),
-                    root.display()
-                ));
-            }
+        let Some(root) = located.or_else(|| std::fs::canonicalize(root).ok()) else { continue };
+        // By device and inode and by mount, as export checks DEST.
+        let inside = crate::export::reaches_tree(&root, parent, &name)
+            .map_err(|e| format!("--report-digest {}: {e}", file.display()))?;
+        if inside {
+            return Err(format!(
+                "--report-digest {} is inside the tree {}: nothing is ever written there",
+                file.display(),
+                root.display()
+            ));
         }
     }
     Ok(())

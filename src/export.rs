@@ -416,36 +416,24 @@ fn physical(mounts: &[Mount], canonical: &Path) -> Option<(String, PathBuf)> {
     Some((m.device.clone(), if below.as_os_str().is_empty() { m.root.clone() } else { m.root.join(below) }))
 }
 
-/// Refuses a DEST that reaches the storage root by any path, or that holds it.
-/// `existing` is DEST's nearest existing directory (DEST itself when it
-/// exists), `missing` the names below it still to create.
-fn check_apart(root: &Path, dest: &Path, existing: &Path, missing: &[&OsStr]) -> Result<(), String> {
-    let inside = || {
-        format!(
-            "{}: DEST is inside the storage root {} (compared by device and inode, so bind mounts \
-             and symlinks count); regaudit never writes there",
-            dest.display(),
-            root.display()
-        )
-    };
-    let err = |e: io::Error| format!("{}: {e}", dest.display());
-    let root_id = rustix::fs::stat(root).map(|st| file_id(&st)).map_err(|e| format!("{}: {e}", root.display()))?;
-    let dest_ancestors = ancestor_ids(existing).map_err(err)?;
-    if dest_ancestors.contains(&root_id) {
-        return Err(inside());
-    }
-    if missing.is_empty() {
-        let dest_id = dest_ancestors[0];
-        if ancestor_ids(root).map_err(|e| format!("{}: {e}", root.display()))?.contains(&dest_id) {
-            return Err(format!("{}: DEST contains the storage root {}", dest.display(), root.display()));
-        }
+/// Whether a path (`existing`, an existing directory, plus the `missing`
+/// names below it) lies inside the storage root by any route: the same
+/// directory by device and inode along its ancestors, or the same place on
+/// the same filesystem (a bind mount of a directory inside the tree, or a
+/// filesystem mounted inside it). Writers call this before writing anything.
+pub fn reaches_tree(root: &Path, existing: &Path, missing: &[&OsStr]) -> Result<bool, String> {
+    let root_err = |e: io::Error| format!("{}: {e}", root.display());
+    let path_err = |e: io::Error| format!("{}: {e}", existing.display());
+    let root_id = rustix::fs::stat(root).map(|st| file_id(&st)).map_err(|e| root_err(e.into()))?;
+    if ancestor_ids(existing).map_err(path_err)?.contains(&root_id) {
+        return Ok(true);
     }
     // A bind mount of a directory below the storage root has that directory's
     // identity, not the root's: compare where both really are on their
     // filesystems, and every filesystem mounted inside the tree.
     let table = mounts();
-    let canonical_root = fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
-    let canonical_dest = fs::canonicalize(existing).map_err(err)?;
+    let canonical_root = fs::canonicalize(root).map_err(root_err)?;
+    let canonical = fs::canonicalize(existing).map_err(path_err)?;
     let mut regions: Vec<(String, PathBuf)> = physical(&table, &canonical_root).into_iter().collect();
     regions.extend(
         table
@@ -453,13 +441,40 @@ fn check_apart(root: &Path, dest: &Path, existing: &Path, missing: &[&OsStr]) ->
             .filter(|m| m.mount_point.starts_with(&canonical_root) && m.mount_point != canonical_root)
             .map(|m| (m.device.clone(), m.root.clone())),
     );
-    if let Some((device, mut at)) = physical(&table, &canonical_dest) {
+    Ok(physical(&table, &canonical).is_some_and(|(device, mut at)| {
         at.extend(missing);
-        if regions.iter().any(|(d, r)| *d == device && at.starts_with(r)) {
-            return Err(inside());
+        regions.iter().any(|(d, r)| *d == device && at.starts_with(r))
+    }))
+}
+
+/// Refuses a DEST that reaches the storage root by any path, or that holds it.
+/// `existing` is DEST's nearest existing directory (DEST itself when it
+/// exists), `missing` the names below it still to create.
+fn check_apart(root: &Path, dest: &Path, existing: &Path, missing: &[&OsStr]) -> Result<(), String> {
+    if reaches_tree(root, existing, missing).map_err(|e| format!("{}: {e}", dest.display()))? {
+        return Err(format!(
+            "{}: DEST is inside the storage root {} (compared by device and inode, so bind mounts \
+             and symlinks count); regaudit never writes there",
+            dest.display(),
+            root.display()
+        ));
+    }
+    let contains = || format!("{}: DEST contains the storage root {}", dest.display(), root.display());
+    if missing.is_empty() {
+        let dest_id = ancestor_ids(existing).map_err(|e| format!("{}: {e}", dest.display()))?[0];
+        if ancestor_ids(root).map_err(|e| format!("{}: {e}", root.display()))?.contains(&dest_id) {
+            return Err(contains());
         }
-        if regions.first().is_some_and(|(d, r)| *d == device && r.starts_with(&at)) {
-            return Err(format!("{}: DEST contains the storage root {}", dest.display(), root.display()));
+    }
+    let table = mounts();
+    let canonical_root = fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let canonical_dest = fs::canonicalize(existing).map_err(|e| format!("{}: {e}", dest.display()))?;
+    if let (Some((root_dev, root_at)), Some((device, mut at))) =
+        (physical(&table, &canonical_root), physical(&table, &canonical_dest))
+    {
+        at.extend(missing);
+        if root_dev == device && root_at.starts_with(&at) {
+            return Err(contains());
         }
     }
     Ok(())

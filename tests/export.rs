@@ -268,7 +268,8 @@ fn in_mount_namespace(ns: &[&str], script: &str) -> std::process::Output {
 
 /// ROOT given as a read-only bind mount of X with DEST under X used to pass
 /// the path comparison and write into X; so did DEST under a bind mount of
-/// a directory inside the tree. Both are refused, and X is not touched.
+/// a directory inside the tree, and a `--report-digest` file under X. All
+/// are refused, and X is not touched.
 #[test]
 fn a_dest_reaching_the_tree_through_a_bind_mount_is_refused() {
     let Some(ns) = mount_namespace() else {
@@ -301,6 +302,16 @@ fn a_dest_reaching_the_tree_through_a_bind_mount_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("inside the storage root"), "{stderr}");
+    // --report-digest, the other writer, compares the same way: its FILE
+    // under the original, with ROOT given as the bind mount, is refused.
+    let script = format!(
+        "mount --bind {x} {m} && mount -o remount,bind,ro {m} && exec \"$BIN\" tags {m} --report-digest {x}/seal",
+        m = mnt.display()
+    );
+    let out = in_mount_namespace(&ns, &script);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("inside the tree"), "{stderr}");
     assert_eq!(registry::snapshot(tree.path()), before, "the tree was written to");
     // The same bind mount, DEST outside the tree: exported.
     let dest = work.path().join("layout");
