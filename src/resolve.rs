@@ -176,14 +176,11 @@ impl Node {
             .filter(|n| !n.foreign)
             .filter_map(|n| match (&n.cut, n.fetch.reason()) {
                 (Some(cut), _) => Some(cut.describe(&n.digest)),
-                (None, Some(reason)) if matches!(n.fetch, Fetch::Unmodelled(_)) => {
-                    Some(format!("{} GET not modelled: {}", role_name(n.role), reason))
-                }
                 (None, Some(reason)) if matches!(n.fetch, Fetch::NoAnswer(_)) => {
                     Some(format!("{} GET gets no answer (connection dropped): {}", role_name(n.role), reason))
                 }
                 (None, Some(reason)) => {
-                    Some(format!("{} GET {}: {}", role_name(n.role), n.fetch.http_status(), reason))
+                    Some(format!("{} GET {}: {}", role_name(n.role), n.fetch.status_text(), reason))
                 }
                 _ => None,
             })
@@ -409,8 +406,7 @@ impl Resolver<'_> {
         let d = match self.server.tag(repo, tag) {
             Ok(d) => d,
             Err(f) => {
-                let status =
-                    if matches!(f, Fetch::Unmodelled(_)) { "not modelled".into() } else { f.http_status().to_string() };
+                let status = f.status_text();
                 out.served_unknown = matches!(f, Fetch::Unmodelled(_));
                 out.not_served.push(format!("tag GET {status}: {}", f.reason().unwrap_or_default()));
                 return out;

@@ -43,6 +43,15 @@ impl Fetch {
         }
     }
 
+    /// The answer for people: the status, or what stands for one.
+    pub fn status_text(&self) -> String {
+        match self {
+            Fetch::NoAnswer(_) => "no answer".into(),
+            Fetch::Unmodelled(_) => "not modelled".into(),
+            other => other.http_status().to_string(),
+        }
+    }
+
     pub fn reason(&self) -> Option<&str> {
         match self {
             Fetch::Ok => None,

@@ -218,11 +218,10 @@ fn state_cells(n: &Node) -> Vec<Cell> {
         Some(ok) => flag(ok, "parses", "unparseable"),
         None => Cell::new(""),
     };
-    let status = n.fetch.http_status();
     let fetch = if n.foreign {
         Cell::styled("foreign", DIM)
     } else {
-        Cell::styled(status.to_string(), if status == 200 { GOOD } else { BAD })
+        Cell::styled(n.fetch.status_text(), if n.fetch.is_ok() { GOOD } else { BAD })
     };
     let mut cells = vec![flag(n.present, "present", "missing"), linked, parses, fetch];
     if let Some(state) = n.content {
