@@ -1464,7 +1464,12 @@ impl<'a> Sim<'a> {
             if !b.linked_by.is_empty() {
                 hazards.push(Hazard {
                     code: HazardCode::LinkedBlobDeleted,
-                    message: format!("blob {} is deleted although {} still link it", b.digest, b.linked_by.join(", ")),
+                    message: format!(
+                        "blob {} is deleted although {} still {} it",
+                        b.digest,
+                        b.linked_by.join(", "),
+                        if b.linked_by.len() == 1 { "links" } else { "link" }
+                    ),
                     repository: None,
                     digest: Some(b.digest.clone()),
                 });
