@@ -371,6 +371,9 @@ pub struct ResolvedTag {
     pub served_unknown: bool,
     /// Whether every blob hashes to its digest; null until verified.
     pub intact: Option<bool>,
+    /// OCI referrers in the repository (signatures, SBOMs...): revisions
+    /// whose `subject` is this tag's manifest or one of its children.
+    pub referrers: usize,
     /// Why `served` is false.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_served: Vec<String>,
@@ -399,6 +402,7 @@ impl Resolver<'_> {
             served: false,
             served_unknown: false,
             intact: None,
+            referrers: 0,
             not_served: Vec::new(),
             history,
             tree: None,

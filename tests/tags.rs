@@ -275,3 +275,27 @@ fn index_created_compares_instants_across_offsets() {
     assert_eq!(created(["2024-01-01T05:00:00Z", "2024-01-01T10:00:00+09:00"]), "2024-01-01T05:00:00Z");
     assert_eq!(created(["2024-01-01T05:00:00Z", "yesterday"]), serde_json::Value::Null);
 }
+
+/// A tag counts the OCI referrers whose subject is its manifest (the full
+/// tree holds one, an artifact referring to oci/artifact:base).
+#[test]
+fn tags_count_their_referrers() {
+    let (_, v) = json(&["tags", testdata("trees/full").to_str().unwrap()]);
+    let counts: Vec<(String, u64)> = v["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["referrers"].as_u64().unwrap() > 0)
+        .map(|t| {
+            (
+                format!("{}:{}", t["repository"].as_str().unwrap(), t["tag"].as_str().unwrap()),
+                t["referrers"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [("oci/artifact:base".to_string(), 1)]);
+    let text = regaudit(&["tags", testdata("trees/full").to_str().unwrap()]).stdout;
+    assert!(text.lines().next().unwrap().ends_with("REFERRERS"), "{text}");
+    let minimal = regaudit(&["tags", testdata("trees/minimal").to_str().unwrap()]).stdout;
+    assert!(!minimal.contains("REFERRERS"), "the column only when a tag has referrers: {minimal}");
+}

@@ -1,6 +1,6 @@
 //! `regaudit tags`: one row per tag.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -12,7 +12,7 @@ use crate::digest::Digest;
 use crate::model::Target;
 use crate::names::{Shown, ShownText};
 use crate::problem::Problem;
-use crate::resolve::{ResolvedTag, Resolver};
+use crate::resolve::{ResolvedTag, Resolver, Role};
 use crate::select::Selection;
 
 #[derive(Serialize)]
@@ -65,13 +65,35 @@ pub fn reachable_digests(audit: &Audit, filter: &[String], select: &Selection) -
 
 /// The tags of the `filter` repositories (all when empty) that `select`'s
 /// `--tag` globs keep. The problems shown are those of the repositories.
+/// How many revisions of each repository name each manifest as `subject`.
+fn referrer_counts(audit: &Audit) -> HashMap<(&str, Digest), usize> {
+    let mut out = HashMap::new();
+    for repo in &audit.inventory.repositories {
+        for (path, link) in repo.revisions.iter() {
+            let digest = link.ok().unwrap_or(path);
+            let Some(Ok(m)) = audit.contents.manifest(digest) else { continue };
+            if let Some(subject) = m.subject().and_then(|s| s.digest.clone()) {
+                *out.entry((repo.name.as_str(), subject)).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
 pub fn build(audit: &Audit, filter: &[String], select: &Selection) -> TagsReport {
     let mut tags = Vec::new();
     let mut reached = BTreeSet::new();
-    for_each_tag(audit, filter, |t| {
+    let referrers = referrer_counts(audit);
+    for_each_tag(audit, filter, |mut t| {
         if !select.keeps_tag(&t.tag) {
             return;
         }
+        let manifests =
+            t.tree.iter().flat_map(|tree| tree.walk()).filter(|n| matches!(n.role, Role::Manifest | Role::Child));
+        t.referrers = manifests
+            .filter_map(|n| n.parsed_digest.clone())
+            .map(|d| referrers.get(&(t.repository.as_str(), d)).copied().unwrap_or(0))
+            .sum();
         if !filter.is_empty() {
             reached.extend(t.tree.iter().flat_map(|tree| tree.digests().cloned()));
         }
@@ -157,6 +179,10 @@ impl Report for TagsReport {
         if verified {
             headers.push("INTACT");
         }
+        let with_referrers = self.tags.iter().any(|t| t.referrers > 0);
+        if with_referrers {
+            headers.push("REFERRERS");
+        }
         let row = |t: &ResolvedTag| {
             let (served, style) = served_cell(t.served, t.served_unknown);
             let digest = t.digest.as_ref().map_or_else(|| "-".to_string(), Digest::short);
@@ -179,6 +205,9 @@ impl Report for TagsReport {
                     }
                     None => Cell::new("-"),
                 });
+            }
+            if with_referrers {
+                row.push(Cell::new(t.referrers.to_string()));
             }
             row
         };
