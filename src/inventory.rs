@@ -238,6 +238,15 @@ impl Inventory {
     }
 
     /// The read fault recorded at exactly `rel`.
+    /// Whether a directory stands where the registry reads the link `rel`
+    /// (a path relative to the root): reading it fails with "is a directory".
+    pub fn is_link_dir(&self, rel: &str) -> bool {
+        self.repositories.iter().any(|r| {
+            let below = rel.strip_prefix(&layout::repo_dir(&r.name)).and_then(|x| x.strip_prefix('/'));
+            below.is_some_and(|x| r.link_dirs.iter().any(|p| p == x))
+        })
+    }
+
     pub fn fault_at(&self, rel: &str) -> Option<&ReadFault> {
         let i = self.faults.partition_point(|f| f.path.as_str() < rel);
         self.faults.get(i).filter(|f| f.path == rel)

@@ -53,37 +53,76 @@ fn served_matches(real: Real) {
     if !registry::require_real(real) {
         return;
     }
-    let target = real.target();
     let mut mismatches = Vec::new();
     let mut checked = 0;
     // Symlinks: the registry follows them (here to the machine's own files);
     // regaudit reports them and does not follow. Not comparable.
     for tree in all_trees().into_iter().filter(|t| t != "broken/symlink") {
         let (_keep, root) = registry::scratch_copy(&testdata(&tree));
-        let root_s = root.to_str().unwrap();
-        let (_, tags) = json(&["tags", root_s, "--target", target]);
-        let reg = Registry::serve_real(real, &root);
-        for t in tags["tags"].as_array().unwrap() {
-            let repo = t["repository"].as_str().unwrap();
-            let tag = t["tag"].as_str().unwrap();
-            let context = format!("{tree} {repo}:{tag} (target {target})");
-            let res = reg.request("GET", &format!("/v2/{repo}/manifests/{tag}"), &[("Accept", MODERN_ACCEPT)]);
-            let (_, inspect) = json(&["inspect", root_s, &format!("{repo}:{tag}"), "--target", target]);
-            let mut node_mismatches = Vec::new();
-            if inspect["tree"].is_object() {
-                check_node(&reg, repo, &inspect["tree"], &context, &mut node_mismatches);
-            }
-            let tag_ok = res.status == 200;
-            let real_served = tag_ok && node_mismatches.is_empty() && all_ok(&inspect["tree"]);
-            if t["served"].as_bool().unwrap() != real_served || (!tag_ok && t["served"] == true) {
-                mismatches.push(format!("{context}: tag GET {}, predicted served={}", res.status, t["served"]));
-            }
-            mismatches.extend(node_mismatches);
-            checked += 1;
-        }
+        checked += check_tree(real, &tree, &root, &mut mismatches);
     }
     assert!(checked > 30, "only {checked} tags checked");
     assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+}
+
+/// Serves `root` with the real registry and compares every tag and node;
+/// returns how many tags were checked.
+fn check_tree(real: Real, label: &str, root: &std::path::Path, mismatches: &mut Vec<String>) -> usize {
+    let target = real.target();
+    let root_s = root.to_str().unwrap();
+    let (_, tags) = json(&["tags", root_s, "--target", target]);
+    let reg = Registry::serve_real(real, root);
+    let mut checked = 0;
+    for t in tags["tags"].as_array().unwrap() {
+        let repo = t["repository"].as_str().unwrap();
+        let tag = t["tag"].as_str().unwrap();
+        let context = format!("{label} {repo}:{tag} (target {target})");
+        let res = reg.request("GET", &format!("/v2/{repo}/manifests/{tag}"), &[("Accept", MODERN_ACCEPT)]);
+        let (_, inspect) = json(&["inspect", root_s, &format!("{repo}:{tag}"), "--target", target]);
+        let mut node_mismatches = Vec::new();
+        if inspect["tree"].is_object() {
+            check_node(&reg, repo, &inspect["tree"], &context, &mut node_mismatches);
+        } else if res.status != 200 {
+            // The tag itself fails: its reason names the predicted status.
+            let reasons = t["not_served"].to_string();
+            let want = if reasons.contains("tag GET 500") { 500 } else { 404 };
+            if res.status != want && !(want == 404 && res.status == 400) {
+                node_mismatches.push(format!("{context}: tag GET {}, predicted {want} ({reasons})", res.status));
+            }
+        }
+        let tag_ok = res.status == 200;
+        let real_served = tag_ok && node_mismatches.is_empty() && all_ok(&inspect["tree"]);
+        if t["served"].as_bool().unwrap() != real_served || (!tag_ok && t["served"] == true) {
+            mismatches.push(format!("{context}: tag GET {}, predicted served={}", res.status, t["served"]));
+        }
+        mismatches.extend(node_mismatches);
+        checked += 1;
+    }
+    checked
+}
+
+/// A directory where a link belongs (a tag's `current/link`, a layer link):
+/// reading it fails, and both registries answer 500, not 404.
+#[test]
+fn a_directory_where_a_link_belongs_is_a_500() {
+    for real in [Real::V2_8, Real::V3] {
+        if !registry::require_real(real) {
+            continue;
+        }
+        let (_keep, root) = registry::scratch_copy(&testdata("trees/minimal"));
+        let repo = root.join(V2).join("repositories/app");
+        std::fs::create_dir_all(repo.join("_manifests/tags/bad/current/link")).unwrap();
+        let layer = repo.join("_layers/sha256/45eda0bf87a676d4b2c3c855d5566f1a4fbc3daaae0dc17523baa54afdbdf881/link");
+        std::fs::remove_file(&layer).unwrap();
+        std::fs::create_dir(&layer).unwrap();
+        let mut mismatches = Vec::new();
+        let checked = check_tree(real, "link-dirs", &root, &mut mismatches);
+        assert_eq!(checked, 2, "both tags checked");
+        assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+        let (_, tags) = json(&["tags", root.to_str().unwrap(), "--target", real.target()]);
+        let reasons = tags["tags"].to_string();
+        assert!(reasons.contains("tag GET 500") && reasons.contains("layer GET 500"), "{reasons}");
+    }
 }
 
 /// Whether every node of a predicted tree is 200 (foreign layers aside).

@@ -124,6 +124,11 @@ pub fn read_error(inv: &Inventory, rel: &str) -> Option<Fetch> {
             f.path, f.error
         )));
     }
+    if inv.is_link_dir(rel) {
+        return Some(Fetch::ServerError(format!(
+            "{rel} is a directory, not a link: reading it fails and the registry answers 500"
+        )));
+    }
     let f = inv.unreachable(rel).or_else(|| inv.fault_at(rel).filter(|f| f.op != FaultOp::List && !f.vanished))?;
     let reading = if f.path == rel { String::new() } else { format!(" on the way to {rel}") };
     Some(Fetch::ServerError(format!("{} cannot be read ({}){reading}: the registry fails with 500", f.path, f.error)))
