@@ -99,8 +99,4 @@ impl Audit {
     pub fn intact<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>) -> Option<bool> {
         self.verification.as_ref()?.all_intact(digests)
     }
-
-    pub fn has_findings(&self) -> bool {
-        self.problems.iter().any(Problem::is_finding)
-    }
 }

@@ -131,11 +131,6 @@ impl Problem {
     pub fn new(code: Code, path: impl Into<String>, message: impl Into<String>) -> Problem {
         Problem { code, severity: code.severity(), path: path.into(), message: message.into() }
     }
-
-    /// Whether this problem counts as a finding for the exit code.
-    pub fn is_finding(&self) -> bool {
-        self.severity > Severity::Info
-    }
 }
 
 /// Sorts problems by path then code and drops exact repeats, so reports are
