@@ -182,13 +182,13 @@ pub fn export(audit: &Audit, reference: &Reference, dest: &Path, opts: &Options)
             }
             Ok(Copy::Mismatch(actual, n)) => {
                 let why = format!("its {n} bytes hash to {actual}, not to {}", p.wanted);
-                failures.push(format!("{} {}: {why}", role_name(blobs[p.index].role), p.wanted));
+                failures.push(format!("{} {}: {why}", blobs[p.index].role.name(), p.wanted));
                 blobs[p.index].status = BlobStatus::Corrupt;
                 blobs[p.index].reason = Some(why);
             }
             Ok(Copy::Unreadable(e)) => {
                 let why = format!("its data cannot be read: {e}");
-                failures.push(format!("{} {}: {why}", role_name(blobs[p.index].role), p.wanted));
+                failures.push(format!("{} {}: {why}", blobs[p.index].role.name(), p.wanted));
                 blobs[p.index].status = BlobStatus::NotServed;
                 blobs[p.index].reason = Some(why);
             }
@@ -234,15 +234,6 @@ fn refusal(reference: &Reference, failures: &[String], outcome: &str) -> String 
         "{reference} cannot be exported whole ({outcome}; --allow-partial exports the rest):\n  {}",
         failures.join("\n  ")
     )
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Manifest => "manifest",
-        Role::Child => "child manifest",
-        Role::Config => "config",
-        Role::Layer => "layer",
-    }
 }
 
 /// What to copy, in tree order (the top manifest first), one entry per
@@ -306,7 +297,7 @@ fn plan(
             None => {
                 entry.status = BlobStatus::NotServed;
                 let why = entry.reason.clone().unwrap_or_default();
-                failures.push(format!("{} {}: {why}", role_name(n.role), n.digest));
+                failures.push(format!("{} {}: {why}", n.role.name(), n.digest));
             }
         }
         blobs.push(entry);
@@ -744,7 +735,7 @@ impl Report for ExportReport {
                 BlobStatus::Corrupt => Cell::styled(format!("CORRUPT: {}", b.reason.as_deref().unwrap_or("")), BAD),
             };
             table.push(vec![
-                Cell::new(role_name(b.role)),
+                Cell::new(b.role.name()),
                 Cell::new(crate::report::tags::short(&b.digest)),
                 Cell::new(b.size.map(human_size).unwrap_or_default()),
                 status,

@@ -190,11 +190,6 @@ impl Descriptor {
         }
     }
 
-    /// Where a client fetches a foreign layer.
-    pub fn urls(&self) -> &[String] {
-        self.rare.as_ref().map_or(&[], |r| &r.urls)
-    }
-
     /// The platform an index names for this child.
     pub fn platform(&self) -> Option<&Platform> {
         self.rare.as_ref()?.platform.as_ref()
@@ -288,13 +283,6 @@ pub enum ManifestError {
     UnknownSchemaVersion(i64),
     #[error("unrecognized mediaType {0:?}")]
     UnknownMediaType(String),
-}
-
-impl ManifestError {
-    /// Unknown kinds are a separate problem from broken JSON.
-    pub fn is_unknown_kind(&self) -> bool {
-        matches!(self, ManifestError::UnknownSchemaVersion(_) | ManifestError::UnknownMediaType(_))
-    }
 }
 
 impl From<String> for ManifestError {

@@ -27,10 +27,6 @@ impl Progress {
         Progress { bar }
     }
 
-    pub fn hidden() -> Progress {
-        Progress { bar: ProgressBar::hidden() }
-    }
-
     pub fn add(&self, n: u64) {
         self.bar.inc(n);
     }

@@ -177,11 +177,9 @@ impl Node {
             .filter_map(|n| match (&n.cut, n.fetch.reason()) {
                 (Some(cut), _) => Some(cut.describe(&n.digest)),
                 (None, Some(reason)) if matches!(n.fetch, Fetch::NoAnswer(_)) => {
-                    Some(format!("{} GET gets no answer (connection dropped): {}", role_name(n.role), reason))
+                    Some(format!("{} GET gets no answer (connection dropped): {}", n.role.name(), reason))
                 }
-                (None, Some(reason)) => {
-                    Some(format!("{} GET {}: {}", role_name(n.role), n.fetch.status_text(), reason))
-                }
+                (None, Some(reason)) => Some(format!("{} GET {}: {}", n.role.name(), n.fetch.status_text(), reason)),
                 _ => None,
             })
             .collect()
@@ -203,12 +201,15 @@ impl Node {
     }
 }
 
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Manifest => "manifest",
-        Role::Child => "child manifest",
-        Role::Config => "config",
-        Role::Layer => "layer",
+impl Role {
+    /// For sentences: "child manifest", "layer"...
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Manifest => "manifest",
+            Role::Child => "child manifest",
+            Role::Config => "config",
+            Role::Layer => "layer",
+        }
     }
 }
 

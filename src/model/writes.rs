@@ -23,9 +23,6 @@ use crate::problem::Code;
 /// The gzipped empty tar the conversion needs for `empty_layer` history entries.
 pub const EMPTY_TAR: &str = "sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4";
 
-/// The registry's default `storage.maintenance.uploadpurging.age`.
-pub const DEFAULT_PURGE_AGE_HOURS: i64 = 168;
-
 /// `scheduler-state.json`, relative to the storage root.
 pub const SCHEDULER_STATE: &str = "scheduler-state.json";
 
