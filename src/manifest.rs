@@ -1,5 +1,5 @@
 //! Manifests and image configs, decoded from their stored bytes by the
-//! registry's own rules (distribution-facts §2): the kind comes from
+//! registry's own rules (docs/registry-rules.md §3): the kind comes from
 //! `schemaVersion` and `mediaType` in the body, never from outside.
 
 use std::collections::HashSet;

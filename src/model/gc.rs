@@ -1,7 +1,7 @@
 //! `registry garbage-collect`, predicted: the same repository walk, marking,
 //! sweep and abort conditions as the real command of the target version
-//! (distribution-facts §4; registry-rules Q6/Q8 for the walk quirks and the
-//! order of operations). Pure: reads only the inventory, the decoded
+//! (docs/registry-rules.md §2 for the catalog walk, §6 for marking, sweep and
+//! aborts, §7 for read faults). Pure: reads only the inventory, the decoded
 //! contents and the registry-walk facts.
 //!
 //! One simulation gives the dry-run log (what `--dry-run` prints), where the

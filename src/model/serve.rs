@@ -1,6 +1,6 @@
 //! What a registry serving this tree unchanged answers to a client that
 //! accepts all four modern manifest types (schema2, Docker list, OCI manifest,
-//! OCI index). Rules: distribution-facts §2.
+//! OCI index). Rules: docs/registry-rules.md §4, and §7 for read faults.
 
 use serde::Serialize;
 

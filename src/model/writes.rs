@@ -1,8 +1,8 @@
 //! Every write a registry serving this tree would make on its own or on a
 //! read: the schema1 down-conversion of GET/HEAD by tag (2.8 only), upload
 //! status requests, the upload purger and a pull-through cache's expiry.
-//! Rules: distribution-facts §3, corrected by the source reading of 2.8.2
-//! and 3.1.1 (schema1 conversion Q10, uploads Q9).
+//! Rules: docs/registry-rules.md §5 (schema1 conversion §5.1, upload status
+//! §5.2, purging §5.3, proxy expiry §5.4).
 //!
 //! Each operation is predicted against the tree as it is, independently of
 //! the others: two tags needing the same empty-tar link both list it.
