@@ -134,3 +134,25 @@ fn all_ok(node: &serde_json::Value) -> bool {
         && node["cut"].is_null()
         && node["children"].as_array().into_iter().flatten().all(all_ok)
 }
+
+/// A repository name the API routes but the storage driver refuses (a
+/// domain with a port): both registries answer 500 for everything in it.
+#[test]
+fn a_repository_the_driver_refuses_is_a_500() {
+    for real in [Real::V2_8, Real::V3] {
+        if !registry::require_real(real) {
+            continue;
+        }
+        let (_keep, root) = registry::scratch_copy(&testdata("trees/minimal"));
+        let repos = root.join(V2).join("repositories");
+        std::fs::create_dir(repos.join("localhost:5000")).unwrap();
+        copy_tree(&repos.join("app"), &repos.join("localhost:5000/app"));
+        let mut mismatches = Vec::new();
+        let checked = check_tree(real, "port-in-name", &root, &mut mismatches);
+        assert_eq!(checked, 2, "both repositories' tags checked");
+        assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+        let (_, tags) = json(&["tags", root.to_str().unwrap(), "--target", real.target()]);
+        let port = tags["tags"].as_array().unwrap().iter().find(|t| t["repository"] == "localhost:5000/app").unwrap();
+        assert_eq!(port["served"], false, "{port}");
+    }
+}

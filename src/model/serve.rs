@@ -145,10 +145,17 @@ impl<'a> Server<'a> {
     }
 
     fn routable(&self, repo: &Repository) -> Result<(), Fetch> {
-        if repo.name_is_valid(self.target) {
-            Ok(())
-        } else {
+        if !repo.name_is_valid(self.target) {
             Err(Fetch::NotFound(format!("the API refuses the repository name {:?}", repo.name)))
+        } else if !layout::storage_path_is_valid(&repo.name) {
+            // Routed, but every path of it fails the driver's PathRegexp (seen: 500 in 2.8.2 and 3.1.1).
+            Err(Fetch::ServerError(format!(
+                "the storage driver refuses the paths of repository {:?} (a character outside [A-Za-z0-9._-]): \
+                 the registry answers 500",
+                repo.name
+            )))
+        } else {
+            Ok(())
         }
     }
 
