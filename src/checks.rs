@@ -85,11 +85,8 @@ fn check_repository(out: &mut Vec<Problem>, repo: &Repository, target: Target) {
             format!("repository name {:?} breaks the registry's name grammar: it cannot be pulled, and garbage-collect aborts on it", repo.name),
         ));
     }
-    let (listed, marker) = match target {
-        Target::V2_8 => (repo.has_layers_dir, "_layers"),
-        Target::V3 => (repo.has_manifests_dir, "_manifests"),
-    };
-    if !listed && (repo.has_layers_dir || repo.has_manifests_dir) {
+    if !target.lists_in_catalog(repo) && (repo.has_layers_dir || repo.has_manifests_dir) {
+        let marker = target.catalog_marker();
         out.push(Problem::new(
             Code::RepositoryNotInCatalog,
             &path,

@@ -246,32 +246,9 @@ pub const NAME_TOO_LONG: &str = "repository name must not be more than 255 chara
 pub const NAME_INVALID_FORMAT: &str = "invalid reference format";
 
 /// Why `reference.WithName` of the target's reference package refuses a
-/// repository name (the API and `garbage-collect` both call it), in Go's
-/// words; None when it accepts the name.
+/// repository name ([`Target::repository_name_error`]).
 pub fn repository_name_error(name: &str, target: Target) -> Option<&'static str> {
-    match target {
-        Target::V2_8 => repository_name_error_2_8(name),
-        Target::V3 => repository_name_error_3(name),
-    }
-}
-
-/// 2.8 (reference/reference.go `WithName`): the whole name is limited to
-/// 255 bytes, checked before the grammar.
-fn repository_name_error_2_8(name: &str) -> Option<&'static str> {
-    if crate::names::to_bytes(name).len() > 255 {
-        return Some(NAME_TOO_LONG);
-    }
-    split_repository_name(name, Target::V2_8).is_none().then_some(NAME_INVALID_FORMAT)
-}
-
-/// v3 (github.com/distribution/reference reference.go `WithName`, vendored
-/// in v3.1.1): the grammar first, then only the path after the domain is
-/// limited to 255 bytes.
-fn repository_name_error_3(name: &str) -> Option<&'static str> {
-    match split_repository_name(name, Target::V3) {
-        None => Some(NAME_INVALID_FORMAT),
-        Some((_, path)) => (path.len() > 255).then_some(NAME_TOO_LONG),
-    }
+    target.repository_name_error(name)
 }
 
 /// Whether `reference.WithName` of the target accepts `name`.
@@ -319,10 +296,10 @@ fn is_name_component(c: &str) -> bool {
 
 /// `domain-component(\.domain-component)*(:[0-9]+)?`, where a domain
 /// component is alphanumeric (any case) with inner dashes; v3 also takes an
-/// IPv6 literal `\[[a-fA-F0-9:]+\]` as the host.
+/// IPv6 literal `\[[a-fA-F0-9:]+\]` as the host ([`Target::domain_takes_ipv6`]).
 fn is_domain(d: &str, target: Target) -> bool {
     let port_ok = |p: Option<&str>| p.is_none_or(|p| !p.is_empty() && p.bytes().all(|x| x.is_ascii_digit()));
-    if target == Target::V3 && d.starts_with('[') {
+    if target.domain_takes_ipv6() && d.starts_with('[') {
         let Some(end) = d.find(']') else { return false };
         let inner = &d[1..end];
         let rest = &d[end + 1..];
@@ -396,33 +373,6 @@ mod tests {
             BlobPath::Data { digest: d, misplaced: true }
         );
         assert!(matches!(classify_blob_path(&["sha256", "A3"], true), BlobPath::Unexpected(_)));
-    }
-
-    #[test]
-    fn repository_names() {
-        for target in [Target::V2_8, Target::V3] {
-            for ok in ["a", "library/alpine", "org/team/app", "a.b_c__d---e", "Host.Example:5000/app", "localhost/x"] {
-                assert!(repository_name_is_valid(ok, target), "{ok}");
-            }
-            for bad in ["", "Upper", "App", "a/", "/a", "a//b", "-a", "a-", "a..b", "a___b", "Upper/Case/"] {
-                assert_eq!(repository_name_error(bad, target), Some(NAME_INVALID_FORMAT), "{bad}");
-            }
-            assert_eq!(repository_name_error(&"a".repeat(256), target), Some(NAME_TOO_LONG));
-        }
-        // 2.8 counts the whole name, before the grammar; v3 only the path after the domain.
-        let domain_like = format!("abcdef/{}", "b".repeat(250));
-        assert_eq!(repository_name_error(&domain_like, Target::V2_8), Some(NAME_TOO_LONG));
-        assert_eq!(repository_name_error(&domain_like, Target::V3), None);
-        assert_eq!(split_repository_name(&domain_like, Target::V3), Some((Some("abcdef"), &domain_like[7..])));
-        let long_invalid = format!("abc/Upper{}", "b".repeat(260));
-        assert_eq!(repository_name_error(&long_invalid, Target::V2_8), Some(NAME_TOO_LONG));
-        assert_eq!(repository_name_error(&long_invalid, Target::V3), Some(NAME_INVALID_FORMAT));
-        // An IPv6 domain exists only in v3's grammar; the driver refuses its path either way.
-        assert!(repository_name_is_valid("[::1]:5000/app", Target::V3));
-        assert!(!repository_name_is_valid("[::1]:5000/app", Target::V2_8));
-        assert!(!storage_path_is_valid("[::1]:5000/app"));
-        assert!(!storage_path_is_valid("host:5000/app"));
-        assert!(storage_path_is_valid("Upper/a.b_c-d"));
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! The registry's behaviour, per target version: what a GET serves (and
-//! later what writes and what garbage collection deletes). Pure functions of
-//! the inventory and the decoded contents.
+//! The registry's behaviour, per target version: what a GET serves, what
+//! writes and what garbage collection deletes. Pure functions of the
+//! inventory and the decoded contents. Every decision that depends on the
+//! version is a method on [`Target`] in [`rules`].
 
 pub mod gc;
+pub mod rules;
 pub mod serve;
 pub mod writes;
 

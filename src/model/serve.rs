@@ -1,6 +1,7 @@
 //! What a registry serving this tree unchanged answers to a client that
 //! accepts all four modern manifest types (schema2, Docker list, OCI manifest,
-//! OCI index). Rules: docs/registry-rules.md §4, and §7 for read faults.
+//! OCI index). Rules: docs/registry-rules.md §4, and §7 for read faults;
+//! what differs by version comes from [`super::rules`].
 
 use serde::Serialize;
 
@@ -9,7 +10,7 @@ use crate::contents::Contents;
 use crate::digest::{Digest, LinkError};
 use crate::inventory::{FaultOp, Inventory, LinkRef, Repository};
 use crate::layout;
-use crate::manifest::{Manifest, ManifestError, ManifestKind};
+use crate::manifest::{Manifest, ManifestError};
 
 /// The outcome of one GET, with the reason when it is not 200.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -79,10 +80,10 @@ pub struct Server<'a> {
 /// (`path_of` names it then).
 fn follow<'l>(
     inv: &Inventory,
-    candidates: &[(LinkedBy, Option<LinkRef<'l>>)],
+    candidates: impl IntoIterator<Item = (LinkedBy, Option<LinkRef<'l>>)>,
     path_of: impl Fn(LinkedBy) -> String,
 ) -> Result<(LinkedBy, &'l Digest), Fetch> {
-    for &(by, link) in candidates {
+    for (by, link) in candidates {
         match link {
             None => match read_error(inv, &path_of(by)) {
                 Some(f) => return Err(f),
@@ -93,6 +94,14 @@ fn follow<'l>(
         }
     }
     Err(Fetch::NotFound("not linked in the repository".into()))
+}
+
+/// The link of `d` in `repo` of that kind, as the walk read it.
+fn link_of<'r>(repo: &'r Repository, d: &Digest, by: LinkedBy) -> Option<LinkRef<'r>> {
+    match by {
+        LinkedBy::Revision => repo.revisions.get(d),
+        LinkedBy::Layers => repo.layer_links.get(d),
+    }
 }
 
 fn link_path(repo: &Repository, d: &Digest, by: LinkedBy) -> String {
@@ -163,9 +172,7 @@ impl<'a> Server<'a> {
     /// the registry reads, and the link it went through.
     pub fn locate_manifest(&self, repo: &Repository, d: &Digest) -> Result<(LinkedBy, Digest), Fetch> {
         self.routable(repo)?;
-        let candidates = [(LinkedBy::Revision, repo.revisions.get(d)), (LinkedBy::Layers, repo.layer_links.get(d))];
-        // 2.1 wrote manifests into _layers; 2.x still looks there. v3 does not.
-        let candidates = if self.target == Target::V2_8 { &candidates[..] } else { &candidates[..1] };
+        let candidates = self.target.manifest_links().iter().map(|&by| (by, link_of(repo, d, by)));
         let (by, target) = follow(self.inv, candidates, |by| link_path(repo, d, by)).map_err(|f| match f {
             Fetch::NotFound(_) => Fetch::NotFound(format!("manifest {d} is not linked in {}", repo.name)),
             other => other,
@@ -197,11 +204,9 @@ impl<'a> Server<'a> {
 
     /// What the target does with a decoded manifest for a modern client.
     fn accepts(&self, m: &Manifest) -> Fetch {
-        match (self.target, m.kind) {
-            (Target::V3, ManifestKind::Schema1) => {
-                Fetch::ServerError("registry 3 cannot serve schema1 manifests".into())
-            }
-            _ => Fetch::Ok,
+        match self.target.refuses_kind(m.kind) {
+            Some(why) => Fetch::ServerError(why.into()),
+            None => Fetch::Ok,
         }
     }
 
@@ -227,7 +232,7 @@ impl<'a> Server<'a> {
         if let Err(f) = self.routable(repo) {
             return f;
         }
-        match follow(self.inv, &[(LinkedBy::Layers, repo.layer_links.get(d))], |by| link_path(repo, d, by)) {
+        match follow(self.inv, [(LinkedBy::Layers, repo.layer_links.get(d))], |by| link_path(repo, d, by)) {
             Err(Fetch::NotFound(_)) => Fetch::NotFound(format!("blob {d} is not linked in {}", repo.name)),
             Err(f) => f,
             Ok((_, target)) if !self.inv.has_blob(target) => read_error(self.inv, &layout::blob_data(target))

@@ -10,6 +10,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::Serialize;
 
+use super::rules::{LegacyChild, LegacyGet};
 use super::serve::{Fetch, Server};
 use super::Target;
 use crate::contents::Contents;
@@ -17,7 +18,7 @@ use crate::digest::Digest;
 use crate::gojson::{self, parse_go_rfc3339};
 use crate::inventory::{FaultOp, Inventory, LinkRef, Repository, Upload};
 use crate::layout;
-use crate::manifest::{media, ImageConfig, Manifest, ManifestKind};
+use crate::manifest::{ImageConfig, Manifest};
 use crate::problem::Code;
 
 /// The gzipped empty tar the conversion needs for `empty_layer` history entries.
@@ -244,10 +245,7 @@ impl Outcome {
 }
 
 fn schema1_get(server: &Server, repo: &Repository, tag: &str) -> Operation {
-    let outcome = match server.target {
-        Target::V2_8 => schema1_get_v2(server, repo, tag),
-        Target::V3 => schema1_get_v3(server, repo, tag),
-    };
+    let outcome = legacy_get(server, repo, tag);
     let unmodelled = !outcome.known;
     let mut op = Operation::new(Kind::ManifestGetSchema1, &repo.name, tag, outcome.reason);
     if unmodelled {
@@ -294,58 +292,24 @@ fn default_child<'a>(
     }
 }
 
-fn schema1_get_v2(server: &Server, repo: &Repository, tag: &str) -> Outcome {
+/// GET or HEAD by tag without schema2 in Accept: what the target does with
+/// the kind it finds ([`Target::legacy_get`]), converting when it does.
+fn legacy_get(server: &Server, repo: &Repository, tag: &str) -> Outcome {
     let (_, m) = match tagged_manifest(server, repo, tag) {
         Ok(found) => found,
         Err(o) => return o,
     };
-    match m.kind {
-        ManifestKind::Schema1 => {
-            Outcome::answer(200, "a stored schema1 manifest is served re-signed; nothing to convert")
-        }
-        ManifestKind::OciManifest => Outcome::answer(404, "OCI manifest, not accepted: 404 without conversion"),
-        ManifestKind::OciIndex if m.media_type == media::OCI_INDEX => {
-            Outcome::answer(404, "OCI index, not accepted: 404 without conversion")
-        }
-        ManifestKind::OciIndex => Outcome::answer(200, "an OCI index without mediaType is served as stored"),
-        ManifestKind::Schema2 => convert(server, repo, m, "the schema2 manifest"),
-        ManifestKind::DockerList => match default_child(server, repo, m) {
+    match server.target.legacy_get(m) {
+        LegacyGet::Answer(status, reason) => Outcome::answer(status, reason),
+        LegacyGet::Convert => convert(server, repo, m, "the schema2 manifest"),
+        LegacyGet::DefaultChild => match default_child(server, repo, m) {
             Err(o) => o,
-            Ok((child, c)) if c.kind == ManifestKind::Schema2 => {
-                convert(server, repo, c, &format!("the list's linux/amd64 child {}", child.short()))
-            }
-            Ok((child, c)) => Outcome::answer(
-                200,
-                format!("the list's linux/amd64 child {} is {}, served as stored", child.short(), c.kind.name()),
-            ),
-        },
-    }
-}
-
-fn schema1_get_v3(server: &Server, repo: &Repository, tag: &str) -> Outcome {
-    let (_, m) = match tagged_manifest(server, repo, tag) {
-        Ok(found) => found,
-        Err(o) => return o,
-    };
-    let no_conversion = "registry 3 has no schema1 conversion";
-    match m.kind {
-        // Server::manifest already answers 500 for schema1 on v3.
-        ManifestKind::Schema1 => Outcome::answer(500, "registry 3 cannot serve schema1 manifests"),
-        ManifestKind::Schema2 => {
-            Outcome::answer(200, format!("{no_conversion}: serves the schema2 manifest as stored"))
-        }
-        ManifestKind::OciManifest => Outcome::answer(404, "OCI manifest, not accepted: 404"),
-        ManifestKind::OciIndex => Outcome::answer(200, "registry 3 serves OCI indexes whatever the Accept header"),
-        ManifestKind::DockerList => match default_child(server, repo, m) {
-            Err(o) => o,
-            Ok((child, c)) if c.kind == ManifestKind::Schema2 => Outcome::answer(
-                400,
-                format!("{no_conversion}: the list's linux/amd64 child {} is schema2, refused with 400", child.short()),
-            ),
-            Ok((child, c)) => Outcome::answer(
-                200,
-                format!("the list's linux/amd64 child {} is {}, served as stored", child.short(), c.kind.name()),
-            ),
+            Ok((child, c)) => match server.target.legacy_get_child(&child.short(), c.kind) {
+                LegacyChild::Convert => {
+                    convert(server, repo, c, &format!("the list's linux/amd64 child {}", child.short()))
+                }
+                LegacyChild::Answer(status, reason) => Outcome::answer(status, reason),
+            },
         },
     }
 }
@@ -515,20 +479,9 @@ fn upload_status(target: Target, repo: &Repository, uuid: &str, upload: &Upload)
     }
     let hashstate = if upload.hashstates.iter().any(|h| h == "sha256/0") { Action::Modify } else { Action::Create };
     op.writes.push(Write::new(format!("{dir}/hashstates/sha256/0"), hashstate));
-    match target {
-        Target::V2_8 => {
-            op.condition = Some("the client holds the upload's _state token".into());
-            op.reason = "with the upload's _state token, a status GET/HEAD reopens data and rewrites the empty hash \
-                         state (without a token: 404 and no access; with an offset other than the size of data: \
-                         the whole upload directory is deleted)"
-                .into();
-        }
-        Target::V3 => {
-            op.reason =
-                "any status GET/HEAD reopens data and rewrites the empty hash state; registry 3 asks for no token"
-                    .into();
-        }
-    }
+    let rule = target.upload_status();
+    op.condition = rule.condition.map(str::to_string);
+    op.reason = rule.reason.into();
     op
 }
 
@@ -570,25 +523,10 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-/// 2.8's uuid.Parse takes only the 36-character hyphenated form; 3's
-/// google/uuid also takes 32 bare hex digits, `{…}` and `urn:uuid:…`.
+/// Whether the upload purger takes `s` as an upload's UUID
+/// ([`Target::purger_accepts_uuid`]).
 pub fn is_purger_uuid(target: Target, s: &str) -> bool {
-    let hyphenated = |s: &str| {
-        s.len() == 36
-            && s.bytes().enumerate().all(|(i, b)| match i {
-                8 | 13 | 18 | 23 => b == b'-',
-                _ => b.is_ascii_hexdigit(),
-            })
-    };
-    match target {
-        Target::V2_8 => hyphenated(s),
-        Target::V3 => {
-            hyphenated(s)
-                || (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-                || (s.len() == 38 && s.starts_with('{') && s.ends_with('}') && hyphenated(&s[1..37]))
-                || (s.len() == 45 && s[..9].eq_ignore_ascii_case("urn:uuid:") && hyphenated(&s[9..]))
-        }
-    }
+    target.purger_accepts_uuid(s)
 }
 
 /// Go-style durations as the registry's config takes them, plus days:
@@ -779,16 +717,5 @@ mod tests {
         for bad in ["", "h", "10", "-1h", "1y", "1.5h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn purger_uuids() {
-        let u = "64ebca46-afbe-4e93-9761-95216c3e8d7f";
-        assert!(is_purger_uuid(Target::V2_8, u));
-        assert!(is_purger_uuid(Target::V2_8, &u.to_uppercase()));
-        assert!(!is_purger_uuid(Target::V2_8, &u.replace('-', "")));
-        assert!(is_purger_uuid(Target::V3, &u.replace('-', "")));
-        assert!(is_purger_uuid(Target::V3, &format!("{{{u}}}")));
-        assert!(!is_purger_uuid(Target::V3, "pending"));
     }
 }
