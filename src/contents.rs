@@ -6,7 +6,9 @@ use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::inventory::Inventory;
-use crate::manifest::{parse_config, parse_manifest_for, ImageConfig, Manifest, ManifestError, MANIFEST_READ_LIMIT};
+use crate::manifest::{
+    parse_config, parse_manifest_for, ConfigError, ImageConfig, Manifest, ManifestError, MANIFEST_READ_LIMIT,
+};
 use crate::model::Target;
 use crate::sorted_map::SortedMap;
 use crate::tree::StorageRoot;
@@ -15,7 +17,7 @@ use crate::tree::StorageRoot;
 pub struct Contents {
     /// Keyed by the digest whose data was read; only blobs with data.
     pub manifests: SortedMap<Digest, Result<Manifest, ManifestError>>,
-    pub configs: SortedMap<Digest, Result<ImageConfig, String>>,
+    pub configs: SortedMap<Digest, Result<ImageConfig, ConfigError>>,
 }
 
 impl Contents {
@@ -76,12 +78,12 @@ impl Contents {
         config_digests.sort_unstable();
         config_digests.dedup();
         config_digests.shrink_to_fit();
-        let configs: Vec<(Digest, Result<ImageConfig, String>)> = config_digests
+        let configs: Vec<(Digest, Result<ImageConfig, ConfigError>)> = config_digests
             .into_par_iter()
             .map(|d| {
                 let parsed = match root.read_blob(&d, MANIFEST_READ_LIMIT) {
                     Ok(bytes) => parse_config(&bytes),
-                    Err(e) => Err(format!("cannot be read: {e}")),
+                    Err(e) => Err(ConfigError::Unreadable(e.to_string())),
                 };
                 (d, parsed)
             })
@@ -93,7 +95,7 @@ impl Contents {
         self.manifests.get(d)
     }
 
-    pub fn config(&self, d: &Digest) -> Option<&Result<ImageConfig, String>> {
+    pub fn config(&self, d: &Digest) -> Option<&Result<ImageConfig, ConfigError>> {
         self.configs.get(d)
     }
 }

@@ -285,6 +285,20 @@ pub enum ManifestError {
     UnknownMediaType(String),
 }
 
+/// Why an image config blob yields no config. The schema1 conversion
+/// answers 500 when it cannot read the blob and 400 when it does not decode.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("larger than the {} MiB limit", MANIFEST_READ_LIMIT >> 20)]
+    TooLarge,
+    /// The read failed (Go's error text).
+    #[error("cannot be read: {0}")]
+    Unreadable(String),
+    /// Go's decode error.
+    #[error("{0}")]
+    Malformed(String),
+}
+
 impl From<String> for ManifestError {
     fn from(s: String) -> Self {
         ManifestError::Malformed(s)
@@ -814,12 +828,12 @@ impl GoDecode for GoHistory {
     }
 }
 
-pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
+pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, ConfigError> {
     if bytes.len() > MANIFEST_READ_LIMIT {
-        return Err(format!("larger than the {} MiB limit", MANIFEST_READ_LIMIT >> 20));
+        return Err(ConfigError::TooLarge);
     }
     let mut c = GoConfig::default();
-    let mut d = Decoder::new(bytes)?;
+    let mut d = Decoder::new(bytes).map_err(ConfigError::Malformed)?;
     let fields = ["rootfs", "history", "architecture", "os", "variant", "created"];
     let decoded = d.struct_fields("imageConfig", &fields, |d, i| {
         let lenient = |d: &mut Decoder, s: &mut String| {
@@ -846,7 +860,7 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
                 bad_history_time: Some(e[at + gojson::TIME_ERROR.len()..].into()),
                 ..Default::default()
             }),
-            None => Err(e),
+            None => Err(ConfigError::Malformed(e)),
         };
     }
     let history = c.history.items();

@@ -346,7 +346,7 @@ impl<'a> Resolver<'a> {
                 }
                 Some(Err(e)) => {
                     node.parses = Some(false);
-                    node.error = Some(e.clone());
+                    node.error = Some(e.to_string());
                 }
                 None => {}
             }

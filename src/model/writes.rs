@@ -18,7 +18,7 @@ use crate::digest::Digest;
 use crate::gojson::{self, parse_go_rfc3339};
 use crate::inventory::{FaultOp, Inventory, LinkRef, Repository, Upload};
 use crate::layout;
-use crate::manifest::{ImageConfig, Manifest};
+use crate::manifest::{ConfigError, ImageConfig, Manifest};
 use crate::problem::Code;
 
 /// The gzipped empty tar the conversion needs for `empty_layer` history entries.
@@ -335,10 +335,10 @@ fn convert(server: &Server, repo: &Repository, m: &Manifest, what: &str) -> Outc
     }
     let config = match server.contents.config(config_target) {
         Some(Ok(c)) => c,
-        Some(Err(e)) if e.starts_with("cannot be read") || e.contains("limit") => {
+        Some(Err(e @ (ConfigError::Unreadable(_) | ConfigError::TooLarge))) => {
             return Outcome::answer(500, format!("config {} {e}; nothing is written", config_target.short()))
         }
-        Some(Err(e)) => {
+        Some(Err(e @ ConfigError::Malformed(_))) => {
             return Outcome::answer(
                 400,
                 format!("config {} does not decode ({e}); nothing is written", config_target.short()),
@@ -569,15 +569,45 @@ struct SchedulerEntry {
     entry_type: i64,
 }
 
+/// Why the scheduler cannot read `scheduler-state.json` (the registry then
+/// fails to start).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum SchedulerStateError {
+    #[error("larger than regaudit reads")]
+    TooLarge,
+    #[error("not a JSON object")]
+    NotObject,
+    /// Go's decode error.
+    #[error("{0}")]
+    Json(String),
+    #[error("entry {entry}: ExpiryData {text:?} is not RFC 3339")]
+    BadExpiry { entry: String, text: String },
+}
+
+impl From<String> for SchedulerStateError {
+    fn from(e: String) -> Self {
+        SchedulerStateError::Json(e)
+    }
+}
+
+/// Why an expired entry deletes nothing but itself.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum ExpiryError {
+    #[error("the key's digest {0:?} does not parse")]
+    BadDigest(String),
+    #[error("unknown EntryType {0}")]
+    UnknownEntryType(i64),
+}
+
 /// Reads `scheduler-state.json` like the scheduler's `json.Unmarshal` into
 /// `map[string]*schedulerEntry`.
-fn parse_scheduler_state(bytes: &[u8]) -> Result<Vec<SchedulerEntry>, String> {
+fn parse_scheduler_state(bytes: &[u8]) -> Result<Vec<SchedulerEntry>, SchedulerStateError> {
     if bytes.len() > crate::tree::SCHEDULER_STATE_READ_LIMIT {
-        return Err("larger than regaudit reads".into());
+        return Err(SchedulerStateError::TooLarge);
     }
     let value = gojson::parse(bytes)?;
     let serde_json::Value::Object(map) = &value else {
-        return if value.is_null() { Ok(Vec::new()) } else { Err("not a JSON object".into()) };
+        return if value.is_null() { Ok(Vec::new()) } else { Err(SchedulerStateError::NotObject) };
     };
     let mut out = Vec::new();
     for (name, v) in map {
@@ -587,8 +617,9 @@ fn parse_scheduler_state(bytes: &[u8]) -> Result<Vec<SchedulerEntry>, String> {
         let key = o.string_or_empty("Key")?;
         // A missing time is Go's zero time (year 1): long expired.
         let expiry = match o.string("ExpiryData")? {
-            Some(t) => parse_go_rfc3339(t).ok_or_else(|| format!("entry {name}: ExpiryData {t:?} is not RFC 3339"))?,
-            None => Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single().ok_or("zero time")?,
+            Some(t) => parse_go_rfc3339(t)
+                .ok_or_else(|| SchedulerStateError::BadExpiry { entry: name.clone(), text: t.to_string() })?,
+            None => Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single().ok_or_else(|| String::from("zero time"))?,
         };
         out.push(SchedulerEntry { key, expiry, entry_type: o.int("EntryType")?.unwrap_or(0) });
     }
@@ -607,7 +638,7 @@ fn proxy(inv: &Inventory, bytes: &[u8], settings: &Settings, emit: &mut dyn FnMu
     emit(miss);
     let entries = match parse_scheduler_state(bytes) {
         Ok(e) => e,
-        Err(e) => return ProxyState { entries: 0, expired: 0, error: Some(e) },
+        Err(e) => return ProxyState { entries: 0, expired: 0, error: Some(e.to_string()) },
     };
     let mut expired = 0;
     let mut ops: Vec<Operation> = Vec::new();
@@ -653,8 +684,13 @@ fn proxy(inv: &Inventory, bytes: &[u8], settings: &Settings, emit: &mut dyn FnMu
 /// What the expiry callbacks delete: a blob loses its `_layers` link and its
 /// whole blob directory; a manifest loses its revision and `_layers` links.
 /// Both first stat the object in the repository and give up if unknown.
-fn expiry_deletes(inv: &Inventory, repo_name: &str, digest_text: &str, entry_type: i64) -> Result<Vec<Write>, String> {
-    let digest: Digest = digest_text.parse().map_err(|_| format!("the key's digest {digest_text:?} does not parse"))?;
+fn expiry_deletes(
+    inv: &Inventory,
+    repo_name: &str,
+    digest_text: &str,
+    entry_type: i64,
+) -> Result<Vec<Write>, ExpiryError> {
+    let digest: Digest = digest_text.parse().map_err(|_| ExpiryError::BadDigest(digest_text.to_string()))?;
     let Some(repo) = inv.repository(repo_name) else {
         return Ok(Vec::new());
     };
@@ -688,7 +724,7 @@ fn expiry_deletes(inv: &Inventory, repo_name: &str, digest_text: &str, entry_typ
             }
             Ok(out)
         }
-        other => Err(format!("unknown EntryType {other}")),
+        other => Err(ExpiryError::UnknownEntryType(other)),
     }
 }
 
