@@ -332,7 +332,7 @@ impl<'a> Sim<'a> {
         match self.contents.manifest(target) {
             Some(Ok(m)) if m.kind == ManifestKind::Schema1 && !self.opts.target.loads_schema1() => Err(abort(
                 Stage::Mark,
-                format!("manifest {d} is schema1, which registry 3 cannot load"),
+                format!("manifest {d} is schema1, which registry {} cannot load", self.opts.target),
                 path,
                 format!("{prefix}: {SCHEMA1_GO_ERROR}"),
             )),

@@ -68,8 +68,9 @@ impl<'a> Sim<'a> {
             self.out.hazards.push(Hazard {
                 code: HazardCode::RepositoryNotWalked,
                 message: format!(
-                    "repository {name} is never walked: registry 2.8 stops listing its directory at the file {}; \
+                    "repository {name} is never walked: registry {} stops listing its directory at the file {}; \
                      nothing in it is marked",
+                    self.opts.target,
                     layout::repo_dir(by)
                 ),
                 repository: Some(name),
