@@ -575,7 +575,7 @@ impl<const V3: bool> GoImage<V3> {
     }
 }
 
-/// Decodes stored manifest bytes as registry 2.8.2 does on GET and in GC
+/// Decodes stored manifest bytes as registry 2.8.2 (the default target) does on GET and in GC
 /// (registry/storage/manifeststore.go Get).
 pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     parse_manifest_for(bytes, Target::default())

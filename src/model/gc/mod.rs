@@ -10,7 +10,7 @@
 //! (each with a stated assumption) to say what would go once it is.
 
 //!
-//! The rooms: [`walk`] (the catalog walk), [`mark`] (marking, and
+//! The rooms: `walk` (the catalog walk), [`mark`] (marking, and
 //! [`mark::marked_blobs`] for one repository), `tags` (the tag lookup),
 //! `layers` (v3's `_layers` check), `sweep` (deletions and the blob walk),
 //! `faults` (what the tree reader could not see), `hazards`, `go_errors`
@@ -46,6 +46,18 @@ macro_rules! log {
         }
     };
 }
+
+mod faults;
+mod go_errors;
+mod hazards;
+mod layers;
+pub mod mark;
+mod marks;
+mod sweep;
+mod tags;
+mod walk;
+
+pub use sweep::{digest_from_path, PathDigest};
 
 /// The phase of the run in which it stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -240,6 +252,8 @@ struct Queued {
     all_tags: Vec<String>,
 }
 
+/// One simulated run: what it has read, marked and queued so far, and its
+/// outcome. Its methods live in the submodules, one stage each.
 struct Sim<'a> {
     inv: &'a Inventory,
     contents: &'a Contents,
@@ -310,15 +324,3 @@ impl<'a> Sim<'a> {
         self.delete_layer_links(&layer_deletes)
     }
 }
-
-mod faults;
-mod go_errors;
-mod hazards;
-mod layers;
-pub mod mark;
-mod marks;
-mod sweep;
-mod tags;
-mod walk;
-
-pub use sweep::{digest_from_path, PathDigest};
