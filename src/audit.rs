@@ -14,7 +14,7 @@ use crate::layout;
 use crate::model::serve::Server;
 use crate::model::Target;
 use crate::problem::Problem;
-use crate::tree::{Leaves, LocateError, StorageRoot};
+use crate::storage::{Leaves, LocateError, StorageRoot};
 use crate::verify::{self, Verification};
 
 pub struct Audit {

@@ -9,7 +9,7 @@ use crate::inventory::Inventory;
 use crate::manifest::{parse_config, parse_manifest_for, ImageConfig, Manifest, ManifestError, MANIFEST_READ_LIMIT};
 use crate::model::Target;
 use crate::sorted_map::SortedMap;
-use crate::tree::StorageRoot;
+use crate::storage::StorageRoot;
 
 #[derive(Debug, Default)]
 pub struct Contents {
