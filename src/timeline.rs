@@ -290,11 +290,7 @@ struct Reader {
 
 impl Reader {
     fn stat(&mut self, rel: &str) -> Option<FileStat> {
-        let stat = self.root.stat(rel).and_then(|st| {
-            st.file
-                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::Unsupported, "this storage keeps no file times"))
-        });
-        match stat {
+        match self.root.file_stat(rel) {
             Ok(st) => Some(st),
             Err(e) => {
                 self.problems.push(Problem::new(Code::Unreadable, rel, format!("times cannot be read: {e}")));

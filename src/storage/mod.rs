@@ -133,6 +133,12 @@ pub type BlobReader = Box<dyn BlobRead>;
 /// What a storage backend implements: I/O only, no interpretation. Reads
 /// never write, never follow a symbolic link, and never change access times
 /// where the backend can avoid it.
+///
+/// Errors: an entry that was reached but is not what was asked for (not a
+/// regular file) is `InvalidData` without an OS code; every other error
+/// means the entry could not be read, and the scan records it as a
+/// [`crate::inventory::ReadFault`] that the models weigh (never an answer
+/// built on a partial read). A symlink met by an unlisted read is `ELOOP`.
 pub trait Backend: Send + Sync + 'static {
     /// An open directory (or key prefix) that entries are read relative to.
     type Dir: Send + Sync;
@@ -155,7 +161,18 @@ pub trait Backend: Send + Sync + 'static {
     /// `dir` said it is a regular file; otherwise `name` may be missing
     /// (`NotFound`), a directory (`IsADirectory`), anything else
     /// (`InvalidData`), and may have more than one component (`a/link`).
-    fn read_small<'b>(&self, dir: &Self::Dir, name: &str, listed: bool, buf: &'b mut [u8]) -> io::Result<&'b [u8]>;
+    /// `expect`: the link content the layout implies (`<digest>`, no
+    /// newline), for a backend that can prove without a read that the file
+    /// holds exactly it (an object store: listed size and ETag = its MD5);
+    /// a backend that cannot prove it reads the file.
+    fn read_small<'b>(
+        &self,
+        dir: &Self::Dir,
+        name: &str,
+        listed: bool,
+        expect: Option<&Digest>,
+        buf: &'b mut [u8],
+    ) -> io::Result<&'b [u8]>;
 
     /// Size of `name` in `dir`.
     fn size_in(&self, dir: &Self::Dir, name: &str) -> io::Result<u64>;
@@ -297,6 +314,18 @@ impl StorageRoot {
     pub fn open_with_stat(&self, rel: &str) -> io::Result<(BlobReader, ObjectStat)> {
         self.tree.open_with_stat(rel)
     }
+
+    /// The filesystem's full stat of `rel` (for the evidence formats and
+    /// the timeline); `Unsupported` on a backend that keeps none.
+    pub fn file_stat(&self, rel: &str) -> io::Result<FileStat> {
+        self.tree.stat(rel)?.file.ok_or_else(no_file_stat)
+    }
+
+    /// [`StorageRoot::open_with_stat`] with the filesystem's full stat.
+    pub fn open_with_file_stat(&self, rel: &str) -> io::Result<(BlobReader, FileStat)> {
+        let (reader, stat) = self.tree.open_with_stat(rel)?;
+        Ok((reader, stat.file.ok_or_else(no_file_stat)?))
+    }
 }
 
 impl<B: Backend> Tree for B {
@@ -324,6 +353,10 @@ impl<B: Backend> Tree for B {
     fn stat(&self, rel: &str) -> io::Result<ObjectStat> {
         Backend::stat(self, rel)
     }
+}
+
+fn no_file_stat() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "this storage keeps no file times")
 }
 
 /// `rel` joined with `name` (either may be "", the root).

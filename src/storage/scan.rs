@@ -227,11 +227,12 @@ impl<'a, B: Backend> Walker<'a, B> {
         symlinks.iter().any(|s| s == rel) || faults.iter().any(|f| f.path == rel)
     }
 
-    /// A read that failed: an `unreadable` problem, and (for OS errors) a
-    /// [`ReadFault`] the models weigh.
+    /// A read that failed: an `unreadable` problem, and a [`ReadFault`] the
+    /// models weigh, unless the backend's own type check refused the entry
+    /// (`InvalidData`: the entry was reached, and is not what was asked for).
     fn fault(&self, rel: &str, op: FaultOp, e: &io::Error, what: &str) {
         self.problem(Code::Unreadable, rel, format!("{what}: {e}"));
-        if e.raw_os_error().is_none() {
+        if e.raw_os_error().is_none() && e.kind() == io::ErrorKind::InvalidData {
             return;
         }
         // Search permission without read permission still lets the
@@ -509,9 +510,10 @@ impl<'a, B: Backend> Walker<'a, B> {
         repo
     }
 
-    fn read_link(&self, at: At<B::Dir>) -> LinkRead {
+    /// Reads a link; `expect` is the content its path implies, if any.
+    fn read_link(&self, at: At<B::Dir>, expect: Option<&Digest>) -> LinkRead {
         let mut buf = [0u8; LINK_READ_LIMIT + 1];
-        match self.backend.read_small(at.dir, at.name, at.listed, &mut buf) {
+        match self.backend.read_small(at.dir, at.name, at.listed, expect, &mut buf) {
             Ok(bytes) => LinkRead::Content(parse_link(bytes)),
             // Unlisted: a link that is not there is simply not recorded.
             Err(e) if !at.listed && e.kind() == io::ErrorKind::NotFound => LinkRead::Nothing,
@@ -541,8 +543,14 @@ impl<'a, B: Backend> Walker<'a, B> {
 
     /// Reads a link where the layout has one; a directory found there
     /// without listing is taken as the full walk takes it.
-    fn read_layout_link(&self, links: &mut LinkBuffers, at: At<B::Dir>, parts: &[&str]) -> Option<Link> {
-        match self.read_link(at) {
+    fn read_layout_link(
+        &self,
+        links: &mut LinkBuffers,
+        at: At<B::Dir>,
+        parts: &[&str],
+        expect: Option<&Digest>,
+    ) -> Option<Link> {
+        match self.read_link(at, expect) {
             LinkRead::Content(l) => Some(l),
             LinkRead::Directory => {
                 self.unexpected(&at.path(), Kind::Dir, layout::DIR_FOR_FILE);
@@ -567,7 +575,7 @@ impl<'a, B: Backend> Walker<'a, B> {
         }
         if !is_dir {
             if is_link {
-                if let Some(link) = self.read_link(at).content() {
+                if let Some(link) = self.read_link(at, None).content() {
                     links.strays.push(StrayLink { path: parts.join("/"), link });
                 }
             }
@@ -576,7 +584,7 @@ impl<'a, B: Backend> Walker<'a, B> {
         match self.backend.open_child_dir(at.dir, at.name) {
             Ok(dir) => self.walk_open(&dir, &mut at.path(), parts, &mut |at, parts, is_dir| {
                 if !is_dir && parts.last() == Some(&"link") {
-                    if let Some(link) = self.read_link(at).content() {
+                    if let Some(link) = self.read_link(at, None).content() {
                         links.strays.push(StrayLink { path: parts.join("/"), link });
                     }
                 }
@@ -615,13 +623,13 @@ impl<'a, B: Backend> Walker<'a, B> {
                 false
             }
             RepoPath::LayerLink(d) => {
-                if let Some(link) = self.read_layout_link(links, at, parts) {
+                if let Some(link) = self.read_layout_link(links, at, parts, Some(&d)) {
                     links.layers.push((d, link));
                 }
                 false
             }
             RepoPath::RevisionLink(d) => {
-                if let Some(link) = self.read_layout_link(links, at, parts) {
+                if let Some(link) = self.read_layout_link(links, at, parts, Some(&d)) {
                     links.revisions.push((d, link));
                 }
                 false
@@ -635,12 +643,12 @@ impl<'a, B: Backend> Walker<'a, B> {
                 true
             }
             RepoPath::TagCurrentLink(tag) => {
-                let current = self.read_layout_link(links, at, parts);
+                let current = self.read_layout_link(links, at, parts, None);
                 tag_mut(links, tag).current = current;
                 false
             }
             RepoPath::TagIndexLink(tag, d) => {
-                if let Some(link) = self.read_layout_link(links, at, parts) {
+                if let Some(link) = self.read_layout_link(links, at, parts, Some(&d)) {
                     tag_mut(links, tag).index.push((d, link));
                 }
                 false
@@ -658,7 +666,7 @@ impl<'a, B: Backend> Walker<'a, B> {
             }
             RepoPath::UploadStartedAt(uuid) => {
                 let mut buf = [0u8; STARTEDAT_READ_LIMIT + 1];
-                match self.backend.read_small(at.dir, at.name, true, &mut buf) {
+                match self.backend.read_small(at.dir, at.name, true, None, &mut buf) {
                     Ok(bytes) => {
                         repo.uploads.entry(uuid.to_string()).or_default().started_at =
                             Some(String::from_utf8_lossy(bytes).into_owned())

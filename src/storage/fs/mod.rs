@@ -147,7 +147,15 @@ impl Backend for FsBackend {
         sys::list_fd(dir.as_fd())
     }
 
-    fn read_small<'b>(&self, dir: &OwnedFd, name: &str, listed: bool, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
+    fn read_small<'b>(
+        &self,
+        dir: &OwnedFd,
+        name: &str,
+        listed: bool,
+        _expect: Option<&crate::digest::Digest>,
+        buf: &'b mut [u8],
+    ) -> io::Result<&'b [u8]> {
+        // One open and one read: nothing is inferred on a filesystem.
         let fd = sys::open_at(dir.as_fd(), os(name), OFlags::empty())?;
         if listed {
             sys::read_to_limit(fd, buf)
