@@ -15,6 +15,7 @@
 //! Every path here is relative to the storage root, `/`-separated, with
 //! name bytes that are not UTF-8 marked as [`crate::names`] marks them.
 
+pub mod flat;
 pub mod fs;
 pub mod scan;
 pub mod walks;
