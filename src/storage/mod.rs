@@ -12,6 +12,11 @@
 //!   interpretation that builds the [`Inventory`]) and [`walks`] (the
 //!   registry's own walks that `garbage-collect` makes).
 //!
+//! Backends: [`fs`] (a directory; descriptor-relative `openat2`, one read
+//! per link) and [`flat`] (a flat key space as object storage lists it,
+//! directories made from key prefixes; its test shows every testdata tree
+//! it can hold scanning to the same inventory as on the filesystem).
+//!
 //! Every path here is relative to the storage root, `/`-separated, with
 //! name bytes that are not UTF-8 marked as [`crate::names`] marks them.
 
