@@ -14,8 +14,28 @@ use crate::layout;
 use crate::model::serve::Server;
 use crate::model::Target;
 use crate::problem::Problem;
-use crate::tree::{Leaves, LocateError, StorageRoot};
+use crate::storage::{Leaves, LocateError, StorageRoot};
 use crate::verify::{self, Verification};
+
+/// Why a repository cannot be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    #[error(
+        "repository {name:?} cannot be read: {link} is a symbolic link, which regaudit does not follow \
+         (the registry does)"
+    )]
+    BehindSymlink { name: String, link: String },
+    #[error("repository {name:?} cannot be read: {dir} cannot be listed ({error})")]
+    Unlistable { name: String, dir: String, error: String },
+    #[error("no repository {0:?} in this tree")]
+    Missing(String),
+}
+
+impl From<RepositoryError> for String {
+    fn from(e: RepositoryError) -> String {
+        e.to_string()
+    }
+}
 
 pub struct Audit {
     pub root: StorageRoot,
@@ -50,29 +70,35 @@ impl Audit {
     }
 
     /// A repository of the tree, or the error to show when there is none.
-    pub fn repository(&self, name: &str) -> Result<&Repository, String> {
+    pub fn repository(&self, name: &str) -> Result<&Repository, RepositoryError> {
         self.inventory
             .repository(name)
-            .ok_or_else(|| self.why_unseen(name).unwrap_or_else(|| format!("no repository {name:?} in this tree")))
+            .ok_or_else(|| self.unseen(name).unwrap_or_else(|| RepositoryError::Missing(name.to_string())))
+    }
+
+    /// [`Audit::unseen`] as the text to show.
+    pub fn why_unseen(&self, name: &str) -> Option<String> {
+        self.unseen(name).map(|e| e.to_string())
     }
 
     /// Why a repository the walk did not find may still exist: its
     /// directory (or one above it) is a symlink regaudit does not follow,
     /// or could not be read.
-    pub fn why_unseen(&self, name: &str) -> Option<String> {
+    pub fn unseen(&self, name: &str) -> Option<RepositoryError> {
         let dir = layout::repo_dir(name);
         let repositories = format!("{}/repositories", layout::V2);
         let inv = &self.inventory;
         if let Some(s) = inv.symlinks.iter().find(|s| is_at_or_below(&dir, s)) {
-            return Some(format!(
-                "repository {name:?} cannot be read: {s} is a symbolic link, which regaudit does not follow \
-                 (the registry does)"
-            ));
+            return Some(RepositoryError::BehindSymlink { name: name.to_string(), link: s.clone() });
         }
         let mut at = dir.as_str();
         loop {
             if let Some(f) = inv.fault_at(at) {
-                return Some(format!("repository {name:?} cannot be read: {} cannot be listed ({})", f.path, f.error));
+                return Some(RepositoryError::Unlistable {
+                    name: name.to_string(),
+                    dir: f.path.clone(),
+                    error: f.error.clone(),
+                });
             }
             match at.rsplit_once('/') {
                 Some((up, _)) if is_at_or_below(up, &repositories) => at = up,

@@ -19,8 +19,8 @@ use crate::progress::Progress;
 use crate::report::inspect::{self, Reference};
 use crate::report::{self, diff, du, gc, tags, Format};
 use crate::select::Selection;
+use crate::storage::LocateError;
 use crate::timeline::Timeline;
-use crate::tree::LocateError;
 use crate::verify::CANCEL;
 
 #[derive(Parser, Debug)]

@@ -11,7 +11,7 @@ use crate::manifest::{
 };
 use crate::model::Target;
 use crate::sorted_map::SortedMap;
-use crate::tree::StorageRoot;
+use crate::storage::StorageRoot;
 
 #[derive(Debug, Default)]
 pub struct Contents {

@@ -338,7 +338,7 @@ impl Repository {
 /// [`Inventory`] records: stray names among repository directories, `data`
 /// files in odd places under `blobs/`. `garbage-collect` walks the tree with
 /// these quirks, so modelling it needs them. Built by
-/// [`crate::tree::StorageRoot::registry_walks`].
+/// [`crate::storage::StorageRoot::registry_walks`].
 #[derive(Debug, Default)]
 pub struct WalkFacts {
     /// `repositories/` exists (as a directory).

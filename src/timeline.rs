@@ -7,7 +7,7 @@
 //! write and its mtime the last; blob data is appended to in `_uploads` and
 //! then renamed into `blobs/`, so its mtime is the last append.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -15,7 +15,7 @@ use crate::digest::Digest;
 use crate::inventory::{Inventory, Repository};
 use crate::layout;
 use crate::problem::{normalize, Code, Problem};
-use crate::tree::{self, FileStat, Leaves, LocateError, Stamp, StorageRoot};
+use crate::storage::{FileStat, Leaves, LocateError, Stamp, StorageRoot};
 
 /// What an event says happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -251,7 +251,7 @@ impl Timeline {
     pub fn read(path: &Path, filter: &Filter) -> Result<Timeline, LocateError> {
         let root = StorageRoot::locate(path)?;
         let inventory = root.scan(Leaves::List);
-        let mut reader = Reader { root: root.path().to_path_buf(), files: Vec::new(), problems: Vec::new() };
+        let mut reader = Reader { root: root.clone(), files: Vec::new(), problems: Vec::new() };
         let mut tags = Vec::new();
         let mut blobs = std::collections::BTreeSet::new();
         for repo in inventory.repositories.iter().filter(|r| filter.keeps_repository(&r.name)) {
@@ -283,14 +283,14 @@ impl Timeline {
 }
 
 struct Reader {
-    root: PathBuf,
+    root: StorageRoot,
     files: Vec<FileRecord>,
     problems: Vec<Problem>,
 }
 
 impl Reader {
     fn stat(&mut self, rel: &str) -> Option<FileStat> {
-        match tree::stat_entry(&self.root.join(rel)) {
+        match self.root.file_stat(rel) {
             Ok(st) => Some(st),
             Err(e) => {
                 self.problems.push(Problem::new(Code::Unreadable, rel, format!("times cannot be read: {e}")));

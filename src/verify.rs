@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
@@ -22,7 +21,7 @@ use crate::inventory::Inventory;
 use crate::layout;
 use crate::problem::{Code, Problem};
 use crate::progress::Progress;
-use crate::tree::StorageRoot;
+use crate::storage::StorageRoot;
 
 /// The read buffer of each hashing thread: also how often a large blob
 /// checks for Ctrl-C. Small enough to stay in the L2 cache between the copy
@@ -150,12 +149,6 @@ pub fn verify(
     Verification { blobs: checks.into_iter().map(|c| (c.digest.clone(), c)).collect(), bytes_hashed, interrupted }
 }
 
-/// What identifies a file's content without reading it: a write or a
-/// truncation changes at least one of these.
-fn stamp(m: &std::fs::Metadata) -> (u64, i64, i64, i64, i64) {
-    (m.len(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec())
-}
-
 /// Hashes one blob with its own algorithm and compares. `listed` is the
 /// size the walk saw; `buf` is the calling thread's read buffer.
 fn hash_blob(root: &StorageRoot, d: &Digest, listed: u64, buf: &mut [u8], progress: &Progress) -> Outcome {
@@ -164,17 +157,18 @@ fn hash_blob(root: &StorageRoot, d: &Digest, listed: u64, buf: &mut [u8], progre
         Ok(f) => f,
         Err(e) => return unreadable(e),
     };
-    let before = match file.metadata() {
-        Ok(m) => stamp(&m),
+    // What identifies the content without reading it: a write or a
+    // truncation changes it.
+    let before = match file.version() {
+        Ok(v) => v,
         Err(e) => return unreadable(e),
     };
-    if before.0 != listed {
+    if before.size != listed {
         return Outcome::Changed {
-            error: format!("it had {listed} bytes when the tree was listed and {} now", before.0),
+            error: format!("it had {listed} bytes when the tree was listed and {} now", before.size),
         };
     }
-    // Only a hint for read-ahead; hashing is correct without it.
-    let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
+    file.sequential();
     let mut hasher = Hasher::new(d.algorithm());
     let mut read = 0u64;
     loop {
@@ -192,13 +186,13 @@ fn hash_blob(root: &StorageRoot, d: &Digest, listed: u64, buf: &mut [u8], progre
             Err(e) => return unreadable(e),
         }
     }
-    let after = match file.metadata() {
-        Ok(m) => stamp(&m),
+    let after = match file.version() {
+        Ok(v) => v,
         Err(e) => return unreadable(e),
     };
     if after != before || read != listed {
         return Outcome::Changed {
-            error: format!("it had {listed} bytes when listed, {read} were read and it has {} now", after.0),
+            error: format!("it had {listed} bytes when listed, {read} were read and it has {} now", after.size),
         };
     }
     let actual = hasher.finish();

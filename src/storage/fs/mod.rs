@@ -1,0 +1,278 @@
+//! The filesystem backend: a storage tree on a local (or mounted)
+//! filesystem, read through descriptors relative to the root's, with the
+//! syscalls of [`sys`].
+
+mod sys;
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{AtFlags, OFlags};
+
+pub use sys::noatime_honoured;
+
+use crate::inventory::go_error_text;
+use crate::layout;
+use crate::storage::{Backend, BlobRead, BlobReader, Capabilities, Entry, Kind, ObjectStat, StorageRoot, Version};
+
+/// Stack of each walker thread. The walks recurse once per directory level,
+/// and a hostile tree nests directories as deep as a path can reach
+/// (PATH_MAX, about 2,000 levels); beyond that opens fail and are reported.
+/// Only the pages used are ever touched.
+const WALKER_STACK: usize = 64 << 20;
+
+/// Gives the global thread pool stacks deep enough for [`WALKER_STACK`]'s
+/// worst case. Call before any parallel work; later calls do nothing.
+pub fn configure_threads() {
+    let _ = rayon::ThreadPoolBuilder::new().stack_size(WALKER_STACK).build_global();
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    #[error("{}: {}", .0.display(), go_error_text(&.1.to_string()))]
+    Io(PathBuf, io::Error),
+    #[error(
+        "{0} is not a registry storage tree: no docker/registry/v2 directory in it or above it \
+         (give the storage root that holds docker/, or docker/registry/v2 itself)"
+    )]
+    NotARegistry(PathBuf),
+    #[error(
+        "{0} is inside a registry storage tree, not its root: give the storage root {1} \
+         (the directory that holds docker/)"
+    )]
+    InsideTheTree(PathBuf, PathBuf),
+}
+
+/// A storage tree in a directory. Paths from the root are opened whole
+/// (the root is canonical, so it has no symlink; and a path too long for
+/// the kernel fails here as it fails for the registry), names within a
+/// directory the walk holds open relative to its descriptor.
+pub struct FsBackend {
+    root: PathBuf,
+}
+
+/// A name or a path relative to the root (marked names, see
+/// [`crate::names`]) as the bytes it stands for.
+fn os(rel: &str) -> std::borrow::Cow<'_, OsStr> {
+    match crate::names::to_bytes(rel) {
+        std::borrow::Cow::Borrowed(b) => std::borrow::Cow::Borrowed(OsStr::from_bytes(b)),
+        std::borrow::Cow::Owned(b) => {
+            std::borrow::Cow::Owned(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(b))
+        }
+    }
+}
+
+/// A blob's data file, streamed.
+struct FsBlob(std::fs::File);
+
+impl io::Read for FsBlob {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl BlobRead for FsBlob {
+    fn version(&self) -> io::Result<Version> {
+        use std::os::unix::fs::MetadataExt;
+        let m = self.0.metadata()?;
+        Ok(Version { size: m.len(), tag: format!("{}.{} {}.{}", m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()) })
+    }
+
+    fn sequential(&self) {
+        // Only a hint for read-ahead; reading is correct without it.
+        let _ = rustix::fs::fadvise(&self.0, 0, None, rustix::fs::Advice::Sequential);
+    }
+}
+
+fn object_stat(st: crate::storage::FileStat) -> ObjectStat {
+    ObjectStat {
+        kind: sys::mode_kind(st.mode),
+        size: st.size,
+        modified: Some(st.mtime),
+        born: st.btime,
+        etag: None,
+        file: Some(st),
+    }
+}
+
+impl FsBackend {
+    /// The tree in the directory `root` (canonical).
+    pub fn new(root: PathBuf) -> FsBackend {
+        FsBackend { root }
+    }
+
+    /// The absolute path of `rel`.
+    fn abs(&self, rel: &str) -> PathBuf {
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(os(rel))
+        }
+    }
+
+    /// Opens `rel` as every open here is.
+    fn open_rel(&self, rel: &str, flags: OFlags) -> io::Result<OwnedFd> {
+        sys::open_at(rustix::fs::CWD, self.abs(rel), flags)
+    }
+
+    fn open_regular(&self, rel: &str) -> io::Result<std::fs::File> {
+        let file = std::fs::File::from(self.open_rel(rel, OFlags::empty())?);
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "blob data is not a regular file"));
+        }
+        Ok(file)
+    }
+}
+
+impl Backend for FsBackend {
+    type Dir = OwnedFd;
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { directories: true, mtimes: true, symlinks: true, birth_times: true, etags: false }
+    }
+
+    fn open_dir(&self, rel: &str) -> io::Result<OwnedFd> {
+        self.open_rel(rel, OFlags::DIRECTORY)
+    }
+
+    fn open_child_dir(&self, dir: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
+        sys::open_at(dir.as_fd(), os(name), OFlags::DIRECTORY)
+    }
+
+    fn list(&self, dir: &OwnedFd) -> io::Result<Vec<Entry>> {
+        sys::list_fd(dir.as_fd())
+    }
+
+    fn read_small<'b>(
+        &self,
+        dir: &OwnedFd,
+        name: &str,
+        listed: bool,
+        _expect: Option<&crate::digest::Digest>,
+        buf: &'b mut [u8],
+    ) -> io::Result<&'b [u8]> {
+        // One open and one read: nothing is inferred on a filesystem.
+        let fd = sys::open_at(dir.as_fd(), os(name), OFlags::empty())?;
+        if listed {
+            sys::read_to_limit(fd, buf)
+        } else {
+            sys::read_unlisted(fd, buf)
+        }
+    }
+
+    fn size_in(&self, dir: &OwnedFd, name: &str) -> io::Result<u64> {
+        sys::size_at(dir.as_fd(), &os(name))
+    }
+
+    fn may_hold_dirs(&self, dir: &OwnedFd, name: &str) -> bool {
+        // A directory's link count is 2 plus its subdirectories; filesystems
+        // that do not count them (btrfs) say 1.
+        sys::nlink_at(dir.as_fd(), &os(name)).is_none_or(|n| n != 2)
+    }
+
+    fn kind(&self, rel: &str) -> io::Result<Kind> {
+        sys::kind_at(rustix::fs::CWD, self.abs(rel).as_os_str())
+    }
+
+    fn traversable(&self, rel: &str) -> bool {
+        std::fs::symlink_metadata(self.abs(rel).join(".")).is_ok()
+    }
+
+    fn read_capped(&self, rel: &str, limit: usize) -> io::Result<Vec<u8>> {
+        sys::read_capped(self.open_rel(rel, OFlags::empty())?, limit)
+    }
+
+    fn open(&self, rel: &str) -> io::Result<BlobReader> {
+        let file = self.open_regular(rel)?;
+        Ok(Box::new(FsBlob(file)))
+    }
+
+    fn open_with_stat(&self, rel: &str) -> io::Result<(BlobReader, ObjectStat)> {
+        let (file, stat) = open_with_stat(&self.abs(rel))?;
+        Ok((Box::new(FsBlob(file)), object_stat(stat)))
+    }
+
+    /// Its directory is opened as every open here is (no symlinks,
+    /// `O_NOATIME`; opening a directory does not read it), and `statx` on
+    /// the name reads only the inode.
+    fn stat(&self, rel: &str) -> io::Result<ObjectStat> {
+        stat_entry(&self.abs(rel)).map(object_stat)
+    }
+}
+
+/// Locates a storage root on the filesystem: accepts the storage root,
+/// `docker/registry/v2`, or anything between.
+pub fn locate(arg: &Path) -> Result<StorageRoot, LocateError> {
+    let abs = std::fs::canonicalize(arg).map_err(|e| LocateError::Io(arg.to_path_buf(), e))?;
+    match std::fs::metadata(&abs) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(LocateError::NotARegistry(arg.to_path_buf())),
+        Err(e) => return Err(LocateError::Io(arg.to_path_buf(), e)),
+    }
+    // A directory we may not read says so, rather than "not a registry".
+    if let Err(e) = sys::open_at(rustix::fs::CWD, &abs, OFlags::DIRECTORY) {
+        return Err(LocateError::Io(arg.to_path_buf(), e));
+    }
+    // The argument may name the root itself or one of the three levels below it.
+    let suffixes: [&[&str]; 4] = [&[], &["docker"], &["docker", "registry"], &["docker", "registry", "v2"]];
+    for suffix in suffixes {
+        let ends_with = abs.iter().rev().take(suffix.len()).eq(suffix.iter().rev().map(OsStr::new));
+        if !ends_with {
+            continue;
+        }
+        let mut root = abs.clone();
+        for _ in suffix {
+            root.pop();
+        }
+        match std::fs::metadata(root.join(layout::V2)) {
+            Ok(m) if m.is_dir() => {
+                let symlinked = ["docker", "docker/registry", layout::V2]
+                    .into_iter()
+                    .find(|rel| std::fs::symlink_metadata(root.join(rel)).is_ok_and(|m| m.is_symlink()))
+                    .map(str::to_string);
+                let backend = FsBackend::new(root.clone());
+                return Ok(StorageRoot::new(root, symlinked, Arc::new(backend)));
+            }
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(LocateError::Io(root.join(layout::V2), e));
+            }
+            _ => {}
+        }
+    }
+    // Somewhere below docker/registry/v2: name the root instead.
+    let parts: Vec<&OsStr> = abs.iter().collect();
+    let inside = parts.windows(3).rposition(|w| w == [OsStr::new("docker"), OsStr::new("registry"), OsStr::new("v2")]);
+    if let Some(i) = inside {
+        let root: PathBuf = parts[..i].iter().collect();
+        if root.join(layout::V2).is_dir() {
+            return Err(LocateError::InsideTheTree(arg.to_path_buf(), root));
+        }
+    }
+    Err(LocateError::NotARegistry(arg.to_path_buf()))
+}
+
+/// Stats an absolute `path` below a canonical storage root (see
+/// [`Backend::stat`]). For callers that hold a path, not a
+/// [`StorageRoot`]; prefer [`StorageRoot::stat`].
+pub fn stat_entry(path: &Path) -> io::Result<crate::storage::FileStat> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
+    };
+    let dir = sys::open_at(rustix::fs::CWD, parent, OFlags::DIRECTORY)?;
+    sys::statx_at(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
+}
+
+/// Opens an absolute `path` as every open here is and stats it before
+/// anything is read; prefer [`StorageRoot::open_with_stat`].
+pub fn open_with_stat(path: &Path) -> io::Result<(std::fs::File, crate::storage::FileStat)> {
+    let fd = sys::open_at(rustix::fs::CWD, path, OFlags::empty())?;
+    let stat = sys::statx_fd(fd.as_fd())?;
+    if sys::mode_kind(stat.mode) != Kind::File {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    Ok((std::fs::File::from(fd), stat))
+}
