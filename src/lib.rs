@@ -24,3 +24,8 @@ pub mod sorted_map;
 pub mod timeline;
 pub mod tree;
 pub mod verify;
+
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod testkit;
