@@ -88,6 +88,13 @@ pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// For the tests marked `#[ignore = "needs root"]` (scripts/test runs them
+/// with `--include-ignored` when it is root, as CI is): included without
+/// root, they fail instead of passing without checking anything.
+pub fn require_root() {
+    assert!(is_root(), "this test needs root; it is ignored unless included (scripts/test includes it as root)");
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
