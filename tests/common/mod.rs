@@ -79,3 +79,37 @@ pub fn all_trees() -> Vec<String> {
 }
 
 pub const V2: &str = "docker/registry/v2";
+
+/// Starts regaudit and waits until it has `file` open and has read from it
+/// (its offset, from /proc, is past 0): it is then hashing that file. Only
+/// hashing reads a layer's data, and the Ctrl-C handler is installed before
+/// hashing starts (src/cli.rs `verify`), so a signal sent once this returns
+/// meets the handler, however slow the machine.
+#[allow(clippy::zombie_processes)] // the caller waits for the child it gets back
+pub fn start_hashing(args: &[&str], file: &std::path::Path) -> std::process::Child {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_regaudit"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fds = format!("/proc/{}/fd", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} never started hashing {}", file.display());
+        }
+        let reading = std::fs::read_dir(&fds).into_iter().flatten().flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|p| p == file)
+                && std::fs::read_to_string(format!("/proc/{}/fdinfo/{}", child.id(), fd.file_name().to_string_lossy()))
+                    .is_ok_and(|info| info.lines().any(|l| l.starts_with("pos:") && l.trim_end() != "pos:\t0"))
+        });
+        if reading {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
