@@ -42,13 +42,12 @@ pub fn json(args: &[&str]) -> (i32, serde_json::Value) {
 
 /// Copies a tree, keeping symlinks as symlinks.
 pub fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
+    for entry in walkdir::WalkDir::new(from) {
         let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        let ft = entry.file_type().unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        let ft = entry.file_type();
         if ft.is_dir() {
-            copy_tree(&entry.path(), &target);
+            std::fs::create_dir_all(&target).unwrap();
         } else if ft.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
         } else {
