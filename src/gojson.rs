@@ -22,7 +22,69 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value};
 
-pub type Result<T> = std::result::Result<T, String>;
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why a document does not decode. Displayed as the text regaudit shows
+/// (Go's own wording where Go has one: `cannot unmarshal string into int64`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The syntax check (`checkValid`) refused the input.
+    #[error("invalid JSON: {what} at offset {offset}")]
+    Syntax { what: &'static str, offset: usize },
+    /// A JSON value of a type its Go type cannot take (`UnmarshalTypeError`).
+    #[error("cannot unmarshal {found} into {want}")]
+    Type { found: &'static str, want: String },
+    /// A number its Go type cannot hold.
+    #[error("cannot unmarshal number {text} into {want}")]
+    Range { text: String, want: &'static str },
+    /// The error of field `field` of the struct `strukt`.
+    #[error("{strukt}.{field}: {inner}")]
+    Field { strukt: String, field: String, inner: Box<Error> },
+    /// `Time.UnmarshalJSON` refused this text (without its quotes when it had them).
+    #[error("not an RFC 3339 time: {0}")]
+    Time(String),
+    /// A field of a whole document ([`parse`], [`Obj`]) of the wrong type.
+    #[error("field {field:?} should be {want}, found {found}")]
+    FieldType { field: String, want: &'static str, found: &'static str },
+    /// An integer field whose number is not a 64-bit integer.
+    #[error("field {field:?} is not a 64-bit integer: {number}")]
+    NotInt64 { field: String, number: String },
+    /// A document that passed the syntax check and still does not parse.
+    #[error("invalid JSON: {0}")]
+    Parse(String),
+    /// A decoder's own refusal (a `[]byte` string that is not base64...).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// The time text `Time.UnmarshalJSON` refused, wherever in the document:
+    /// the decode ends there, which some callers report apart.
+    pub fn bad_time(&self) -> Option<&str> {
+        match self {
+            Error::Time(text) => Some(text),
+            Error::Field { inner, .. } => inner.bad_time(),
+            _ => None,
+        }
+    }
+
+    /// The same error for a value decoded as `from` in place of the Go type
+    /// `to` (a `uint8` read through an `int64`).
+    pub fn retyped(self, from: &str, to: &'static str) -> Error {
+        match self {
+            Error::Type { found, want } if want == from => Error::Type { found, want: to.into() },
+            Error::Range { text, want } if want == from => Error::Range { text, want: to },
+            other => other,
+        }
+    }
+}
+
+/// Where errors still travel as text (reports, the scheduler state reader).
+impl From<Error> for String {
+    fn from(e: Error) -> String {
+        e.to_string()
+    }
+}
 
 /// Go's `maxNestingDepth` (encoding/json scanner.go).
 pub const MAX_NESTING_DEPTH: usize = 10_000;
@@ -37,7 +99,7 @@ pub fn check_valid(b: &[u8]) -> Result<()> {
     // true: inside an object, false: inside an array.
     let mut stack: Vec<bool> = Vec::new();
     let mut i = 0;
-    let err = |what: &str, at: usize| Err(format!("invalid JSON: {what} at offset {at}"));
+    let err = |what: &'static str, offset: usize| Err(Error::Syntax { what, offset });
     let skip_space = |i: &mut usize| {
         while *i < b.len() && is_space(b[*i]) {
             *i += 1;
@@ -130,15 +192,15 @@ pub fn check_valid(b: &[u8]) -> Result<()> {
 fn scan_string(b: &[u8], mut i: usize) -> Result<usize> {
     i += 1;
     loop {
-        let Some(&c) = b.get(i) else { return Err(format!("invalid JSON: unterminated string at offset {i}")) };
+        let Some(&c) = b.get(i) else { return Err(Error::Syntax { what: "unterminated string", offset: i }) };
         match c {
             b'"' => return Ok(i + 1),
             b'\\' => match b.get(i + 1) {
                 Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
                 Some(b'u') if b.len() >= i + 6 && b[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit) => i += 6,
-                _ => return Err(format!("invalid JSON: invalid escape at offset {i}")),
+                _ => return Err(Error::Syntax { what: "invalid escape", offset: i }),
             },
-            0..=0x1f => return Err(format!("invalid JSON: control character in string at offset {i}")),
+            0..=0x1f => return Err(Error::Syntax { what: "control character in string", offset: i }),
             _ => i += 1,
         }
     }
@@ -146,7 +208,7 @@ fn scan_string(b: &[u8], mut i: usize) -> Result<usize> {
 
 /// The offset just past the number starting at `i`.
 fn scan_number(b: &[u8], mut i: usize) -> Result<usize> {
-    let bad = |i: usize| Err(format!("invalid JSON: malformed number at offset {i}"));
+    let bad = |offset: usize| Err(Error::Syntax { what: "malformed number", offset });
     let digits = |i: &mut usize| {
         let start = *i;
         while *i < b.len() && b[*i].is_ascii_digit() {
@@ -330,8 +392,8 @@ impl<'a> Decoder<'a> {
         self.b.get(self.pos).copied().unwrap_or(b'n')
     }
 
-    fn type_error(&mut self, want: &str) -> String {
-        format!("cannot unmarshal {} into {want}", kind_name(self.peek()))
+    fn type_error(&mut self, want: &str) -> Error {
+        Error::Type { found: kind_name(self.peek()), want: want.into() }
     }
 
     /// Skips the value at the cursor without converting it (iterative: the
@@ -449,7 +511,11 @@ impl<'a> Decoder<'a> {
             let index =
                 fields.iter().position(|f| *f == key).or_else(|| fields.iter().position(|f| key_folds_to(f, &key)));
             match index {
-                Some(i) => field(d, i).map_err(|e| format!("{what}.{}: {e}", fields[i])),
+                Some(i) => field(d, i).map_err(|e| Error::Field {
+                    strukt: what.into(),
+                    field: fields[i].into(),
+                    inner: Box::new(e),
+                }),
                 None => {
                     d.skip();
                     Ok(())
@@ -525,7 +591,7 @@ impl GoDecode for i64 {
             b'-' | b'0'..=b'9' => {
                 let text = d.scalar();
                 let text = std::str::from_utf8(text).unwrap_or_default();
-                *self = text.parse().map_err(|_| format!("cannot unmarshal number {text} into int64"))?;
+                *self = text.parse().map_err(|_| Error::Range { text: text.into(), want: "int64" })?;
                 Ok(())
             }
             b'n' => {
@@ -676,7 +742,7 @@ pub fn unmarshal_any_map(bytes: &[u8]) -> Result<()> {
     let d = Decoder::new(bytes)?;
     match d.peek() {
         b'{' | b'n' => {}
-        c => return Err(format!("cannot unmarshal {} into map[string]interface {{}}", kind_name(c))),
+        c => return Err(Error::Type { found: kind_name(c), want: "map[string]interface {}".into() }),
     }
     // Every number outside strings, wherever it is.
     let b = bytes;
@@ -689,7 +755,7 @@ pub fn unmarshal_any_map(bytes: &[u8]) -> Result<()> {
                 let text = std::str::from_utf8(&b[i..end]).unwrap_or_default();
                 // strconv.ParseFloat: out of range (to ±Inf) is an error; underflow is 0.
                 if text.parse::<f64>().map_or(true, f64::is_infinite) {
-                    return Err(format!("cannot unmarshal number {text} into float64"));
+                    return Err(Error::Range { text: text.into(), want: "float64" });
                 }
                 i = end;
             }
@@ -708,9 +774,6 @@ impl GoDecode for StringShape {
         String::new().go_decode(d)
     }
 }
-
-/// How a [`GoTime`] error begins; the text that failed follows.
-pub const TIME_ERROR: &str = "not an RFC 3339 time: ";
 
 /// A Go `time.Time` field: go1.19's `Time.UnmarshalJSON` parses the raw JSON
 /// text, quotes included, with layout `"` + RFC3339 + `"` (so an escaped
@@ -731,7 +794,7 @@ impl GoDecode for GoTime {
                 self.0 = inner.map(str::to_string);
                 Ok(())
             }
-            None => Err(format!("{TIME_ERROR}{}", inner.unwrap_or(&text))),
+            None => Err(Error::Time(inner.unwrap_or(&text).into())),
         }
     }
 }
@@ -813,15 +876,15 @@ pub fn parse_go_rfc3339(s: &str) -> Option<DateTime<Utc>> {
 pub fn parse(bytes: &[u8]) -> Result<Value> {
     check_valid(bytes)?;
     let text = String::from_utf8_lossy(bytes);
-    serde_json::from_str(&text).map_err(|e| format!("invalid JSON: {e}"))
+    serde_json::from_str(&text).map_err(|e| Error::Parse(e.to_string()))
 }
 
 /// A JSON object seen as a Go struct.
 #[derive(Clone, Copy)]
 pub struct Obj<'a>(pub &'a Map<String, Value>);
 
-fn type_error(field: &str, want: &str, got: &Value) -> String {
-    let got = match got {
+fn type_error(field: &str, want: &'static str, got: &Value) -> Error {
+    let found = match got {
         Value::Null => "null",
         Value::Bool(_) => "bool",
         Value::Number(_) => "number",
@@ -829,7 +892,7 @@ fn type_error(field: &str, want: &str, got: &Value) -> String {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     };
-    format!("field {field:?} should be {want}, found {got}")
+    Error::FieldType { field: field.into(), want, found }
 }
 
 /// Decodes `v` as a struct: `null` is the zero struct (None), anything but an
@@ -875,7 +938,7 @@ impl<'a> Obj<'a> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::Number(n)) => {
-                n.as_i64().map(Some).ok_or_else(|| format!("field {name:?} is not a 64-bit integer: {n}"))
+                n.as_i64().map(Some).ok_or_else(|| Error::NotInt64 { field: name.into(), number: n.to_string() })
             }
             Some(other) => Err(type_error(name, "an integer", other)),
         }
@@ -1010,6 +1073,48 @@ mod tests {
         let deep = |n: usize| format!("{{\"x\":{}{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
         assert!(probe(&deep(MAX_NESTING_DEPTH)).is_ok());
         assert!(probe(&deep(MAX_NESTING_DEPTH + 1)).is_err());
+    }
+
+    #[test]
+    fn errors_keep_go_texts_and_their_structure() {
+        let e = probe(r#"{"inner":{"schemaVersion":"2"}}"#).unwrap_err();
+        assert_eq!(e.to_string(), "Probe.inner: Probe.schemaVersion: cannot unmarshal string into int64");
+        let Error::Field { strukt, field, inner } = &e else { panic!("{e:?}") };
+        assert_eq!((strukt.as_str(), field.as_str()), ("Probe", "inner"));
+        assert!(matches!(**inner, Error::Field { .. }));
+        let e = probe(r#"{"schemaVersion":99999999999999999999}"#).unwrap_err();
+        assert_eq!(e.to_string(), "Probe.schemaVersion: cannot unmarshal number 99999999999999999999 into int64");
+        assert_eq!(
+            probe("{} x").unwrap_err(),
+            Error::Syntax { what: "invalid character after top-level value", offset: 3 }
+        );
+        assert_eq!(
+            probe("{} x").unwrap_err().to_string(),
+            "invalid JSON: invalid character after top-level value at offset 3"
+        );
+        assert_eq!(
+            unmarshal_any_map(b"[]").unwrap_err().to_string(),
+            "cannot unmarshal array into map[string]interface {}"
+        );
+        let retyped = Error::Type { found: "string", want: "int64".into() }.retyped("int64", "uint8");
+        assert_eq!(retyped.to_string(), "cannot unmarshal string into uint8");
+    }
+
+    #[test]
+    fn a_bad_time_is_found_through_the_fields_around_it() {
+        #[derive(Default)]
+        struct Entry(GoTime);
+        impl GoDecode for Entry {
+            fn go_decode(&mut self, d: &mut Decoder) -> Result<()> {
+                d.struct_fields("History", &["created"], |d, _| self.0.go_decode(d))
+            }
+        }
+        let mut entries = GoSlice::<Entry>::default();
+        let e =
+            unmarshal(br#"[{"created":"2024-01-01T00:00:00Z"},{"created":"yesterday"}]"#, &mut entries).unwrap_err();
+        assert_eq!(e.to_string(), "History.created: not an RFC 3339 time: yesterday");
+        assert_eq!(e.bad_time(), Some("yesterday"));
+        assert_eq!(probe(r#"{"mediaType":5}"#).unwrap_err().bad_time(), None);
     }
 
     #[test]

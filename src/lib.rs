@@ -25,3 +25,8 @@ pub mod storage;
 pub mod timeline;
 pub mod tree;
 pub mod verify;
+
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod testkit;

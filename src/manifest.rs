@@ -305,6 +305,12 @@ impl From<String> for ManifestError {
     }
 }
 
+impl From<gojson::Error> for ManifestError {
+    fn from(e: gojson::Error) -> Self {
+        ManifestError::Malformed(e.to_string())
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The Go structs the registry unmarshals stored manifests into, reduced to
 // the fields it reads; every other key is skipped without conversion.
@@ -432,7 +438,8 @@ impl GoDecode for BytesShape {
             b'"' => {
                 let mut s = String::new();
                 s.go_decode(d)?;
-                go_std_base64_valid(&s).map_err(|at| format!("illegal base64 data at input byte {at}"))
+                go_std_base64_valid(&s)
+                    .map_err(|at| gojson::Error::Invalid(format!("illegal base64 data at input byte {at}")))
             }
             _ => GoSlice::<U8Shape>::default().go_decode(d),
         }
@@ -447,7 +454,7 @@ struct U8Shape;
 impl GoDecode for U8Shape {
     fn go_decode(&mut self, d: &mut Decoder) -> gojson::Result<()> {
         let mut n = 0i64;
-        let refused = || "cannot unmarshal number into uint8".to_string();
+        let refused = || gojson::Error::Type { found: "number", want: "uint8".into() };
         match d.peek() {
             b'-' | b'0'..=b'9' => {
                 // ParseUint refuses a sign: "-0" fails too (an i64 reads it as 0).
@@ -455,7 +462,7 @@ impl GoDecode for U8Shape {
                 n.go_decode(d).map_err(|_| refused())?;
                 (!signed && (0..=255).contains(&n)).then_some(()).ok_or_else(refused)
             }
-            _ => n.go_decode(d).map_err(|e| e.replace("int64", "uint8")),
+            _ => n.go_decode(d).map_err(|e| e.retyped("int64", "uint8")),
         }
     }
 }
@@ -614,7 +621,8 @@ fn parse_image<const V3: bool>(bytes: &[u8]) -> Result<Manifest, ManifestError> 
                     // (`[]` counts, `null` does not), else an OCI manifest. An
                     // index that fails to decode makes Get assert a nil
                     // interface: the registry panics.
-                    let list = GoImage::<V3>::decode(bytes, index).map_err(ManifestError::PanicsRegistry)?;
+                    let list = GoImage::<V3>::decode(bytes, index)
+                        .map_err(|e| ManifestError::PanicsRegistry(e.to_string()))?;
                     if list.has_manifests(index) {
                         return Ok(list.manifest(ManifestKind::OciIndex));
                     }
@@ -833,7 +841,7 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, ConfigError> {
         return Err(ConfigError::TooLarge);
     }
     let mut c = GoConfig::default();
-    let mut d = Decoder::new(bytes).map_err(ConfigError::Malformed)?;
+    let mut d = Decoder::new(bytes).map_err(|e| ConfigError::Malformed(e.to_string()))?;
     let fields = ["rootfs", "history", "architecture", "os", "variant", "created"];
     let decoded = d.struct_fields("imageConfig", &fields, |d, i| {
         let lenient = |d: &mut Decoder, s: &mut String| {
@@ -855,12 +863,9 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, ConfigError> {
     });
     // Time.UnmarshalJSON ends the decode: kept apart, as the conversion's own outcome.
     if let Err(e) = decoded {
-        return match e.find(gojson::TIME_ERROR) {
-            Some(at) => Ok(ImageConfig {
-                bad_history_time: Some(e[at + gojson::TIME_ERROR.len()..].into()),
-                ..Default::default()
-            }),
-            None => Err(ConfigError::Malformed(e)),
+        return match e.bad_time() {
+            Some(text) => Ok(ImageConfig { bad_history_time: Some(text.into()), ..Default::default() }),
+            None => Err(ConfigError::Malformed(e.to_string())),
         };
     }
     let history = c.history.items();

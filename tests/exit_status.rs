@@ -225,8 +225,6 @@ fn gc_dry_run_is_accepted_and_says_it_changes_nothing() {
 /// was verified.
 #[test]
 fn interrupted_hashing_exits_2_whatever_fail_on_says() {
-    use std::process::Stdio;
-    use std::time::Duration;
     let dir = common::scratch("trees/minimal");
     // A large sparse blob keeps the hasher busy for a few seconds.
     let fake = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -234,13 +232,9 @@ fn interrupted_hashing_exits_2_whatever_fail_on_says() {
     std::fs::create_dir_all(&blob).unwrap();
     std::fs::File::create(blob.join("data")).unwrap().set_len(16 << 30).unwrap();
     let root = dir.path().to_str().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_regaudit"))
-        .args(["scan", root, "--verify", "--format", "json", "--fail-on", "none"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // Signalled once it hashes the blob: the handler is installed by then.
+    let child =
+        common::start_hashing(&["scan", root, "--verify", "--format", "json", "--fail-on", "none"], &blob.join("data"));
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2));

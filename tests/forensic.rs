@@ -17,7 +17,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::registry::is_root;
+use common::registry::require_root;
 use common::{copy_tree, testdata};
 use rustix::fs::{Mode, OFlags};
 use sha2::{Digest as _, Sha256};
@@ -321,15 +321,11 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// Needs root: unshare -m, mount --bind, mount -o remount,ro.
 #[test]
+#[ignore = "needs root"]
 fn every_command_is_read_only_on_a_read_only_mount_under_strace() {
-    if !is_root() {
-        eprintln!(
-            "\n*** SKIPPED forensic read-only test: it needs root (unshare -m, mount --bind, mount -o remount,ro). \
-             Run the suite as root (CI does) to check that regaudit never writes to the evidence. ***\n"
-        );
-        return;
-    }
+    require_root();
     for t in ["strace", "unshare", "mount", "mkfifo"] {
         assert!(tool(t), "{t} is not installed: run scripts/test, which installs it");
     }

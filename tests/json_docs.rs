@@ -194,24 +194,21 @@ fn trees() -> Vec<String> {
 
 /// `repository@digest` of every revision link in a tree (untagged ones too).
 fn revisions(root: &Path) -> Vec<String> {
-    fn walk(dir: &Path, repo: &str, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        let mut entries: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
-        entries.sort();
-        for path in entries {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if name == "_manifests" {
-                let Ok(revs) = std::fs::read_dir(path.join("revisions/sha256")) else { continue };
-                for rev in revs {
-                    out.push(format!("{repo}@sha256:{}", rev.unwrap().file_name().to_string_lossy()));
-                }
-            } else if !name.starts_with('_') && path.is_dir() {
-                walk(&path, &if repo.is_empty() { name } else { format!("{repo}/{name}") }, out);
-            }
+    let repos = root.join(common::V2).join("repositories");
+    let mut out = Vec::new();
+    // Repositories are the directories holding `_manifests` (symlinks followed, as the registry
+    // does); other `_` directories are not entered.
+    let walk = walkdir::WalkDir::new(&repos).follow_links(true).sort_by_file_name().into_iter().filter_entry(|e| {
+        let name = e.file_name().to_string_lossy();
+        e.file_type().is_dir() && (!name.starts_with('_') || name == "_manifests")
+    });
+    for entry in walk.flatten().filter(|e| e.file_name() == "_manifests") {
+        let repo = entry.path().parent().unwrap().strip_prefix(&repos).unwrap().to_string_lossy().into_owned();
+        let Ok(revs) = std::fs::read_dir(entry.path().join("revisions/sha256")) else { continue };
+        for rev in revs {
+            out.push(format!("{repo}@sha256:{}", rev.unwrap().file_name().to_string_lossy()));
         }
     }
-    let mut out = Vec::new();
-    walk(&root.join(common::V2).join("repositories"), "", &mut out);
     out
 }
 

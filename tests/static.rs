@@ -54,12 +54,11 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Needs root: chroot.
 #[test]
+#[ignore = "needs root"]
 fn static_binary_scans_a_tree_in_an_empty_chroot() {
-    if !common::registry::is_root() {
-        eprintln!("\n*** SKIPPED static_binary_scans_a_tree_in_an_empty_chroot: chroot needs root ***\n");
-        return;
-    }
+    common::registry::require_root();
     let bin = build_static();
 
     // Stripped and small: a file to carry to a rescue shell.

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -116,37 +116,6 @@ fn tree_with_huge_layer() -> (tempfile::TempDir, std::path::PathBuf) {
     let data = dir.path().join(format!("{V2}/blobs/sha256/7d/{LAYER}/data"));
     std::fs::OpenOptions::new().write(true).open(&data).unwrap().set_len(16 << 30).unwrap();
     (dir, data)
-}
-
-/// Starts regaudit and waits until it has `file` open and has read from it
-/// (its offset, from /proc, is past 0): it is then hashing that file.
-#[allow(clippy::zombie_processes)] // the caller waits for the child it gets back
-fn start_hashing(args: &[&str], file: &std::path::Path) -> std::process::Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_regaudit"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let fds = format!("/proc/{}/fd", child.id());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?} never started hashing {}", file.display());
-        }
-        let reading = std::fs::read_dir(&fds).into_iter().flatten().flatten().any(|fd| {
-            std::fs::read_link(fd.path()).is_ok_and(|p| p == file)
-                && std::fs::read_to_string(format!("/proc/{}/fdinfo/{}", child.id(), fd.file_name().to_string_lossy()))
-                    .is_ok_and(|info| info.lines().any(|l| l.starts_with("pos:") && l.trim_end() != "pos:\t0"))
-        });
-        if reading {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// One rule for every command that hashes: Ctrl-C prints the partial report,

@@ -579,15 +579,9 @@ enum SchedulerStateError {
     NotObject,
     /// Go's decode error.
     #[error("{0}")]
-    Json(String),
+    Json(#[from] crate::gojson::Error),
     #[error("entry {entry}: ExpiryData {text:?} is not RFC 3339")]
     BadExpiry { entry: String, text: String },
-}
-
-impl From<String> for SchedulerStateError {
-    fn from(e: String) -> Self {
-        SchedulerStateError::Json(e)
-    }
 }
 
 /// Why an expired entry deletes nothing but itself.
@@ -619,7 +613,9 @@ fn parse_scheduler_state(bytes: &[u8]) -> Result<Vec<SchedulerEntry>, SchedulerS
         let expiry = match o.string("ExpiryData")? {
             Some(t) => parse_go_rfc3339(t)
                 .ok_or_else(|| SchedulerStateError::BadExpiry { entry: name.clone(), text: t.to_string() })?,
-            None => Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single().ok_or_else(|| String::from("zero time"))?,
+            None => {
+                Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single().expect("Go's zero time, 0001-01-01, is representable")
+            }
         };
         out.push(SchedulerEntry { key, expiry, entry_type: o.int("EntryType")?.unwrap_or(0) });
     }

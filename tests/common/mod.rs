@@ -42,13 +42,12 @@ pub fn json(args: &[&str]) -> (i32, serde_json::Value) {
 
 /// Copies a tree, keeping symlinks as symlinks.
 pub fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
+    for entry in walkdir::WalkDir::new(from) {
         let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        let ft = entry.file_type().unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        let ft = entry.file_type();
         if ft.is_dir() {
-            copy_tree(&entry.path(), &target);
+            std::fs::create_dir_all(&target).unwrap();
         } else if ft.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
         } else {
@@ -79,3 +78,37 @@ pub fn all_trees() -> Vec<String> {
 }
 
 pub const V2: &str = "docker/registry/v2";
+
+/// Starts regaudit and waits until it has `file` open and has read from it
+/// (its offset, from /proc, is past 0): it is then hashing that file. Only
+/// hashing reads a layer's data, and the Ctrl-C handler is installed before
+/// hashing starts (src/cli.rs `verify`), so a signal sent once this returns
+/// meets the handler, however slow the machine.
+#[allow(clippy::zombie_processes)] // the caller waits for the child it gets back
+pub fn start_hashing(args: &[&str], file: &std::path::Path) -> std::process::Child {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_regaudit"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fds = format!("/proc/{}/fd", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} never started hashing {}", file.display());
+        }
+        let reading = std::fs::read_dir(&fds).into_iter().flatten().flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|p| p == file)
+                && std::fs::read_to_string(format!("/proc/{}/fdinfo/{}", child.id(), fd.file_name().to_string_lossy()))
+                    .is_ok_and(|info| info.lines().any(|l| l.starts_with("pos:") && l.trim_end() != "pos:\t0"))
+        });
+        if reading {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}

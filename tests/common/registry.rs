@@ -88,6 +88,13 @@ pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// For the tests marked `#[ignore = "needs root"]` (scripts/test runs them
+/// with `--include-ignored` when it is root, as CI is): included without
+/// root, they fail instead of passing without checking anything.
+pub fn require_root() {
+    assert!(is_root(), "this test needs root; it is ignored unless included (scripts/test includes it as root)");
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -244,29 +251,26 @@ pub enum Entry {
 /// Every path below `root` (relative), with content hashes of files.
 pub fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
     let mut out = BTreeMap::new();
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Entry>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
-        for e in rd.flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let ft = e.file_type().unwrap();
-            if ft.is_symlink() {
-                out.insert(rel, Entry::Symlink(std::fs::read_link(&p).unwrap()));
-            } else if ft.is_dir() {
-                out.insert(rel, Entry::Dir);
-                walk(root, &p, out);
-            } else {
-                let bytes = std::fs::read(&p).unwrap_or_default();
-                let mtime = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos())
-                    .unwrap_or(0);
-                out.insert(rel, Entry::File(hex::encode(Sha256::digest(&bytes)), mtime));
-            }
+    // What cannot be listed is left out, as before; symlinks are not followed.
+    for e in walkdir::WalkDir::new(root).min_depth(1).into_iter().flatten() {
+        let p = e.path();
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let ft = e.file_type();
+        if ft.is_symlink() {
+            out.insert(rel, Entry::Symlink(std::fs::read_link(p).unwrap()));
+        } else if ft.is_dir() {
+            out.insert(rel, Entry::Dir);
+        } else {
+            let bytes = std::fs::read(p).unwrap_or_default();
+            let mtime = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos())
+                .unwrap_or(0);
+            out.insert(rel, Entry::File(hex::encode(Sha256::digest(&bytes)), mtime));
         }
     }
-    walk(root, root, &mut out);
     out
 }
 
