@@ -10,14 +10,15 @@ use std::sync::atomic::Ordering;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use crate::analysis::evidence::evidence_files;
+use crate::analysis::{self, reference::Reference};
 use crate::audit::Audit;
 use crate::digest::Digest;
 use crate::exit_codes::{self, Condition, FailOn, FailOnValue, Findings, Question};
 use crate::model::writes;
 use crate::model::Target;
 use crate::progress::Progress;
-use crate::report::inspect::{self, Reference};
-use crate::report::{self, diff, du, gc, tags, Format};
+use crate::report::{self, du, tags, Format};
 use crate::select::Selection;
 use crate::timeline::Timeline;
 use crate::tree::LocateError;
@@ -694,7 +695,7 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     report::set_verbose(config.verbose);
     anstream::ColorChoice::write_global(config.color);
     let roots = roots(&args.command);
-    report::provenance::begin(&argv, config.target, &roots);
+    report::provenance::begin(&argv, config.target, crate::analysis::provenance::identify_roots(&roots));
     let report_digest = args.command.options().and_then(|(common, _)| common.report_digest.clone());
     if let Some(file) = &report_digest {
         if let Err(msg) = digest_file_outside(file, &roots) {
@@ -789,7 +790,7 @@ fn verify(config: &Config, audit: &mut Audit, digests: &BTreeSet<Digest>) -> boo
 /// match; empty means every repository. Globs that match nothing are an
 /// error, since an empty list would mean all.
 fn select_repositories(audit: &Audit, named: &[String], select: &Selection) -> Result<Vec<String>, Failure> {
-    let unknown = tags::unknown_repositories(audit, named);
+    let unknown = analysis::tags::unknown_repositories(audit, named);
     if let Some(why) = unknown.iter().find_map(|r| audit.why_unseen(r)) {
         return Err(Failed(why));
     } else if !unknown.is_empty() {
@@ -883,10 +884,10 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             let mut audit = Audit::run(&root, config.target)?;
             let repositories = select_repositories(&audit, &repositories, &config.select)?;
             if hash {
-                let digests = tags::reachable_digests(&audit, &repositories, &config.select);
+                let digests = analysis::tags::reachable_digests(&audit, &repositories, &config.select);
                 interrupted = verify(config, &mut audit, &digests);
             }
-            let mut report = tags::build(&audit, &repositories, &config.select);
+            let mut report = analysis::tags::build(&audit, &repositories, &config.select);
             report.sort(sort, reverse);
             report::emit(&report, config.format, out)?;
             report.findings()
@@ -895,26 +896,26 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             let reference = Reference::parse(&reference)?;
             let mut audit = Audit::run(&root, config.target)?;
             if hash {
-                let digests = inspect::reachable_digests(&audit, &reference);
+                let digests = analysis::inspect::reachable_digests(&audit, &reference);
                 interrupted = verify(config, &mut audit, &digests);
             }
-            let report = inspect::build(&audit, &reference)?;
+            let report = analysis::inspect::build(&audit, &reference)?;
             report::emit(&report, config.format, out)?;
             report.findings()
         }
         Command::Verify { root, repositories, .. } => {
             let mut audit = Audit::run(&root, config.target)?;
             let repositories = select_repositories(&audit, &repositories, &config.select)?;
-            let digests = report::verify::blobs_to_verify(&audit, &repositories);
+            let digests = analysis::verify::blobs_to_verify(&audit, &repositories);
             interrupted = verify(config, &mut audit, &digests);
-            let report = report::verify::build(&audit, &repositories);
+            let report = analysis::verify::build(&audit, &repositories);
             match config.format {
-                Format::Dfxml => {
-                    report::dfxml::write(&audit, &report::dfxml::evidence_files(&audit, &repositories), out)?
-                }
-                Format::Bodyfile => {
-                    report::bodyfile::write_evidence(&report::dfxml::evidence_files(&audit, &repositories), out)?
-                }
+                Format::Dfxml => report::dfxml::write(
+                    &audit.root.path().display().to_string(),
+                    &evidence_files(&audit, &repositories),
+                    out,
+                )?,
+                Format::Bodyfile => report::bodyfile::write_evidence(&evidence_files(&audit, &repositories), out)?,
                 format => report::emit(&report, format, out)?,
             }
             report.findings()
@@ -926,7 +927,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
                 let digests = audit.inventory.blobs.keys().cloned().collect();
                 interrupted = verify(config, &mut audit, &digests);
             }
-            let report = report::scan::build(&audit, &settings);
+            let report = analysis::scan::build(&audit, &settings);
             report::emit(&report, config.format, out)?;
             report.findings()
         }
@@ -940,13 +941,13 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
         }
         Command::Diff { root_a, root_b, no_content, .. } => {
             let (a, b) = rayon::join(|| Audit::run(&root_a, config.target), || Audit::run(&root_b, config.target));
-            let report = diff::build(&a?, &b?, !no_content);
+            let report = analysis::diff::build(&a?, &b?, !no_content);
             report::emit(&report, config.format, out)?;
             report.findings()
         }
         Command::Du { root, sort, reverse, top, .. } => {
             let audit = Audit::run(&root, config.target)?;
-            let mut report = du::build(&audit, sort);
+            let mut report = analysis::du::build(&audit, sort);
             report.select(&config.select, reverse, top);
             report::emit(&report, config.format, out)?;
             Findings::default()
@@ -957,7 +958,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             }
             let audit = Audit::run_for_gc(&root, config.target)?;
             let walk = audit.root.registry_walks(&audit.inventory);
-            let report = gc::build(&audit, &walk, delete_untagged, config.format == Format::GcLog);
+            let report = analysis::gc::build(&audit, &walk, delete_untagged, config.format == Format::GcLog);
             match config.format {
                 Format::GcLog => report.write_log(out, &mut anstream::stderr())?,
                 format => report::emit(&report, format, out)?,
@@ -967,14 +968,14 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
         Command::Writes { root, time, .. } => {
             let settings = writes_settings(&time)?;
             let audit = Audit::run(&root, config.target)?;
-            let report = report::writes::build(&audit, &settings, &time.purge_age);
+            let report = analysis::writes::build(&audit, &settings, &time.purge_age);
             report::emit(&report, config.format, out)?;
             report.findings()
         }
         Command::Timeline { root, since, until, utc, .. } => {
             let filter = timeline_filter(since.as_deref(), until.as_deref(), &config.select)?;
             let read = Timeline::read(&root, &filter)?;
-            let report = report::timeline::build(&read, &filter, config.target, utc);
+            let report = analysis::timeline::build(&read, &filter, config.target, utc);
             match config.format {
                 Format::Bodyfile => report.write_bodyfile(out)?,
                 format => report::emit(&report, format, out)?,

@@ -6,14 +6,13 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::table::{human_size, Cell, Table, BAD, BOLD, DIM, WARN};
-use super::{Report, SCHEMA_VERSION};
-use crate::audit::Audit;
-use crate::inventory::WalkFacts;
-use crate::model::gc::{
-    self, Abort, BlobDeletion, Fix, GcOptions, GcOutcome, Hazard, HazardCode, LayerLinkDeletion, ManifestDeletion,
-};
+use super::Report;
+use crate::model::gc::{Abort, BlobDeletion, Fix, Hazard, HazardCode, LayerLinkDeletion, ManifestDeletion};
 use crate::model::Target;
 use crate::names::{self, Shown, ShownText};
+
+/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
+pub use crate::analysis::gc::build;
 
 #[derive(Serialize)]
 pub struct GcReport {
@@ -64,20 +63,8 @@ pub struct Deletions {
     /// v3 only: `_layers` links removed.
     pub layer_links: Vec<LayerLinkDeletion>,
     pub reclaimable_bytes: u64,
-    /// Every file the real run deletes, relative to the storage root.
+    /// Every file the real run deletes, as a path below the storage root.
     pub removes: Vec<String>,
-}
-
-impl Deletions {
-    fn of(audit: &Audit, o: &mut GcOutcome) -> Deletions {
-        Deletions {
-            removes: removes(audit, o),
-            reclaimable_bytes: o.reclaimable_bytes(),
-            manifests: std::mem::take(&mut o.manifests),
-            blobs: std::mem::take(&mut o.blobs),
-            layer_links: std::mem::take(&mut o.layer_links),
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -88,55 +75,6 @@ pub struct WhenFixed {
     #[serde(flatten)]
     pub deletes: Deletions,
     pub hazards: Vec<Hazard>,
-}
-
-/// Files removed: every file below the removed directories (read from the
-/// tree, since a recursive delete takes strays too) plus single files.
-fn removes(audit: &Audit, o: &GcOutcome) -> Vec<String> {
-    let mut files: BTreeSet<String> = o.removed_files.iter().cloned().collect();
-    for dir in &o.removed_dirs {
-        files.extend(audit.root.files_below(dir));
-    }
-    files.into_iter().collect()
-}
-
-/// With `log`, the report keeps the dry run's stdout for `--format gc-log`.
-pub fn build(audit: &Audit, walk: &WalkFacts, delete_untagged: bool, log: bool) -> GcReport {
-    let opts = GcOptions { target: audit.target, delete_untagged, log };
-    let (mut o, fixed) = gc::predict(&audit.inventory, &audit.contents, walk, opts);
-    let would_delete_when_fixed = fixed.map(|mut f| WhenFixed {
-        deletes: Deletions::of(audit, &mut f),
-        assumptions: f.fixes,
-        unmodelled: f.unmodelled,
-        hazards: f.hazards,
-    });
-    GcReport {
-        schema_version: SCHEMA_VERSION,
-        target: audit.target,
-        root: audit.root.path().display().to_string(),
-        delete_untagged,
-        aborts: o.abort.clone().map(|abort| AbortReport { abort, dry_run_too: o.dry_run_abort.is_some() }),
-        deletes: Deletions::of(audit, &mut o),
-        removed_dirs: o
-            .removed_dirs
-            .iter()
-            .chain(&o.removed_files)
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-        removes_uncertain: o.removes_uncertain,
-        marked: o.marked,
-        eligible_blobs: o.eligible_blobs,
-        eligible_manifests: o.eligible_manifests,
-        dry_run_message: o.dry_run_abort.as_ref().map(|a| a.message.clone()),
-        repositories: o.repositories,
-        hazards: o.hazards,
-        incomplete: !o.unmodelled.is_empty(),
-        unmodelled: o.unmodelled,
-        log: o.log,
-        would_delete_when_fixed,
-    }
 }
 
 impl GcReport {
