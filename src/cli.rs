@@ -645,6 +645,12 @@ impl From<String> for Failure {
     }
 }
 
+impl From<crate::export::ExportError> for Failure {
+    fn from(e: crate::export::ExportError) -> Failure {
+        Failed(e.to_string())
+    }
+}
+
 impl From<LocateError> for Failure {
     fn from(e: LocateError) -> Failure {
         Failed(e.to_string())

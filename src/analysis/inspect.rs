@@ -2,11 +2,11 @@
 
 use std::collections::BTreeSet;
 
+use super::problems;
 use super::reference::Reference;
 use crate::audit::Audit;
 use crate::digest::Digest;
 use crate::report::inspect::{InspectReport, Referrer};
-use crate::report::problems;
 use crate::report::SCHEMA_VERSION;
 use crate::resolve::{Node, Resolver, Role};
 

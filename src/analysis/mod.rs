@@ -9,6 +9,7 @@ pub mod du;
 pub mod evidence;
 pub mod gc;
 pub mod inspect;
+pub mod problems;
 pub mod provenance;
 pub mod reference;
 pub mod scan;

@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::problems;
 use crate::audit::Audit;
 use crate::digest::Digest;
-use crate::report::problems;
 use crate::report::tags::TagsReport;
 use crate::report::SCHEMA_VERSION;
 use crate::resolve::{ResolvedTag, Resolver, Role};

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::problems;
 use super::tags::for_each_tag;
 use crate::audit::Audit;
 use crate::digest::Digest;
-use crate::report::problems;
 use crate::report::verify::{Damaged, VerifyReport};
 use crate::report::SCHEMA_VERSION;
 use crate::resolve::Resolver;

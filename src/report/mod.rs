@@ -5,6 +5,7 @@ pub mod bodyfile;
 pub mod dfxml;
 pub mod diff;
 pub mod du;
+pub mod export;
 pub mod gc;
 pub mod inspect;
 pub mod problems;
