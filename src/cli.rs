@@ -14,7 +14,7 @@ use crate::analysis::evidence::evidence_files;
 use crate::analysis::{self, reference::Reference};
 use crate::audit::Audit;
 use crate::digest::Digest;
-use crate::exit_codes::{self, Condition, FailOn, FailOnValue, Findings, Question};
+use crate::exit_codes::{self, Condition, FailOn, FailOnValue, Findings, Outcome, Question};
 use crate::model::writes;
 use crate::model::Target;
 use crate::progress::Progress;
@@ -600,14 +600,14 @@ pub struct Config {
 }
 
 impl Config {
-    fn new(spec: &Spec, common: &Common, output: &Output, filters: Option<&Filters>) -> Result<Config, String> {
+    fn new(spec: &Spec, common: &Common, output: &Output, filters: Option<&Filters>) -> Result<Config, ConfigError> {
         let select = match filters {
             Some(f) if !spec.tag_filter && !f.tag.is_empty() => {
                 let owners: Vec<String> =
                     SPECS.iter().filter(|s| s.tag_filter).map(|s| format!("`regaudit {}`", s.name)).collect();
-                return Err(format!("--tag GLOB is only for {}", owners.join(" and ")));
+                return Err(ConfigError::TagFilterNotOffered(owners));
             }
-            Some(f) => Selection::parse(&f.repo, &f.tag)?,
+            Some(f) => Selection::parse(&f.repo, &f.tag).map_err(ConfigError::Selection)?,
             None => Selection::default(),
         };
         Ok(Config {
@@ -627,6 +627,25 @@ impl Config {
     }
 }
 
+/// Why options that parsed are not valid together, or not valid values.
+#[derive(Debug, thiserror::Error)]
+enum ConfigError {
+    /// `--tag` given to a command that lists no tags; the commands that do.
+    #[error("--tag GLOB is only for {}", .0.join(" and "))]
+    TagFilterNotOffered(Vec<String>),
+    /// A `--repo` or `--tag` glob that does not compile.
+    #[error("{0}")]
+    Selection(String),
+    /// `--purge-age` (the message of `model::writes::parse_duration`).
+    #[error("{0}")]
+    PurgeAge(String),
+    #[error("invalid --now {value:?}: {source} (use RFC 3339, e.g. 2026-01-31T12:00:00Z)")]
+    Now { value: String, source: chrono::ParseError },
+    /// `--since` or `--until` (the message of `timeline::parse_time`).
+    #[error("{0}")]
+    Time(String),
+}
+
 /// Why a command stopped early.
 #[derive(Debug)]
 enum Failure {
@@ -639,9 +658,29 @@ enum Failure {
 
 use Failure::Error as Failed;
 
+impl Failure {
+    /// Says why on stderr; the outcome it comes to.
+    fn report(self) -> Outcome {
+        match self {
+            Failed(msg) => {
+                let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
+                Outcome::Error
+            }
+            // The reader has what it wanted.
+            Failure::ClosedPipe => Outcome::Clean,
+        }
+    }
+}
+
 impl From<String> for Failure {
     fn from(e: String) -> Failure {
         Failed(e)
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Failure {
+        Failed(e.to_string())
     }
 }
 
@@ -669,21 +708,25 @@ impl From<std::io::Error> for Failure {
 pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     crate::tree::configure_threads();
     let argv: Vec<OsString> = argv.into_iter().collect();
-    let args = match command().try_get_matches_from(&argv).and_then(|m| Args::from_arg_matches(&m)) {
+    main(&argv).code()
+}
+
+/// Parses, validates, runs one command and writes its report: the outcome
+/// decides the exit status ([`Outcome::code`]).
+fn main(argv: &[OsString]) -> Outcome {
+    let args = match command().try_get_matches_from(argv).and_then(|m| Args::from_arg_matches(&m)) {
         Ok(a) => a,
+        // `--help` and `--version` are clap "errors" printed to stdout.
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { exit_codes::ERROR } else { exit_codes::CLEAN };
+            return if e.use_stderr() { Outcome::Error } else { Outcome::Clean };
         }
     };
     let name = command_name(&args.command);
     let config = match args.command.options() {
         Some((common, output)) => match Config::new(spec(name), common, output, args.command.filters()) {
             Ok(config) => config,
-            Err(msg) => {
-                let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
-                return exit_codes::ERROR;
-            }
+            Err(e) => return Failed(e.to_string()).report(),
         },
         // `completions` and `man` print what was asked and never fail.
         None => Config {
@@ -701,12 +744,11 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     report::set_verbose(config.verbose);
     anstream::ColorChoice::write_global(config.color);
     let roots = roots(&args.command);
-    report::provenance::begin(&argv, config.target, crate::analysis::provenance::identify_roots(&roots));
+    report::provenance::begin(argv, config.target, crate::analysis::provenance::identify_roots(&roots));
     let report_digest = args.command.options().and_then(|(common, _)| common.report_digest.clone());
     if let Some(file) = &report_digest {
         if let Err(msg) = digest_file_outside(file, &roots) {
-            let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
-            return exit_codes::ERROR;
+            return Failed(msg).report();
         }
     }
     let hasher = std::sync::Arc::new(std::sync::Mutex::new(sha2::Sha256::default()));
@@ -723,40 +765,26 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     let out: &mut dyn Write = if config.quiet > 0 { &mut sink } else { &mut *stdout };
     let result = execute(&config, args.command, out);
     let _ = out.flush();
-    let code = match result {
+    let outcome = match result {
         Ok(findings) => {
             if config.quiet == 1 {
                 let _ = writeln!(stdout, "{}", config.fail_on.verdict(name, &findings));
                 let _ = stdout.flush();
             }
-            if findings.interrupted {
-                let _ = writeln!(
-                    anstream::stderr(),
-                    "regaudit: interrupted: the report covers only what was verified before Ctrl-C"
-                );
+            for note in config.fail_on.incomplete_notes(&findings) {
+                let _ = writeln!(anstream::stderr(), "regaudit: {note}");
             }
-            let unknown = config.fail_on.unknown(&findings);
-            if !unknown.is_empty() && !findings.interrupted {
-                let _ = writeln!(anstream::stderr(), "regaudit: {INCOMPLETE} ({} not known)", unknown.join(", "));
-            }
-            config.fail_on.exit_code(&findings).into()
+            config.fail_on.outcome(&findings)
         }
-        Err(Failed(msg)) => {
-            let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
-            exit_codes::ERROR
-        }
-        Err(Failure::ClosedPipe) => exit_codes::CLEAN,
+        Err(failure) => failure.report(),
     };
     drop(stdout);
     match &report_digest {
         Some(file) => match write_digest(file, &hasher) {
-            Ok(()) => code,
-            Err(msg) => {
-                let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
-                exit_codes::ERROR
-            }
+            Ok(()) => outcome,
+            Err(msg) => outcome.max(Failed(msg).report()),
         },
-        None => code,
+        None => outcome,
     }
 }
 
@@ -783,7 +811,7 @@ fn verify(config: &Config, audit: &mut Audit, digests: &BTreeSet<Digest>) -> boo
     // First Ctrl-C: stop hashing and report what was verified; second: quit.
     let _ = ctrlc::set_handler(|| {
         if CANCEL.swap(true, Ordering::SeqCst) {
-            std::process::exit(exit_codes::ERROR);
+            std::process::exit(Outcome::Error.code());
         }
     });
     let total = digests.iter().filter_map(|d| audit.inventory.blob_size(d)).sum();
@@ -1002,16 +1030,13 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
     Ok(findings)
 }
 
-/// Why a prediction that does not cover everything exits 2.
-const INCOMPLETE: &str = "incomplete: the answer above does not cover what it lists as not modelled";
-
 /// Validates `writes` options before any work is done.
-fn writes_settings(time: &WritesTime) -> Result<writes::Settings, Failure> {
-    let purge_age = writes::parse_duration(&time.purge_age).map_err(Failed)?;
+fn writes_settings(time: &WritesTime) -> Result<writes::Settings, ConfigError> {
+    let purge_age = writes::parse_duration(&time.purge_age).map_err(ConfigError::PurgeAge)?;
     let now = match time.now.as_deref() {
         None => chrono::Utc::now(),
         Some(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .map_err(|e| Failed(format!("invalid --now {s:?}: {e} (use RFC 3339, e.g. 2026-01-31T12:00:00Z)")))?
+            .map_err(|source| ConfigError::Now { value: s.to_string(), source })?
             .with_timezone(&chrono::Utc),
     };
     Ok(writes::Settings { now, purge_age })
@@ -1022,8 +1047,8 @@ fn timeline_filter(
     since: Option<&str>,
     until: Option<&str>,
     select: &Selection,
-) -> Result<crate::timeline::Filter, Failure> {
-    let time = |s: Option<&str>| s.map(crate::timeline::parse_time).transpose().map_err(Failed);
+) -> Result<crate::timeline::Filter, ConfigError> {
+    let time = |s: Option<&str>| s.map(crate::timeline::parse_time).transpose().map_err(ConfigError::Time);
     Ok(crate::timeline::Filter { since: time(since)?, until: time(until)?, select: select.clone() })
 }
 
