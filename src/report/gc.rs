@@ -106,11 +106,10 @@ impl GcReport {
     }
 }
 
-use super::{plural_s as plural, short_digests, verbose, wrap, TEXT_WIDTH};
+use super::{plural_s as plural, short_digests, shown, verbose, wrap, write_more, EXAMPLES, TEXT_WIDTH};
 
 /// Rows shown of a long list without `--verbose`, and examples per hazard code.
 const TABLE_ROWS: usize = 5;
-const EXAMPLES: usize = 3;
 
 /// One hazard as text shows it: a `linked-blob-deleted` with the
 /// `layer-link-dangling` hazards of the same blob folded in (they say the
@@ -120,8 +119,15 @@ struct TextHazard {
     message: String,
 }
 
+/// The JSON name of a model enum (hazard code, abort stage), for text.
+// model::gc spells these only through serde; a hand-written `name()` there
+// would replace this (that file belongs to the rules split).
+fn json_name(value: impl Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
 fn code_name(h: &Hazard) -> String {
-    serde_json::to_value(h.code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    json_name(h.code)
 }
 
 fn text_hazards(hazards: &[Hazard]) -> Vec<TextHazard> {
@@ -167,23 +173,6 @@ fn text_hazards(hazards: &[Hazard]) -> Vec<TextHazard> {
 /// Hazards as text counts them (a blob still linked is one, not one per link).
 pub fn text_hazard_count(hazards: &[Hazard]) -> usize {
     text_hazards(hazards).len()
-}
-
-/// `N more` after the examples shown, unless `--verbose` showed them all.
-fn write_more(out: &mut dyn Write, indent: &str, more: usize) -> io::Result<()> {
-    if more > 0 {
-        writeln!(out, "{indent}{}… {more} more (-v lists all; --format json too){}", DIM.render(), DIM.render_reset())?;
-    }
-    Ok(())
-}
-
-/// How many of `n` items text shows ("1 more" would take the line it saves).
-fn shown(n: usize, limit: usize) -> usize {
-    if verbose() || n <= limit + 1 {
-        n
-    } else {
-        n.min(limit)
-    }
 }
 
 impl Deletions {
@@ -282,14 +271,14 @@ impl Report for GcReport {
             )?;
         }
         if let Some(a) = &self.aborts {
-            let stage = serde_json::to_value(a.abort.stage).ok().and_then(|v| v.as_str().map(str::to_string));
+            let stage = json_name(a.abort.stage);
             let dry = if a.dry_run_too { "; --dry-run aborts too" } else { "; --dry-run does not" };
             writeln!(
                 out,
                 "  {}Would abort{} ({}{dry}): {}",
                 BAD.render(),
                 BAD.render_reset(),
-                stage.unwrap_or_default(),
+                stage,
                 ShownText(&a.abort.reason)
             )?;
             writeln!(out, "    at {}", Shown(&a.abort.path))?;

@@ -156,6 +156,28 @@ pub fn plural_s(n: usize, word: &str) -> String {
     }
 }
 
+/// Examples shown per kind (of problem, hazard, operation) in text without `--verbose`.
+pub const EXAMPLES: usize = 3;
+
+/// How many of `n` items text shows: `limit`, or all with `--verbose` or
+/// when one more than `limit` ("1 more" would take the line it saves).
+pub fn shown(n: usize, limit: usize) -> usize {
+    if verbose() || n <= limit + 1 {
+        n
+    } else {
+        n.min(limit)
+    }
+}
+
+/// `… N more` after the examples shown, unless all were shown.
+pub fn write_more(out: &mut dyn Write, indent: &str, more: usize) -> io::Result<()> {
+    if more > 0 {
+        let dim = table::DIM;
+        writeln!(out, "{indent}{}… {more} more (-v lists all; --format json too){}", dim.render(), dim.render_reset())?;
+    }
+    Ok(())
+}
+
 /// Full `sha256:` digests inside a text shortened to 12 hex characters:
 /// text lines fit 100 columns; JSON keeps the full digests.
 pub fn short_digests(text: &str) -> String {

@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use super::plural_s;
 use super::table::{Cell, Table, BAD, BOLD, DIM, WARN};
 use crate::problem::{Problem, Severity};
 
@@ -18,12 +19,11 @@ fn severity_cell(s: Severity) -> Cell {
 
 pub fn count_line(problems: &[Problem]) -> String {
     let count = |s| problems.iter().filter(|p| p.severity == s).count();
-    let plural = |n: usize, word: &str| if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") };
     format!(
         "{}: {}, {}, {} info",
-        plural(problems.len(), "problem"),
-        plural(count(Severity::Error), "error"),
-        plural(count(Severity::Warning), "warning"),
+        plural_s(problems.len(), "problem"),
+        plural_s(count(Severity::Error), "error"),
+        plural_s(count(Severity::Warning), "warning"),
         count(Severity::Info)
     )
 }
@@ -45,8 +45,7 @@ pub fn write(problems: &[Problem], out: &mut dyn Write) -> io::Result<()> {
 /// few examples (every one with `--verbose`), paths and digests short and
 /// messages wrapped to fit 100 columns.
 pub fn write_grouped(problems: &[Problem], out: &mut dyn Write) -> io::Result<()> {
-    use super::{short_digests, short_path, verbose, wrap, TEXT_WIDTH};
-    const EXAMPLES: usize = 3;
+    use super::{short_digests, short_path, shown, wrap, write_more, EXAMPLES, TEXT_WIDTH};
     if problems.is_empty() {
         return writeln!(out, "No problems found.");
     }
@@ -67,7 +66,7 @@ pub fn write_grouped(problems: &[Problem], out: &mut dyn Write) -> io::Result<()
             cell.style.render_reset(),
             of_code.len()
         )?;
-        let n = if verbose() || of_code.len() <= EXAMPLES + 1 { of_code.len() } else { EXAMPLES };
+        let n = shown(of_code.len(), EXAMPLES);
         for p in &of_code[..n] {
             writeln!(out, "    {}", short_path(&crate::names::escape(&p.path)))?;
             let message = short_digests(&crate::names::ShownText(&p.message).to_string());
@@ -76,15 +75,7 @@ pub fn write_grouped(problems: &[Problem], out: &mut dyn Write) -> io::Result<()
                 writeln!(out, "{}{line}{}", DIM.render(), DIM.render_reset())?;
             }
         }
-        if of_code.len() > n {
-            writeln!(
-                out,
-                "    {}… {} more (-v lists all; --format json too){}",
-                DIM.render(),
-                of_code.len() - n,
-                DIM.render_reset()
-            )?;
-        }
+        write_more(out, "    ", of_code.len() - n)?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::table::{human_size, Cell, Table, BAD, BOLD, DIM, GOOD, WARN};
-use super::{plural, plural_s, short_digests, short_path, wrap, Report, TEXT_WIDTH};
+use super::{plural, plural_s, short_digests, short_path, shown, wrap, write_more, Report, EXAMPLES, TEXT_WIDTH};
 use crate::model::writes::{Kind, Operation, ProxyState};
 use crate::model::Target;
 use crate::names::{Shown, ShownText};
@@ -73,24 +73,6 @@ fn by_kind<'a>(ops: &[&'a Operation]) -> Vec<(&'static str, Vec<&'a Operation>)>
         }
     }
     groups
-}
-
-/// Examples shown per kind without `--verbose` ("1 more" would take the line it saves).
-const EXAMPLES: usize = 3;
-
-fn shown(n: usize) -> usize {
-    if super::verbose() || n <= EXAMPLES + 1 {
-        n
-    } else {
-        EXAMPLES
-    }
-}
-
-fn write_more(out: &mut dyn Write, more: usize) -> io::Result<()> {
-    if more > 0 {
-        writeln!(out, "    {}… {more} more (-v lists all; --format json too){}", DIM.render(), DIM.render_reset())?;
-    }
-    Ok(())
 }
 
 impl Report for WritesReport {
@@ -166,7 +148,7 @@ impl Report for WritesReport {
             writeln!(out, "\n{}Would write ({}):{}", BOLD.render(), writing.len(), BOLD.render_reset())?;
             for (kind, ops) in by_kind(&writing) {
                 writeln!(out, "  {kind} ({})", ops.len())?;
-                let n = shown(ops.len());
+                let n = shown(ops.len(), EXAMPLES);
                 for op in &ops[..n] {
                     let status = match status_text(op).as_str() {
                         "-" => String::new(),
@@ -188,7 +170,7 @@ impl Report for WritesReport {
                         writeln!(out, "      {:<6}  {}", w.action.name(), short_path(&Shown(&w.path).to_string()))?;
                     }
                 }
-                write_more(out, ops.len() - n)?;
+                write_more(out, "    ", ops.len() - n)?;
             }
         }
         let quiet: Vec<&Operation> = self.operations.iter().filter(|o| !o.writes_anything()).collect();
@@ -196,7 +178,7 @@ impl Report for WritesReport {
             writeln!(out, "\n{}Writes nothing ({}):{}", BOLD.render(), quiet.len(), BOLD.render_reset())?;
             for (kind, ops) in by_kind(&quiet) {
                 writeln!(out, "  {kind} ({})", ops.len())?;
-                let n = shown(ops.len());
+                let n = shown(ops.len(), EXAMPLES);
                 for op in &ops[..n] {
                     let line = format!(
                         "{} {}: {}",
@@ -208,7 +190,7 @@ impl Report for WritesReport {
                         writeln!(out, "{line}")?;
                     }
                 }
-                write_more(out, ops.len() - n)?;
+                write_more(out, "    ", ops.len() - n)?;
             }
         }
         if let Some(p) = &self.proxy {
