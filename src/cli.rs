@@ -18,7 +18,7 @@ use crate::exit_codes::{self, Condition, FailOn, FailOnValue, Findings, Outcome,
 use crate::model::writes;
 use crate::model::Target;
 use crate::progress::Progress;
-use crate::report::{self, du, tags, Format};
+use crate::report::{self, du, tags, Format, Report};
 use crate::select::Selection;
 use crate::timeline::Timeline;
 use crate::tree::LocateError;
@@ -910,6 +910,12 @@ fn man_page(page: &clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes `report` in `format`; returns what it found, for the exit status.
+fn emit(report: &impl Report, format: Format, out: &mut dyn Write) -> Result<Findings, Failure> {
+    report::emit(report, format, out)?;
+    Ok(report.findings())
+}
+
 /// Runs one command; returns what it found, for the exit status.
 fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Findings, Failure> {
     let mut interrupted = false;
@@ -923,8 +929,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             }
             let mut report = analysis::tags::build(&audit, &repositories, &config.select);
             report.sort(sort, reverse);
-            report::emit(&report, config.format, out)?;
-            report.findings()
+            emit(&report, config.format, out)?
         }
         Command::Inspect { root, reference, verify: hash, .. } => {
             let reference = Reference::parse(&reference)?;
@@ -934,8 +939,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
                 interrupted = verify(config, &mut audit, &digests);
             }
             let report = analysis::inspect::build(&audit, &reference)?;
-            report::emit(&report, config.format, out)?;
-            report.findings()
+            emit(&report, config.format, out)?
         }
         Command::Verify { root, repositories, .. } => {
             let mut audit = Audit::run(&root, config.target)?;
@@ -944,11 +948,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             interrupted = verify(config, &mut audit, &digests);
             let report = analysis::verify::build(&audit, &repositories);
             match config.format {
-                Format::Dfxml => report::dfxml::write(
-                    &audit.root.path().display().to_string(),
-                    &evidence_files(&audit, &repositories),
-                    out,
-                )?,
+                Format::Dfxml => report::dfxml::write(&report.root, &evidence_files(&audit, &repositories), out)?,
                 Format::Bodyfile => report::bodyfile::write_evidence(&evidence_files(&audit, &repositories), out)?,
                 format => report::emit(&report, format, out)?,
             }
@@ -962,37 +962,32 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
                 interrupted = verify(config, &mut audit, &digests);
             }
             let report = analysis::scan::build(&audit, &settings);
-            report::emit(&report, config.format, out)?;
-            report.findings()
+            emit(&report, config.format, out)?
         }
         Command::Export { root, reference, dest, tag, allow_partial, .. } => {
             let reference = Reference::parse(&reference)?;
             let audit = Audit::run(&root, config.target)?;
             let report =
                 crate::export::export(&audit, &reference, &dest, &crate::export::Options { allow_partial, tag })?;
-            report::emit(&report, config.format, out)?;
-            report.findings()
+            emit(&report, config.format, out)?
         }
         Command::Diff { root_a, root_b, no_content, .. } => {
             let (a, b) = rayon::join(|| Audit::run(&root_a, config.target), || Audit::run(&root_b, config.target));
             let report = analysis::diff::build(&a?, &b?, !no_content);
-            report::emit(&report, config.format, out)?;
-            report.findings()
+            emit(&report, config.format, out)?
         }
         Command::Du { root, sort, reverse, top, .. } => {
             let audit = Audit::run(&root, config.target)?;
             let mut report = analysis::du::build(&audit, sort);
             report.select(&config.select, reverse, top);
-            report::emit(&report, config.format, out)?;
-            Findings::default()
+            emit(&report, config.format, out)?
         }
         Command::Gc { root, delete_untagged, dry_run, .. } => {
             if dry_run {
                 let _ = writeln!(anstream::stderr(), "regaudit: --dry-run changes nothing: regaudit never deletes");
             }
             let audit = Audit::run_for_gc(&root, config.target)?;
-            let walk = audit.root.registry_walks(&audit.inventory);
-            let report = analysis::gc::build(&audit, &walk, delete_untagged, config.format == Format::GcLog);
+            let report = analysis::gc::predict(&audit, delete_untagged, config.format == Format::GcLog);
             match config.format {
                 Format::GcLog => report.write_log(out, &mut anstream::stderr())?,
                 format => report::emit(&report, format, out)?,
@@ -1003,8 +998,7 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             let settings = writes_settings(&time)?;
             let audit = Audit::run(&root, config.target)?;
             let report = analysis::writes::build(&audit, &settings, &time.purge_age);
-            report::emit(&report, config.format, out)?;
-            report.findings()
+            emit(&report, config.format, out)?
         }
         Command::Timeline { root, since, until, utc, .. } => {
             let filter = timeline_filter(since.as_deref(), until.as_deref(), &config.select)?;

@@ -31,6 +31,13 @@ fn removes(audit: &Audit, o: &GcOutcome) -> Vec<String> {
     files.into_iter().collect()
 }
 
+/// One run of `garbage-collect`: the walks it makes read from the tree,
+/// then [`build`].
+pub fn predict(audit: &Audit, delete_untagged: bool, log: bool) -> GcReport {
+    let walk = audit.root.registry_walks(&audit.inventory);
+    build(audit, &walk, delete_untagged, log)
+}
+
 /// With `log`, the report keeps the dry run's stdout for `--format gc-log`.
 pub fn build(audit: &Audit, walk: &WalkFacts, delete_untagged: bool, log: bool) -> GcReport {
     let opts = GcOptions { target: audit.target, delete_untagged, log };

@@ -119,12 +119,6 @@ pub struct DiffReport {
     pub content_differs: Vec<ContentDiff>,
 }
 
-impl DiffReport {
-    pub fn findings(&self) -> crate::exit_codes::Findings {
-        crate::exit_codes::Findings { differences: !self.identical, ..Default::default() }
-    }
-}
-
 fn section(out: &mut dyn Write, title: String, table: Table) -> io::Result<()> {
     if table.rows.is_empty() {
         return Ok(());
@@ -143,6 +137,10 @@ fn size_cell(s: Option<u64>) -> Cell {
 }
 
 impl Report for DiffReport {
+    fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings { differences: !self.identical, ..Default::default() }
+    }
+
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "A: {}\nB: {}\n", ShownText(&self.root), ShownText(&self.root_b))?;
         let mut t = Table::new(vec!["CHANGE", "REPOSITORY"]);

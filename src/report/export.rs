@@ -55,13 +55,11 @@ pub struct ExportReport {
     pub warnings: Vec<String>,
 }
 
-impl ExportReport {
-    pub fn findings(&self) -> crate::exit_codes::Findings {
+impl Report for ExportReport {
+    fn findings(&self) -> crate::exit_codes::Findings {
         crate::exit_codes::Findings { partial: !self.complete, ..Default::default() }
     }
-}
 
-impl Report for ExportReport {
     fn write_text(&self, out: &mut dyn io::Write) -> io::Result<()> {
         let name = self.ref_name.as_deref().map(|n| format!(" as {n:?}")).unwrap_or_default();
         writeln!(

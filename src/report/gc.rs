@@ -78,17 +78,6 @@ pub struct WhenFixed {
 }
 
 impl GcReport {
-    pub fn findings(&self) -> crate::exit_codes::Findings {
-        use crate::exit_codes::Condition::*;
-        crate::exit_codes::Findings {
-            aborts: self.aborts.is_some(),
-            hazards: self.hazards.len(),
-            deletions: self.deletes.removes.len(),
-            unknown: if self.incomplete { [Aborts, Hazards, Deletions].into() } else { Default::default() },
-            ..Default::default()
-        }
-    }
-
     /// `--format gc-log`: the dry run's stdout; its abort message goes to `err`.
     pub fn write_log(&self, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<()> {
         // The real run prints names raw; we escape them (names::escape).
@@ -257,6 +246,17 @@ fn hazard_counts(hazards: &[TextHazard]) -> String {
 }
 
 impl Report for GcReport {
+    fn findings(&self) -> crate::exit_codes::Findings {
+        use crate::exit_codes::Condition::*;
+        crate::exit_codes::Findings {
+            aborts: self.aborts.is_some(),
+            hazards: self.hazards.len(),
+            deletions: self.deletes.removes.len(),
+            unknown: if self.incomplete { [Aborts, Hazards, Deletions].into() } else { Default::default() },
+            ..Default::default()
+        }
+    }
+
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         // The summary first (it fits 80x24): verdict, counts, what to do next.
         let mode = if self.delete_untagged { " --delete-untagged" } else { "" };

@@ -56,22 +56,6 @@ pub struct Referrer {
     pub tags: Vec<String>,
 }
 
-impl InspectReport {
-    pub fn findings(&self) -> crate::exit_codes::Findings {
-        crate::exit_codes::Findings {
-            not_served: usize::from(!self.served && !self.served_unknown),
-            unknown: if self.served_unknown {
-                [crate::exit_codes::Condition::NotServed].into()
-            } else {
-                Default::default()
-            },
-            damaged: usize::from(self.intact == Some(false)),
-            ..Default::default()
-        }
-        .with_problems(&self.problems)
-    }
-}
-
 fn state_cells(n: &Node) -> Vec<Cell> {
     let flag = |ok: bool, yes: &str, no: &str| {
         if ok {
@@ -148,6 +132,20 @@ fn push_rows(table: &mut Table, notes: &mut Vec<String>, n: &Node, prefix: &str,
 }
 
 impl Report for InspectReport {
+    fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings {
+            not_served: usize::from(!self.served && !self.served_unknown),
+            unknown: if self.served_unknown {
+                [crate::exit_codes::Condition::NotServed].into()
+            } else {
+                Default::default()
+            },
+            damaged: usize::from(self.intact == Some(false)),
+            ..Default::default()
+        }
+        .with_problems(&self.problems)
+    }
+
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         let (served, style) = super::table::served_cell(self.served, self.served_unknown);
         writeln!(

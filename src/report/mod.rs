@@ -45,6 +45,12 @@ pub enum Format {
 pub trait Report: Serialize {
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()>;
 
+    /// What the report found, from which [`crate::exit_codes::FailOn::outcome`]
+    /// decides the exit status. Reports that judge nothing find nothing.
+    fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings::default()
+    }
+
     /// `--format jsonl`: the rows of a listing, each with its `type`.
     fn json_lines(&self) -> Vec<(&'static str, serde_json::Value)> {
         Vec::new()

@@ -89,25 +89,6 @@ pub struct VerificationSummary {
 }
 
 impl ScanReport {
-    /// Garbage collection counts as in plain `garbage-collect` (no `--delete-untagged`).
-    pub fn findings(&self) -> crate::exit_codes::Findings {
-        let gc = self.gc.iter().find(|g| !g.delete_untagged);
-        crate::exit_codes::Findings {
-            not_served: self.tags.not_served,
-            damaged: self.verification.as_ref().map_or(0, |v| v.damaged),
-            interrupted: self.verification.as_ref().is_some_and(|v| v.interrupted),
-            writes: self.writes.writing_operations,
-            aborts: gc.is_some_and(|g| g.aborts.is_some()),
-            hazards: gc.map_or(0, |g| g.hazards),
-            deletions: gc.map_or(0, |g| g.files),
-            unknown: self.unknown(),
-            ..Default::default()
-        }
-        .with_problems(&self.problems)
-    }
-}
-
-impl ScanReport {
     /// The conditions this scan cannot answer: its parts that are incomplete.
     fn unknown(&self) -> std::collections::BTreeSet<crate::exit_codes::Condition> {
         use crate::exit_codes::Condition::*;
@@ -180,6 +161,23 @@ impl ScanReport {
 }
 
 impl Report for ScanReport {
+    /// Garbage collection counts as in plain `garbage-collect` (no `--delete-untagged`).
+    fn findings(&self) -> crate::exit_codes::Findings {
+        let gc = self.gc.iter().find(|g| !g.delete_untagged);
+        crate::exit_codes::Findings {
+            not_served: self.tags.not_served,
+            damaged: self.verification.as_ref().map_or(0, |v| v.damaged),
+            interrupted: self.verification.as_ref().is_some_and(|v| v.interrupted),
+            writes: self.writes.writing_operations,
+            aborts: gc.is_some_and(|g| g.aborts.is_some()),
+            hazards: gc.map_or(0, |g| g.hazards),
+            deletions: gc.map_or(0, |g| g.files),
+            unknown: self.unknown(),
+            ..Default::default()
+        }
+        .with_problems(&self.problems)
+    }
+
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         // The summary first (it fits 80x24): the verdict, the counts, what
         // to do next; the problems after it, grouped by code.

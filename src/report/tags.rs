@@ -58,8 +58,10 @@ impl TagsReport {
             self.tags.reverse();
         }
     }
+}
 
-    pub fn findings(&self) -> crate::exit_codes::Findings {
+impl Report for TagsReport {
+    fn findings(&self) -> crate::exit_codes::Findings {
         crate::exit_codes::Findings {
             not_served: self.tags.iter().filter(|t| !t.served && !t.served_unknown).count(),
             unknown: if self.tags.iter().any(|t| t.served_unknown) {
@@ -72,9 +74,7 @@ impl TagsReport {
         }
         .with_problems(&self.problems)
     }
-}
 
-impl Report for TagsReport {
     fn json_lines(&self) -> Vec<(&'static str, serde_json::Value)> {
         let mut lines = super::rows("tag", &self.tags);
         lines.extend(super::rows("problem", &self.problems));

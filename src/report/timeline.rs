@@ -54,10 +54,6 @@ pub struct Filters {
 }
 
 impl TimelineReport {
-    pub fn findings(&self) -> crate::exit_codes::Findings {
-        crate::exit_codes::Findings::default().with_problems(&self.problems)
-    }
-
     /// The bodyfile: for `mactime -b FILE` or plaso.
     pub fn write_bodyfile(&self, out: &mut dyn Write) -> io::Result<()> {
         for entry in &self.bodyfile {
@@ -87,6 +83,10 @@ fn source_word(s: Source) -> &'static str {
 }
 
 impl Report for TimelineReport {
+    fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings::default().with_problems(&self.problems)
+    }
+
     fn json_lines(&self) -> Vec<(&'static str, serde_json::Value)> {
         let mut lines = super::rows("event", &self.events);
         lines.extend(super::rows("current-tag", &self.tags));

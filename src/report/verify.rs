@@ -43,14 +43,12 @@ pub struct Damaged {
     pub breaks: Vec<String>,
 }
 
-impl VerifyReport {
-    pub fn findings(&self) -> crate::exit_codes::Findings {
+impl Report for VerifyReport {
+    fn findings(&self) -> crate::exit_codes::Findings {
         crate::exit_codes::Findings { damaged: self.damaged.len(), interrupted: self.interrupted, ..Default::default() }
             .with_problems(&self.problems)
     }
-}
 
-impl Report for VerifyReport {
     fn json_lines(&self) -> Vec<(&'static str, serde_json::Value)> {
         let mut lines = super::rows("damaged", &self.damaged);
         lines.extend(super::rows("problem", &self.problems));

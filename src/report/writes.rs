@@ -47,14 +47,6 @@ pub struct Summary {
     pub deletes: usize,
 }
 
-impl WritesReport {
-    pub fn findings(&self) -> crate::exit_codes::Findings {
-        let unknown =
-            if self.summary.incomplete { [crate::exit_codes::Condition::Writes].into() } else { Default::default() };
-        crate::exit_codes::Findings { writes: self.summary.writing_operations, unknown, ..Default::default() }
-    }
-}
-
 fn status_text(op: &Operation) -> String {
     match (op.status, op.read_only_status) {
         (Some(s), Some(r)) if s != r => format!("{s} (ro {r})"),
@@ -76,6 +68,12 @@ fn by_kind<'a>(ops: &[&'a Operation]) -> Vec<(&'static str, Vec<&'a Operation>)>
 }
 
 impl Report for WritesReport {
+    fn findings(&self) -> crate::exit_codes::Findings {
+        let unknown =
+            if self.summary.incomplete { [crate::exit_codes::Condition::Writes].into() } else { Default::default() };
+        crate::exit_codes::Findings { writes: self.summary.writing_operations, unknown, ..Default::default() }
+    }
+
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         // The verdict first, then what to do, then the detail.
         writeln!(
