@@ -2,7 +2,8 @@
 //! report renders it. Reports (`crate::report`) receive these results and
 //! only render them; every read of the tree below the audit (hashing blobs,
 //! listing a directory a deletion takes, the stat of an evidence file)
-//! happens here.
+//! happens here. One module per command; each builds the result model its
+//! report renders (the serializable types, in `report::<command>`).
 
 pub mod diff;
 pub mod du;

@@ -10,6 +10,7 @@ use super::provenance;
 use crate::analysis::evidence::EvidenceFile;
 use crate::analysis::Stamp;
 
+/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
 pub use crate::analysis::evidence::evidence_files;
 
 /// Escapes text for XML 1.0. Characters XML 1.0 cannot hold at all (most
