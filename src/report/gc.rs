@@ -63,7 +63,7 @@ pub struct Deletions {
     /// v3 only: `_layers` links removed.
     pub layer_links: Vec<LayerLinkDeletion>,
     pub reclaimable_bytes: u64,
-    /// Every file the real run deletes, as a path below the storage root.
+    /// Every file the real run deletes, as a path below the storage root (its directory).
     pub removes: Vec<String>,
 }
 
