@@ -420,4 +420,13 @@ mod tests {
         assert!(FailOnValue::parse("problems:fatal").is_err());
         assert!(FailOnValue::parse("everything").is_err());
     }
+
+    #[test]
+    fn outcomes_map_to_the_three_statuses_and_the_worse_wins() {
+        let codes: Vec<i32> =
+            [Outcome::Clean, Outcome::Findings, Outcome::Incomplete, Outcome::Error].map(Outcome::code).into();
+        assert_eq!(codes, [0, 1, 2, 2]);
+        assert_eq!(Outcome::Findings.max(Outcome::Error), Outcome::Error, "a failed --report-digest wins");
+        assert_eq!(Outcome::Clean.max(Outcome::Findings), Outcome::Findings);
+    }
 }
