@@ -10,14 +10,15 @@ use std::sync::atomic::Ordering;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use crate::analysis::evidence::evidence_files;
+use crate::analysis::{self, reference::Reference};
 use crate::audit::Audit;
 use crate::digest::Digest;
-use crate::exit_codes::{self, Condition, FailOn, FailOnValue, Findings, Question};
+use crate::exit_codes::{self, Condition, FailOn, FailOnValue, Findings, Outcome, Question};
 use crate::model::writes;
 use crate::model::Target;
 use crate::progress::Progress;
-use crate::report::inspect::{self, Reference};
-use crate::report::{self, diff, du, gc, tags, Format};
+use crate::report::{self, du, tags, Format, Report};
 use crate::select::Selection;
 use crate::storage::LocateError;
 use crate::timeline::Timeline;
@@ -599,14 +600,14 @@ pub struct Config {
 }
 
 impl Config {
-    fn new(spec: &Spec, common: &Common, output: &Output, filters: Option<&Filters>) -> Result<Config, String> {
+    fn new(spec: &Spec, common: &Common, output: &Output, filters: Option<&Filters>) -> Result<Config, ConfigError> {
         let select = match filters {
             Some(f) if !spec.tag_filter && !f.tag.is_empty() => {
                 let owners: Vec<String> =
                     SPECS.iter().filter(|s| s.tag_filter).map(|s| format!("`regaudit {}`", s.name)).collect();
-                return Err(format!("--tag GLOB is only for {}", owners.join(" and ")));
+                return Err(ConfigError::TagFilterNotOffered(owners));
             }
-            Some(f) => Selection::parse(&f.repo, &f.tag)?,
+            Some(f) => Selection::parse(&f.repo, &f.tag).map_err(ConfigError::Selection)?,
             None => Selection::default(),
         };
         Ok(Config {
@@ -626,6 +627,25 @@ impl Config {
     }
 }
 
+/// Why options that parsed are not valid together, or not valid values.
+#[derive(Debug, thiserror::Error)]
+enum ConfigError {
+    /// `--tag` given to a command that lists no tags; the commands that do.
+    #[error("--tag GLOB is only for {}", .0.join(" and "))]
+    TagFilterNotOffered(Vec<String>),
+    /// A `--repo` or `--tag` glob that does not compile.
+    #[error("{0}")]
+    Selection(String),
+    /// `--purge-age` (the message of `model::writes::parse_duration`).
+    #[error("{0}")]
+    PurgeAge(String),
+    #[error("invalid --now {value:?}: {source} (use RFC 3339, e.g. 2026-01-31T12:00:00Z)")]
+    Now { value: String, source: chrono::ParseError },
+    /// `--since` or `--until` (the message of `timeline::parse_time`).
+    #[error("{0}")]
+    Time(String),
+}
+
 /// Why a command stopped early.
 #[derive(Debug)]
 enum Failure {
@@ -638,9 +658,35 @@ enum Failure {
 
 use Failure::Error as Failed;
 
+impl Failure {
+    /// Says why on stderr; the outcome it comes to.
+    fn report(self) -> Outcome {
+        match self {
+            Failed(msg) => {
+                let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
+                Outcome::Error
+            }
+            // The reader has what it wanted.
+            Failure::ClosedPipe => Outcome::Clean,
+        }
+    }
+}
+
 impl From<String> for Failure {
     fn from(e: String) -> Failure {
         Failed(e)
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Failure {
+        Failed(e.to_string())
+    }
+}
+
+impl From<crate::export::ExportError> for Failure {
+    fn from(e: crate::export::ExportError) -> Failure {
+        Failed(e.to_string())
     }
 }
 
@@ -662,21 +708,25 @@ impl From<std::io::Error> for Failure {
 pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     crate::tree::configure_threads();
     let argv: Vec<OsString> = argv.into_iter().collect();
-    let args = match command().try_get_matches_from(&argv).and_then(|m| Args::from_arg_matches(&m)) {
+    main(&argv).code()
+}
+
+/// Parses, validates, runs one command and writes its report: the outcome
+/// decides the exit status ([`Outcome::code`]).
+fn main(argv: &[OsString]) -> Outcome {
+    let args = match command().try_get_matches_from(argv).and_then(|m| Args::from_arg_matches(&m)) {
         Ok(a) => a,
+        // `--help` and `--version` are clap "errors" printed to stdout.
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { exit_codes::ERROR } else { exit_codes::CLEAN };
+            return if e.use_stderr() { Outcome::Error } else { Outcome::Clean };
         }
     };
     let name = command_name(&args.command);
     let config = match args.command.options() {
         Some((common, output)) => match Config::new(spec(name), common, output, args.command.filters()) {
             Ok(config) => config,
-            Err(msg) => {
-                let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
-                return exit_codes::ERROR;
-            }
+            Err(e) => return Failed(e.to_string()).report(),
         },
         // `completions` and `man` print what was asked and never fail.
         None => Config {
@@ -694,12 +744,11 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     report::set_verbose(config.verbose);
     anstream::ColorChoice::write_global(config.color);
     let roots = roots(&args.command);
-    report::provenance::begin(&argv, config.target, &roots);
+    report::provenance::begin(argv, config.target, crate::analysis::provenance::identify_roots(&roots));
     let report_digest = args.command.options().and_then(|(common, _)| common.report_digest.clone());
     if let Some(file) = &report_digest {
         if let Err(msg) = digest_file_outside(file, &roots) {
-            let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
-            return exit_codes::ERROR;
+            return Failed(msg).report();
         }
     }
     let hasher = std::sync::Arc::new(std::sync::Mutex::new(sha2::Sha256::default()));
@@ -716,40 +765,26 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
     let out: &mut dyn Write = if config.quiet > 0 { &mut sink } else { &mut *stdout };
     let result = execute(&config, args.command, out);
     let _ = out.flush();
-    let code = match result {
+    let outcome = match result {
         Ok(findings) => {
             if config.quiet == 1 {
                 let _ = writeln!(stdout, "{}", config.fail_on.verdict(name, &findings));
                 let _ = stdout.flush();
             }
-            if findings.interrupted {
-                let _ = writeln!(
-                    anstream::stderr(),
-                    "regaudit: interrupted: the report covers only what was verified before Ctrl-C"
-                );
+            for note in config.fail_on.incomplete_notes(&findings) {
+                let _ = writeln!(anstream::stderr(), "regaudit: {note}");
             }
-            let unknown = config.fail_on.unknown(&findings);
-            if !unknown.is_empty() && !findings.interrupted {
-                let _ = writeln!(anstream::stderr(), "regaudit: {INCOMPLETE} ({} not known)", unknown.join(", "));
-            }
-            config.fail_on.exit_code(&findings).into()
+            config.fail_on.outcome(&findings)
         }
-        Err(Failed(msg)) => {
-            let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
-            exit_codes::ERROR
-        }
-        Err(Failure::ClosedPipe) => exit_codes::CLEAN,
+        Err(failure) => failure.report(),
     };
     drop(stdout);
     match &report_digest {
         Some(file) => match write_digest(file, &hasher) {
-            Ok(()) => code,
-            Err(msg) => {
-                let _ = writeln!(anstream::stderr(), "regaudit: {msg}");
-                exit_codes::ERROR
-            }
+            Ok(()) => outcome,
+            Err(msg) => outcome.max(Failed(msg).report()),
         },
-        None => code,
+        None => outcome,
     }
 }
 
@@ -776,7 +811,7 @@ fn verify(config: &Config, audit: &mut Audit, digests: &BTreeSet<Digest>) -> boo
     // First Ctrl-C: stop hashing and report what was verified; second: quit.
     let _ = ctrlc::set_handler(|| {
         if CANCEL.swap(true, Ordering::SeqCst) {
-            std::process::exit(exit_codes::ERROR);
+            std::process::exit(Outcome::Error.code());
         }
     });
     let total = digests.iter().filter_map(|d| audit.inventory.blob_size(d)).sum();
@@ -789,7 +824,7 @@ fn verify(config: &Config, audit: &mut Audit, digests: &BTreeSet<Digest>) -> boo
 /// match; empty means every repository. Globs that match nothing are an
 /// error, since an empty list would mean all.
 fn select_repositories(audit: &Audit, named: &[String], select: &Selection) -> Result<Vec<String>, Failure> {
-    let unknown = tags::unknown_repositories(audit, named);
+    let unknown = analysis::tags::unknown_repositories(audit, named);
     if let Some(why) = unknown.iter().find_map(|r| audit.why_unseen(r)) {
         return Err(Failed(why));
     } else if !unknown.is_empty() {
@@ -875,6 +910,12 @@ fn man_page(page: &clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes `report` in `format`; returns what it found, for the exit status.
+fn emit(report: &impl Report, format: Format, out: &mut dyn Write) -> Result<Findings, Failure> {
+    report::emit(report, format, out)?;
+    Ok(report.findings())
+}
+
 /// Runs one command; returns what it found, for the exit status.
 fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Findings, Failure> {
     let mut interrupted = false;
@@ -883,38 +924,32 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             let mut audit = Audit::run(&root, config.target)?;
             let repositories = select_repositories(&audit, &repositories, &config.select)?;
             if hash {
-                let digests = tags::reachable_digests(&audit, &repositories, &config.select);
+                let digests = analysis::tags::reachable_digests(&audit, &repositories, &config.select);
                 interrupted = verify(config, &mut audit, &digests);
             }
-            let mut report = tags::build(&audit, &repositories, &config.select);
+            let mut report = analysis::tags::build(&audit, &repositories, &config.select);
             report.sort(sort, reverse);
-            report::emit(&report, config.format, out)?;
-            report.findings()
+            emit(&report, config.format, out)?
         }
         Command::Inspect { root, reference, verify: hash, .. } => {
             let reference = Reference::parse(&reference)?;
             let mut audit = Audit::run(&root, config.target)?;
             if hash {
-                let digests = inspect::reachable_digests(&audit, &reference);
+                let digests = analysis::inspect::reachable_digests(&audit, &reference);
                 interrupted = verify(config, &mut audit, &digests);
             }
-            let report = inspect::build(&audit, &reference)?;
-            report::emit(&report, config.format, out)?;
-            report.findings()
+            let report = analysis::inspect::build(&audit, &reference)?;
+            emit(&report, config.format, out)?
         }
         Command::Verify { root, repositories, .. } => {
             let mut audit = Audit::run(&root, config.target)?;
             let repositories = select_repositories(&audit, &repositories, &config.select)?;
-            let digests = report::verify::blobs_to_verify(&audit, &repositories);
+            let digests = analysis::verify::blobs_to_verify(&audit, &repositories);
             interrupted = verify(config, &mut audit, &digests);
-            let report = report::verify::build(&audit, &repositories);
+            let report = analysis::verify::build(&audit, &repositories);
             match config.format {
-                Format::Dfxml => {
-                    report::dfxml::write(&audit, &report::dfxml::evidence_files(&audit, &repositories), out)?
-                }
-                Format::Bodyfile => {
-                    report::bodyfile::write_evidence(&report::dfxml::evidence_files(&audit, &repositories), out)?
-                }
+                Format::Dfxml => report::dfxml::write(&report.root, &evidence_files(&audit, &repositories), out)?,
+                Format::Bodyfile => report::bodyfile::write_evidence(&evidence_files(&audit, &repositories), out)?,
                 format => report::emit(&report, format, out)?,
             }
             report.findings()
@@ -926,38 +961,33 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
                 let digests = audit.inventory.blobs.keys().cloned().collect();
                 interrupted = verify(config, &mut audit, &digests);
             }
-            let report = report::scan::build(&audit, &settings);
-            report::emit(&report, config.format, out)?;
-            report.findings()
+            let report = analysis::scan::build(&audit, &settings);
+            emit(&report, config.format, out)?
         }
         Command::Export { root, reference, dest, tag, allow_partial, .. } => {
             let reference = Reference::parse(&reference)?;
             let audit = Audit::run(&root, config.target)?;
             let report =
                 crate::export::export(&audit, &reference, &dest, &crate::export::Options { allow_partial, tag })?;
-            report::emit(&report, config.format, out)?;
-            report.findings()
+            emit(&report, config.format, out)?
         }
         Command::Diff { root_a, root_b, no_content, .. } => {
             let (a, b) = rayon::join(|| Audit::run(&root_a, config.target), || Audit::run(&root_b, config.target));
-            let report = diff::build(&a?, &b?, !no_content);
-            report::emit(&report, config.format, out)?;
-            report.findings()
+            let report = analysis::diff::build(&a?, &b?, !no_content);
+            emit(&report, config.format, out)?
         }
         Command::Du { root, sort, reverse, top, .. } => {
             let audit = Audit::run(&root, config.target)?;
-            let mut report = du::build(&audit, sort);
+            let mut report = analysis::du::build(&audit, sort);
             report.select(&config.select, reverse, top);
-            report::emit(&report, config.format, out)?;
-            Findings::default()
+            emit(&report, config.format, out)?
         }
         Command::Gc { root, delete_untagged, dry_run, .. } => {
             if dry_run {
                 let _ = writeln!(anstream::stderr(), "regaudit: --dry-run changes nothing: regaudit never deletes");
             }
             let audit = Audit::run_for_gc(&root, config.target)?;
-            let walk = audit.root.registry_walks(&audit.inventory);
-            let report = gc::build(&audit, &walk, delete_untagged, config.format == Format::GcLog);
+            let report = analysis::gc::predict(&audit, delete_untagged, config.format == Format::GcLog);
             match config.format {
                 Format::GcLog => report.write_log(out, &mut anstream::stderr())?,
                 format => report::emit(&report, format, out)?,
@@ -967,14 +997,13 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
         Command::Writes { root, time, .. } => {
             let settings = writes_settings(&time)?;
             let audit = Audit::run(&root, config.target)?;
-            let report = report::writes::build(&audit, &settings, &time.purge_age);
-            report::emit(&report, config.format, out)?;
-            report.findings()
+            let report = analysis::writes::build(&audit, &settings, &time.purge_age);
+            emit(&report, config.format, out)?
         }
         Command::Timeline { root, since, until, utc, .. } => {
             let filter = timeline_filter(since.as_deref(), until.as_deref(), &config.select)?;
             let read = Timeline::read(&root, &filter)?;
-            let report = report::timeline::build(&read, &filter, config.target, utc);
+            let report = analysis::timeline::build(&read, &filter, config.target, utc);
             match config.format {
                 Format::Bodyfile => report.write_bodyfile(out)?,
                 format => report::emit(&report, format, out)?,
@@ -995,16 +1024,13 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
     Ok(findings)
 }
 
-/// Why a prediction that does not cover everything exits 2.
-const INCOMPLETE: &str = "incomplete: the answer above does not cover what it lists as not modelled";
-
 /// Validates `writes` options before any work is done.
-fn writes_settings(time: &WritesTime) -> Result<writes::Settings, Failure> {
-    let purge_age = writes::parse_duration(&time.purge_age).map_err(Failed)?;
+fn writes_settings(time: &WritesTime) -> Result<writes::Settings, ConfigError> {
+    let purge_age = writes::parse_duration(&time.purge_age).map_err(ConfigError::PurgeAge)?;
     let now = match time.now.as_deref() {
         None => chrono::Utc::now(),
         Some(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .map_err(|e| Failed(format!("invalid --now {s:?}: {e} (use RFC 3339, e.g. 2026-01-31T12:00:00Z)")))?
+            .map_err(|source| ConfigError::Now { value: s.to_string(), source })?
             .with_timezone(&chrono::Utc),
     };
     Ok(writes::Settings { now, purge_age })
@@ -1015,8 +1041,8 @@ fn timeline_filter(
     since: Option<&str>,
     until: Option<&str>,
     select: &Selection,
-) -> Result<crate::timeline::Filter, Failure> {
-    let time = |s: Option<&str>| s.map(crate::timeline::parse_time).transpose().map_err(Failed);
+) -> Result<crate::timeline::Filter, ConfigError> {
+    let time = |s: Option<&str>| s.map(crate::timeline::parse_time).transpose().map_err(ConfigError::Time);
     Ok(crate::timeline::Filter { since: time(since)?, until: time(until)?, select: select.clone() })
 }
 

@@ -17,23 +17,37 @@ pub const FINDINGS: i32 = 1;
 /// its answer is incomplete (verification interrupted).
 pub const ERROR: i32 = 2;
 
-/// The outcome of a run, as fd's `ExitCode`: converted to the status once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitCode {
-    Success,
+/// The outcome of a run, as fd's `ExitCode`: decided once, from what the
+/// report found ([`FailOn::outcome`]) or from why the command stopped, and
+/// converted to the exit status once. Ordered from best to worst, so that
+/// the worse of two is their `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Nothing the command's question fails on was found.
+    Clean,
     /// A condition of `--fail-on` (or the command's default) holds.
-    Failure,
-    /// Could not run, or incomplete.
+    Findings,
+    /// The answer does not cover everything: hashing was interrupted, or a
+    /// condition asked about depends on what is not modelled.
+    Incomplete,
+    /// The command could not run.
     Error,
 }
 
-impl From<ExitCode> for i32 {
-    fn from(code: ExitCode) -> i32 {
-        match code {
-            ExitCode::Success => CLEAN,
-            ExitCode::Failure => FINDINGS,
-            ExitCode::Error => ERROR,
+impl Outcome {
+    /// The exit status: incomplete answers exit 2, as errors do.
+    pub fn code(self) -> i32 {
+        match self {
+            Outcome::Clean => CLEAN,
+            Outcome::Findings => FINDINGS,
+            Outcome::Incomplete | Outcome::Error => ERROR,
         }
+    }
+}
+
+impl From<Outcome> for i32 {
+    fn from(outcome: Outcome) -> i32 {
+        outcome.code()
     }
 }
 
@@ -248,7 +262,7 @@ impl FailOn {
 
     /// Each condition that holds, with how much of it was found.
     pub fn failures(&self, f: &Findings) -> Vec<String> {
-        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        use crate::report::plural;
         let mut out = Vec::new();
         for &c in &self.conditions {
             let found = match c {
@@ -281,13 +295,28 @@ impl FailOn {
         self.conditions.intersection(&f.unknown).map(|c| c.name()).collect()
     }
 
-    pub fn exit_code(&self, f: &Findings) -> ExitCode {
+    pub fn outcome(&self, f: &Findings) -> Outcome {
         if f.interrupted || !self.unknown(f).is_empty() {
-            ExitCode::Error
+            Outcome::Incomplete
         } else if self.failures(f).is_empty() {
-            ExitCode::Success
+            Outcome::Clean
         } else {
-            ExitCode::Failure
+            Outcome::Findings
+        }
+    }
+
+    /// What stderr says of an incomplete answer, after the report.
+    pub fn incomplete_notes(&self, f: &Findings) -> Vec<String> {
+        let unknown = self.unknown(f);
+        if f.interrupted {
+            vec!["interrupted: the report covers only what was verified before Ctrl-C".to_string()]
+        } else if !unknown.is_empty() {
+            vec![format!(
+                "incomplete: the answer above does not cover what it lists as not modelled ({} not known)",
+                unknown.join(", ")
+            )]
+        } else {
+            Vec::new()
         }
     }
 
@@ -363,10 +392,10 @@ mod tests {
     #[test]
     fn defaults_ask_each_commands_own_question() {
         let f = findings();
-        assert_eq!(FailOn::default_for(&SCAN).exit_code(&f), ExitCode::Failure, "a warning fails scan");
-        assert_eq!(FailOn::default_for(&GC).exit_code(&f), ExitCode::Success, "deletions are normal for gc");
+        assert_eq!(FailOn::default_for(&SCAN).outcome(&f), Outcome::Findings, "a warning fails scan");
+        assert_eq!(FailOn::default_for(&GC).outcome(&f), Outcome::Clean, "deletions are normal for gc");
         let info_only = Findings { problems: [3, 0, 0], ..Findings::default() };
-        assert_eq!(FailOn::default_for(&SCAN).exit_code(&info_only), ExitCode::Success);
+        assert_eq!(FailOn::default_for(&SCAN).outcome(&info_only), Outcome::Clean);
     }
 
     #[test]
@@ -376,19 +405,28 @@ mod tests {
             let values: Vec<FailOnValue> = list.split(',').map(|v| FailOnValue::parse(v).unwrap()).collect();
             FailOn::new(&SCAN, &values)
         };
-        assert_eq!(parse("problems:error").exit_code(&f), ExitCode::Success);
-        assert_eq!(parse("PROBLEMS:Warning").exit_code(&f), ExitCode::Failure);
-        assert_eq!(parse("deletions").exit_code(&f), ExitCode::Failure);
-        assert_eq!(parse("none").exit_code(&f), ExitCode::Success);
+        assert_eq!(parse("problems:error").outcome(&f), Outcome::Clean);
+        assert_eq!(parse("PROBLEMS:Warning").outcome(&f), Outcome::Findings);
+        assert_eq!(parse("deletions").outcome(&f), Outcome::Findings);
+        assert_eq!(parse("none").outcome(&f), Outcome::Clean);
         assert_eq!(parse("problems:info,not-served").describe(), "problems:info,not-served");
         assert_eq!(
             parse("problems,deletions").verdict("scan", &f),
             "regaudit scan: fail: 1 problem (warning or error), 4 files deleted"
         );
         let interrupted = Findings { interrupted: true, ..Findings::default() };
-        assert_eq!(parse("none").exit_code(&interrupted), ExitCode::Error);
+        assert_eq!(parse("none").outcome(&interrupted), Outcome::Incomplete);
         assert!(FailOnValue::parse("writes:error").is_err());
         assert!(FailOnValue::parse("problems:fatal").is_err());
         assert!(FailOnValue::parse("everything").is_err());
+    }
+
+    #[test]
+    fn outcomes_map_to_the_three_statuses_and_the_worse_wins() {
+        let codes: Vec<i32> =
+            [Outcome::Clean, Outcome::Findings, Outcome::Incomplete, Outcome::Error].map(Outcome::code).into();
+        assert_eq!(codes, [0, 1, 2, 2]);
+        assert_eq!(Outcome::Findings.max(Outcome::Error), Outcome::Error, "a failed --report-digest wins");
+        assert_eq!(Outcome::Clean.max(Outcome::Findings), Outcome::Findings);
     }
 }

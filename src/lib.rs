@@ -1,6 +1,7 @@
 //! regaudit: audit the on-disk storage of a Docker Distribution registry
 //! without running one.
 
+pub mod analysis;
 pub mod audit;
 pub mod checks;
 pub mod cli;

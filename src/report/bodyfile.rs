@@ -5,7 +5,8 @@
 
 use std::io::{self, Write};
 
-use crate::tree::FileStat;
+use crate::analysis::evidence::EvidenceFile;
+use crate::analysis::FileStat;
 
 /// One bodyfile line: `hash` is the hex of the first field ("0" when none),
 /// `name` says what the file is; '|', '\' and control characters in it are
@@ -70,7 +71,7 @@ pub fn mode_string(mode: u32) -> String {
 /// `verify --format bodyfile`: every file read, its SHA-256 in the first
 /// field where known ("0" otherwise, and for blobs of other algorithms),
 /// its path (relative to the storage root) as the name.
-pub fn write_evidence(files: &[super::dfxml::EvidenceFile], out: &mut dyn Write) -> io::Result<()> {
+pub fn write_evidence(files: &[EvidenceFile], out: &mut dyn Write) -> io::Result<()> {
     for f in files {
         let Some(stat) = &f.stat else { continue };
         let hash = match &f.hash {

@@ -6,87 +6,12 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use sha2::{Digest as _, Sha256};
-
 use super::provenance;
-use crate::audit::Audit;
-use crate::inventory::Repository;
-use crate::layout;
-use crate::tree::{self, FileStat, Stamp};
-use crate::verify::Outcome;
+use crate::analysis::evidence::EvidenceFile;
+use crate::analysis::Stamp;
 
-/// One file read: a blob's data or a link.
-pub struct EvidenceFile {
-    /// Relative to the storage root.
-    pub path: String,
-    pub stat: Option<FileStat>,
-    /// (algorithm, lowercase hex) of the whole content, when known.
-    pub hash: Option<(&'static str, String)>,
-    /// Why something is missing (unreadable, not hashed...).
-    pub error: Option<String>,
-}
-
-/// Every blob the verification hashed (or tried to) and every link of the
-/// repositories verified (all when `filter` is empty), in path order.
-pub fn evidence_files(audit: &Audit, filter: &[String]) -> Vec<EvidenceFile> {
-    let root = audit.root.path();
-    let mut files = Vec::new();
-    if let Some(v) = &audit.verification {
-        for check in v.blobs.values() {
-            let path = layout::blob_data(&check.digest);
-            let (stat, stat_error) = match tree::stat_entry(&root.join(&path)) {
-                Ok(s) => (Some(s), None),
-                Err(e) => (None, Some(format!("times cannot be read: {e}"))),
-            };
-            let alg = check.digest.algorithm().name();
-            let (hash, error) = match &check.outcome {
-                Outcome::Intact => (Some((alg, check.digest.hex())), None),
-                Outcome::Corrupt { actual } | Outcome::Truncated { actual, .. } => {
-                    let hex = actual.split_once(':').map_or(actual.as_str(), |(_, h)| h);
-                    (Some((alg, hex.to_string())), None)
-                }
-                Outcome::Unreadable { error } => (None, Some(format!("cannot be read: {error}"))),
-                Outcome::Changed { error } => (None, Some(format!("changed while hashed: {error}"))),
-                Outcome::NotChecked => (None, Some("not hashed: verification was interrupted first".into())),
-            };
-            files.push(EvidenceFile { path, stat, hash, error: error.or(stat_error) });
-        }
-    }
-    let repos = audit.inventory.repositories.iter().filter(|r| filter.is_empty() || filter.contains(&r.name));
-    for repo in repos {
-        for path in link_paths(repo) {
-            files.push(read_link(root, path));
-        }
-    }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files
-}
-
-fn link_paths(repo: &Repository) -> Vec<String> {
-    let name = &repo.name;
-    let mut out: Vec<String> = repo.layer_links.keys().map(|d| layout::layer_link(name, d)).collect();
-    out.extend(repo.revisions.keys().map(|d| layout::revision_link(name, d)));
-    for (tag, t) in repo.tags.iter() {
-        if t.current.is_some() {
-            out.push(layout::tag_current_link(name, tag));
-        }
-        out.extend(t.index.keys().map(|d| layout::tag_index_link(name, tag, d)));
-    }
-    out
-}
-
-/// Hashes a link whole, whatever its size, with the times it had when opened.
-fn read_link(root: &std::path::Path, path: String) -> EvidenceFile {
-    let hashed = tree::open_with_stat(&root.join(&path)).and_then(|(mut file, stat)| {
-        let mut hasher = Sha256::new();
-        io::copy(&mut file, &mut hasher)?;
-        Ok((hex::encode(hasher.finalize()), stat))
-    });
-    match hashed {
-        Ok((hex, stat)) => EvidenceFile { path, stat: Some(stat), hash: Some(("sha256", hex)), error: None },
-        Err(e) => EvidenceFile { path, stat: None, hash: None, error: Some(format!("cannot be read: {e}")) },
-    }
-}
+/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
+pub use crate::analysis::evidence::evidence_files;
 
 /// Escapes text for XML 1.0. Characters XML 1.0 cannot hold at all (most
 /// control characters) are written as `\xNN`; the second value says so.
@@ -119,8 +44,8 @@ fn iso(t: Stamp) -> String {
     crate::timeline::rfc3339(t)
 }
 
-/// Writes the whole DFXML document for `files`.
-pub fn write(audit: &Audit, files: &[EvidenceFile], out: &mut dyn Write) -> io::Result<()> {
+/// Writes the whole DFXML document for `files`, read from the storage root `root`.
+pub fn write(root: &str, files: &[EvidenceFile], out: &mut dyn Write) -> io::Result<()> {
     let mut x = String::new();
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str(
@@ -131,11 +56,7 @@ pub fn write(audit: &Audit, files: &[EvidenceFile], out: &mut dyn Write) -> io::
     );
     x.push_str("  <metadata>\n    <dc:type>Hash List</dc:type>\n  </metadata>\n");
     creator(&mut x);
-    let _ = writeln!(
-        x,
-        "  <source>\n    <image_filename>{}</image_filename>\n  </source>",
-        text(&audit.root.path().display().to_string())
-    );
+    let _ = writeln!(x, "  <source>\n    <image_filename>{}</image_filename>\n  </source>", text(root));
     out.write_all(x.as_bytes())?;
     for f in files {
         out.write_all(fileobject(f).as_bytes())?;

@@ -1,58 +1,21 @@
 //! `regaudit inspect`: one reference's whole tree with every node's state.
 
-use std::collections::BTreeSet;
 use std::io::{self, Write};
 
 use serde::Serialize;
 
 use super::table::{human_size, Cell, Table, BAD, BOLD, DIM, GOOD, WARN};
-use super::{problems, Report, SCHEMA_VERSION};
-use crate::audit::Audit;
+use super::{problems, Report};
 use crate::digest::Digest;
 use crate::model::serve::LinkedBy;
 use crate::model::Target;
 use crate::names::{Shown, ShownText};
 use crate::problem::Problem;
-use crate::resolve::{Node, Resolver, Role};
+use crate::resolve::{Node, Role};
 
-/// `repo:tag` or `repo@digest`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reference {
-    Tag { repository: String, tag: String },
-    Digest { repository: String, digest: Digest },
-}
-
-impl Reference {
-    pub fn parse(s: &str) -> Result<Reference, String> {
-        if let Some((repo, digest)) = s.rsplit_once('@') {
-            let digest = Digest::parse(digest).map_err(|e| format!("{s:?}: bad digest: {e}"))?;
-            return Ok(Reference::Digest { repository: repo.to_string(), digest });
-        }
-        // A ':' in the last path component separates the tag (a port may
-        // contain one earlier: host:5000/app:tag).
-        match s.rsplit_once(':') {
-            Some((repo, tag)) if !tag.contains('/') && !repo.is_empty() && !tag.is_empty() => {
-                Ok(Reference::Tag { repository: repo.to_string(), tag: tag.to_string() })
-            }
-            _ => Err(format!("{s:?} is not a reference: use REPOSITORY:TAG or REPOSITORY@DIGEST")),
-        }
-    }
-
-    pub fn repository(&self) -> &str {
-        match self {
-            Reference::Tag { repository, .. } | Reference::Digest { repository, .. } => repository,
-        }
-    }
-}
-
-impl std::fmt::Display for Reference {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Reference::Tag { repository, tag } => write!(f, "{repository}:{tag}"),
-            Reference::Digest { repository, digest } => write!(f, "{repository}@{digest}"),
-        }
-    }
-}
+/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
+pub use crate::analysis::inspect::{build, reachable_digests};
+pub use crate::analysis::reference::Reference;
 
 #[derive(Serialize)]
 pub struct InspectReport {
@@ -91,113 +54,6 @@ pub struct Referrer {
     pub artifact_type: String,
     /// Tags pointing at the referrer (none: garbage-collect --delete-untagged sweeps it).
     pub tags: Vec<String>,
-}
-
-/// The revisions of `repo` whose `subject` names one of `subjects`.
-fn referrers(audit: &Audit, repo: &crate::inventory::Repository, subjects: &BTreeSet<&Digest>) -> Vec<Referrer> {
-    let mut out = Vec::new();
-    for (path, link) in repo.revisions.iter() {
-        let digest = link.ok().unwrap_or(path).clone();
-        let Some(Ok(m)) = audit.contents.manifest(&digest) else { continue };
-        let Some(subject) = m.subject().and_then(|s| s.digest.clone()) else { continue };
-        if !subjects.contains(&subject) {
-            continue;
-        }
-        let tags = repo
-            .tags
-            .iter()
-            .filter(|(_, t)| t.current.as_ref().and_then(|c| c.as_ref().ok()) == Some(&digest))
-            .map(|(name, _)| name.clone())
-            .collect();
-        out.push(Referrer { digest, subject, artifact_type: m.artifact_type().to_string(), tags });
-    }
-    out
-}
-
-/// Every digest the reference reaches (to verify before building the report).
-pub fn reachable_digests(audit: &Audit, reference: &Reference) -> BTreeSet<Digest> {
-    let Some(repo) = audit.inventory.repository(reference.repository()) else { return BTreeSet::new() };
-    let server = audit.server();
-    let resolver = Resolver::new(&server);
-    let tree = match reference {
-        Reference::Tag { tag, .. } => resolver.tag(repo, tag).tree.map(|t| *t),
-        Reference::Digest { digest, .. } => Some(resolver.manifest(repo, digest)),
-    };
-    tree.iter().flat_map(|t| t.digests().cloned()).collect()
-}
-
-pub fn build(audit: &Audit, reference: &Reference) -> Result<InspectReport, String> {
-    let repo = audit.repository(reference.repository())?;
-    let server = audit.server();
-    let resolver = Resolver::new(&server);
-    let (tag, digest, tree, history, not_served): (_, _, Option<Node>, _, _) = match reference {
-        Reference::Tag { tag, .. } => {
-            if !repo.tags.contains_key(tag) {
-                return Err(format!("no tag {tag:?} in repository {:?}", repo.name));
-            }
-            let t = resolver.tag(repo, tag);
-            (Some(tag.clone()), t.digest, t.tree.map(|t| *t), t.history, t.not_served)
-        }
-        Reference::Digest { digest, .. } => {
-            let tree = resolver.manifest(repo, digest);
-            let failures = tree.failures();
-            (None, Some(digest.clone()), Some(tree), Vec::new(), failures)
-        }
-    };
-    let mut tree = tree;
-    if let (Some(t), Some(v)) = (tree.as_mut(), audit.verification.as_ref()) {
-        v.annotate(t);
-    }
-    let problems = problems::of_selection(
-        &audit.problems,
-        &audit.inventory.repositories,
-        &[&repo.name],
-        tree.iter().flat_map(|t| t.walk()).filter_map(|n| n.parsed_digest.as_ref()),
-    );
-    let subjects: BTreeSet<&Digest> = tree
-        .iter()
-        .flat_map(|t| t.walk())
-        .filter(|n| matches!(n.role, Role::Manifest | Role::Child))
-        .filter_map(|n| n.parsed_digest.as_ref())
-        .collect();
-    let referrers = referrers(audit, repo, &subjects);
-    Ok(InspectReport {
-        referrers,
-        schema_version: SCHEMA_VERSION,
-        target: audit.target,
-        root: audit.root.path().display().to_string(),
-        reference: reference.to_string(),
-        repository: repo.name.clone(),
-        tag,
-        digest,
-        served: tree.as_ref().is_some_and(Node::served),
-        served_unknown: tree.as_ref().is_some_and(Node::served_unknown),
-        intact: match &tree {
-            Some(t) => audit.intact(t.digests()),
-            None => audit.verification.as_ref().map(|_| false),
-        },
-        not_served,
-        history,
-        tree,
-        problems,
-        interrupted: audit.verification.as_ref().is_some_and(|v| v.interrupted),
-    })
-}
-
-impl InspectReport {
-    pub fn findings(&self) -> crate::exit_codes::Findings {
-        crate::exit_codes::Findings {
-            not_served: usize::from(!self.served && !self.served_unknown),
-            unknown: if self.served_unknown {
-                [crate::exit_codes::Condition::NotServed].into()
-            } else {
-                Default::default()
-            },
-            damaged: usize::from(self.intact == Some(false)),
-            ..Default::default()
-        }
-        .with_problems(&self.problems)
-    }
 }
 
 fn state_cells(n: &Node) -> Vec<Cell> {
@@ -276,6 +132,20 @@ fn push_rows(table: &mut Table, notes: &mut Vec<String>, n: &Node, prefix: &str,
 }
 
 impl Report for InspectReport {
+    fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings {
+            not_served: usize::from(!self.served && !self.served_unknown),
+            unknown: if self.served_unknown {
+                [crate::exit_codes::Condition::NotServed].into()
+            } else {
+                Default::default()
+            },
+            damaged: usize::from(self.intact == Some(false)),
+            ..Default::default()
+        }
+        .with_problems(&self.problems)
+    }
+
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         let (served, style) = super::table::served_cell(self.served, self.served_unknown);
         writeln!(
@@ -340,23 +210,5 @@ impl Report for InspectReport {
         }
         writeln!(out)?;
         problems::write(&self.problems, out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_references() {
-        assert_eq!(
-            Reference::parse("host:5000/app:v1"),
-            Ok(Reference::Tag { repository: "host:5000/app".into(), tag: "v1".into() })
-        );
-        let d = format!("sha256:{}", "a".repeat(64));
-        assert!(matches!(Reference::parse(&format!("app@{d}")), Ok(Reference::Digest { .. })));
-        assert!(Reference::parse("app").is_err());
-        assert!(Reference::parse("host:5000/app").is_err());
-        assert!(Reference::parse("app@sha256:zz").is_err());
     }
 }

@@ -5,6 +5,7 @@ pub mod bodyfile;
 pub mod dfxml;
 pub mod diff;
 pub mod du;
+pub mod export;
 pub mod gc;
 pub mod inspect;
 pub mod problems;
@@ -43,6 +44,12 @@ pub enum Format {
 /// A command's result. JSON comes from `Serialize`; text from `write_text`.
 pub trait Report: Serialize {
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()>;
+
+    /// What the report found, from which [`crate::exit_codes::FailOn::outcome`]
+    /// decides the exit status. Reports that judge nothing find nothing.
+    fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings::default()
+    }
 
     /// `--format jsonl`: the rows of a listing, each with its `type`.
     fn json_lines(&self) -> Vec<(&'static str, serde_json::Value)> {
@@ -153,6 +160,28 @@ pub fn plural_s(n: usize, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
+}
+
+/// Examples shown per kind (of problem, hazard, operation) in text without `--verbose`.
+pub const EXAMPLES: usize = 3;
+
+/// How many of `n` items text shows: `limit`, or all with `--verbose` or
+/// when one more than `limit` ("1 more" would take the line it saves).
+pub fn shown(n: usize, limit: usize) -> usize {
+    if verbose() || n <= limit + 1 {
+        n
+    } else {
+        n.min(limit)
+    }
+}
+
+/// `… N more` after the examples shown, unless all were shown.
+pub fn write_more(out: &mut dyn Write, indent: &str, more: usize) -> io::Result<()> {
+    if more > 0 {
+        let dim = table::DIM;
+        writeln!(out, "{indent}{}… {more} more (-v lists all; --format json too){}", dim.render(), dim.render_reset())?;
+    }
+    Ok(())
 }
 
 /// Full `sha256:` digests inside a text shortened to 12 hex characters:

@@ -2,7 +2,6 @@
 //! once at its start ([`begin`]); every JSON document and every DFXML file
 //! then carries it, so a report can be tied to its evidence.
 
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde::Serialize;
@@ -60,26 +59,14 @@ pub struct Provenance {
 }
 
 /// Records the run. Call once, before any work; later calls do nothing.
-pub fn begin(arguments: &[std::ffi::OsString], target: Target, roots: &[PathBuf]) {
+/// `roots` as identified by `analysis::provenance::identify_roots`.
+pub fn begin(arguments: &[std::ffi::OsString], target: Target, roots: Vec<RootId>) {
     let _ = RUN.set(Run {
         arguments: arguments.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
         target,
-        roots: roots.iter().map(|r| identify(r)).collect(),
+        roots,
         started: chrono::Utc::now(),
     });
-}
-
-fn identify(given: &Path) -> RootId {
-    use std::os::unix::fs::MetadataExt;
-    let resolved = std::fs::canonicalize(given).ok();
-    // A stat reads the inode only: no access time changes.
-    let meta = resolved.as_deref().and_then(|p| std::fs::metadata(p).ok());
-    RootId {
-        given: given.to_string_lossy().into_owned(),
-        resolved: resolved.map(|p| p.to_string_lossy().into_owned()),
-        device: meta.as_ref().map(|m| m.dev()),
-        inode: meta.as_ref().map(|m| m.ino()),
-    }
 }
 
 fn time(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -105,6 +92,6 @@ pub fn current() -> Option<Provenance> {
         started: time(run.started),
         finished: time(chrono::Utc::now()),
         user: user(),
-        noatime_honoured: crate::tree::noatime_honoured(),
+        noatime_honoured: crate::analysis::provenance::noatime_honoured(),
     })
 }

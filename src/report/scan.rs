@@ -7,16 +7,14 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD, GOOD, WARN};
-use super::tags::for_each_tag;
-use super::{gc, writes};
-use super::{plural, plural_s, problems, wrap, Report, SCHEMA_VERSION};
-use crate::audit::Audit;
-use crate::manifest::ManifestError;
-use crate::model::writes::Settings;
+use super::writes;
+use super::{plural, plural_s, problems, wrap, Report};
 use crate::model::Target;
 use crate::names::ShownText;
 use crate::problem::Problem;
-use crate::verify::Outcome;
+
+/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
+pub use crate::analysis::scan::build;
 
 #[derive(Serialize)]
 pub struct ScanReport {
@@ -49,22 +47,6 @@ pub struct GcSummary {
     /// Hazards as text counts them (see `gc::text_hazard_count`).
     #[serde(skip)]
     pub text_hazards: usize,
-}
-
-impl GcSummary {
-    fn of(r: &gc::GcReport) -> GcSummary {
-        GcSummary {
-            delete_untagged: r.delete_untagged,
-            aborts: r.aborts.as_ref().map(|a| a.abort.reason.clone()),
-            manifests: r.deletes.manifests.len(),
-            blobs: r.deletes.blobs.len(),
-            reclaimable_bytes: r.deletes.reclaimable_bytes,
-            files: r.deletes.removes.len(),
-            hazards: r.hazards.len(),
-            text_hazards: gc::text_hazard_count(&r.hazards),
-            incomplete: r.incomplete,
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -104,99 +86,6 @@ pub struct VerificationSummary {
     pub intact: usize,
     pub damaged: usize,
     pub interrupted: bool,
-}
-
-pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
-    let inv = &audit.inventory;
-    let mut manifests: BTreeMap<&'static str, usize> = BTreeMap::new();
-    for m in audit.contents.manifests.values() {
-        let kind = match m {
-            Ok(m) => m.kind.name(),
-            Err(ManifestError::UnknownMediaType(_) | ManifestError::UnknownSchemaVersion(_)) => "unknown-type",
-            Err(_) => "unparseable",
-        };
-        *manifests.entry(kind).or_default() += 1;
-    }
-    let in_catalog = inv
-        .repositories
-        .iter()
-        .filter(|r| match audit.target {
-            Target::V2_8 => r.has_layers_dir,
-            Target::V3 => r.has_manifests_dir,
-        })
-        .count();
-    // The four analyses only read the audit: run them side by side.
-    let count_tags = || {
-        let (mut total, mut served, mut unknown) = (0, 0, 0);
-        for_each_tag(audit, &[], |t| {
-            total += 1;
-            served += usize::from(t.served);
-            unknown += usize::from(t.served_unknown);
-        });
-        (total, served, unknown)
-    };
-    // The two gc models one after the other: each holds a mark set as large
-    // as the tree's blobs, and running them together doubled peak memory.
-    let gc_both = || {
-        let walk = audit.root.registry_walks(&audit.inventory);
-        [false, true].map(|untagged| GcSummary::of(&gc::build(audit, &walk, untagged, false))).into()
-    };
-    let ((total, served, served_unknown), (writes, gc)) =
-        rayon::join(count_tags, || rayon::join(|| writes::summarize(audit, settings), gc_both));
-    ScanReport {
-        schema_version: SCHEMA_VERSION,
-        target: audit.target,
-        root: audit.root.path().display().to_string(),
-        inventory: InventorySummary {
-            repositories: inv.repositories.len(),
-            repositories_in_catalog: in_catalog,
-            tags: total,
-            manifests,
-            revision_links: inv.repositories.iter().map(|r| r.revisions.len()).sum(),
-            referrers: inv
-                .repositories
-                .iter()
-                .flat_map(|r| r.revisions.iter().map(|(path, link)| link.ok().unwrap_or(path).clone()))
-                .filter(|d| matches!(audit.contents.manifest(d), Some(Ok(m)) if m.subject().is_some()))
-                .count(),
-            layer_links: inv.repositories.iter().map(|r| r.layer_links.len()).sum(),
-            blobs: inv.blobs.len(),
-            blob_bytes: inv.blobs.values().map(|b| b.size).sum(),
-            uploads: inv.repositories.iter().map(|r| r.uploads.len()).sum(),
-            upload_bytes: inv.repositories.iter().flat_map(|r| r.uploads.values()).filter_map(|u| u.data_size).sum(),
-            files: inv.files,
-        },
-        tags: TagSummary { total, served, not_served: total - served - served_unknown, served_unknown },
-        verification: audit.verification.as_ref().map(|v| VerificationSummary {
-            blobs_checked: v.blobs.values().filter(|c| c.outcome != Outcome::NotChecked).count(),
-            bytes_hashed: v.bytes_hashed,
-            intact: v.blobs.values().filter(|c| c.is_intact()).count(),
-            damaged: v.blobs.values().filter(|c| !c.is_intact() && c.outcome != Outcome::NotChecked).count(),
-            interrupted: v.interrupted,
-        }),
-        writes,
-        gc,
-        problems: audit.problems.clone(),
-    }
-}
-
-impl ScanReport {
-    /// Garbage collection counts as in plain `garbage-collect` (no `--delete-untagged`).
-    pub fn findings(&self) -> crate::exit_codes::Findings {
-        let gc = self.gc.iter().find(|g| !g.delete_untagged);
-        crate::exit_codes::Findings {
-            not_served: self.tags.not_served,
-            damaged: self.verification.as_ref().map_or(0, |v| v.damaged),
-            interrupted: self.verification.as_ref().is_some_and(|v| v.interrupted),
-            writes: self.writes.writing_operations,
-            aborts: gc.is_some_and(|g| g.aborts.is_some()),
-            hazards: gc.map_or(0, |g| g.hazards),
-            deletions: gc.map_or(0, |g| g.files),
-            unknown: self.unknown(),
-            ..Default::default()
-        }
-        .with_problems(&self.problems)
-    }
 }
 
 impl ScanReport {
@@ -272,6 +161,23 @@ impl ScanReport {
 }
 
 impl Report for ScanReport {
+    /// Garbage collection counts as in plain `garbage-collect` (no `--delete-untagged`).
+    fn findings(&self) -> crate::exit_codes::Findings {
+        let gc = self.gc.iter().find(|g| !g.delete_untagged);
+        crate::exit_codes::Findings {
+            not_served: self.tags.not_served,
+            damaged: self.verification.as_ref().map_or(0, |v| v.damaged),
+            interrupted: self.verification.as_ref().is_some_and(|v| v.interrupted),
+            writes: self.writes.writing_operations,
+            aborts: gc.is_some_and(|g| g.aborts.is_some()),
+            hazards: gc.map_or(0, |g| g.hazards),
+            deletions: gc.map_or(0, |g| g.files),
+            unknown: self.unknown(),
+            ..Default::default()
+        }
+        .with_problems(&self.problems)
+    }
+
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         // The summary first (it fits 80x24): the verdict, the counts, what
         // to do next; the problems after it, grouped by code.

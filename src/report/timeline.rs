@@ -6,11 +6,13 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::table::{Cell, Table, BOLD, DIM};
-use super::{bodyfile, problems, Report, SCHEMA_VERSION};
+use super::{bodyfile, problems, Report};
+use crate::analysis::{FileStat, Stamp};
 use crate::model::Target;
 use crate::problem::Problem;
-use crate::timeline::{CurrentTag, Event, Filter, Source, Timeline};
-use crate::tree::Stamp;
+use crate::timeline::{CurrentTag, Event, Source};
+
+pub use crate::analysis::timeline::build;
 
 /// Said in the text output and the docs: what a link's time means.
 const NOTE: &str = "Link times are the last time the registry wrote the link: it rewrites a tag's index link \
@@ -31,8 +33,15 @@ pub struct TimelineReport {
     /// Text only: times in UTC instead of local time.
     #[serde(skip)]
     pub utc: bool,
+    /// `--format bodyfile`: one line per entry.
     #[serde(skip)]
-    bodyfile: Vec<String>,
+    pub bodyfile: Vec<BodyfileEntry>,
+}
+
+/// One bodyfile line: what the file is, and its times.
+pub struct BodyfileEntry {
+    pub name: String,
+    pub stat: FileStat,
 }
 
 #[derive(Serialize)]
@@ -44,67 +53,11 @@ pub struct Filters {
     pub tags: Vec<String>,
 }
 
-pub fn build(timeline: &Timeline, filter: &Filter, target: Target, utc: bool) -> TimelineReport {
-    let stamp = |t: Option<Stamp>| t.map(crate::timeline::rfc3339);
-    let tags = timeline
-        .tags
-        .iter()
-        .filter(|t| filter.keeps_repository(&t.repository) && filter.keeps_tag(Some(&t.tag)))
-        .cloned()
-        .collect();
-    TimelineReport {
-        schema_version: SCHEMA_VERSION,
-        target,
-        root: timeline.root.path().display().to_string(),
-        filters: Filters {
-            since: stamp(filter.since),
-            until: stamp(filter.until),
-            repositories: filter.select.repos.iter().map(|p| p.as_str().to_string()).collect(),
-            tags: filter.select.tags.iter().map(|p| p.as_str().to_string()).collect(),
-        },
-        tags,
-        events: timeline.events(filter),
-        problems: timeline.problems.clone(),
-        utc,
-        bodyfile: bodyfile_lines(timeline, filter),
-    }
-}
-
-/// One line per file with an event the filter keeps, plus one per
-/// `startedat` whose own time is kept (that time as its only, modified, time).
-fn bodyfile_lines(timeline: &Timeline, filter: &Filter) -> Vec<String> {
-    let mut lines = Vec::new();
-    for file in &timeline.files {
-        let events = file.events();
-        if !events.iter().any(|e| filter.keeps_time(e.time)) {
-            continue;
-        }
-        let mut buf = Vec::new();
-        let name = format!("{} ({})", file.meaning(), file.path);
-        bodyfile::write_line(&mut buf, "0", &name, &file.stat).expect("writing to memory");
-        if let Some(e) = events.iter().find(|e| e.source == Source::Startedat && filter.keeps_time(e.time)) {
-            let mut only = file.stat.clone();
-            only.atime = Stamp { secs: 0, nanos: 0 };
-            only.ctime = only.atime;
-            only.btime = None;
-            only.mtime = e.time;
-            let name = format!("{} content: upload started ({})", file.meaning(), file.path);
-            bodyfile::write_line(&mut buf, "0", &name, &only).expect("writing to memory");
-        }
-        lines.push(String::from_utf8(buf).expect("bodyfile lines are UTF-8"));
-    }
-    lines
-}
-
 impl TimelineReport {
-    pub fn findings(&self) -> crate::exit_codes::Findings {
-        crate::exit_codes::Findings::default().with_problems(&self.problems)
-    }
-
     /// The bodyfile: for `mactime -b FILE` or plaso.
     pub fn write_bodyfile(&self, out: &mut dyn Write) -> io::Result<()> {
-        for line in &self.bodyfile {
-            out.write_all(line.as_bytes())?;
+        for entry in &self.bodyfile {
+            bodyfile::write_line(out, "0", &entry.name, &entry.stat)?;
         }
         Ok(())
     }
@@ -130,6 +83,10 @@ fn source_word(s: Source) -> &'static str {
 }
 
 impl Report for TimelineReport {
+    fn findings(&self) -> crate::exit_codes::Findings {
+        crate::exit_codes::Findings::default().with_problems(&self.problems)
+    }
+
     fn json_lines(&self) -> Vec<(&'static str, serde_json::Value)> {
         let mut lines = super::rows("event", &self.events);
         lines.extend(super::rows("current-tag", &self.tags));

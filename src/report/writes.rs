@@ -6,11 +6,13 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::table::{human_size, Cell, Table, BAD, BOLD, DIM, GOOD, WARN};
-use super::{plural, plural_s, short_digests, short_path, wrap, Report, SCHEMA_VERSION, TEXT_WIDTH};
-use crate::audit::Audit;
-use crate::model::writes::{self, Action, Kind, Operation, ProxyState, Settings};
+use super::{plural, plural_s, short_digests, short_path, shown, wrap, write_more, Report, EXAMPLES, TEXT_WIDTH};
+use crate::model::writes::{Kind, Operation, ProxyState};
 use crate::model::Target;
 use crate::names::{Shown, ShownText};
+
+/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
+pub use crate::analysis::writes::{build, summarize};
 
 #[derive(Serialize)]
 pub struct WritesReport {
@@ -45,63 +47,6 @@ pub struct Summary {
     pub deletes: usize,
 }
 
-impl Summary {
-    fn add(&mut self, op: &Operation) {
-        self.operations += 1;
-        if !op.writes_anything() {
-            return;
-        }
-        self.writing_operations += 1;
-        self.conditional_operations += usize::from(op.condition.is_some());
-        for w in &op.writes {
-            match w.action {
-                Action::Create => self.creates += 1,
-                Action::Modify => self.modifies += 1,
-                Action::Delete => self.deletes += 1,
-            }
-        }
-    }
-
-    fn finish(mut self, unmodelled: &[String]) -> Summary {
-        self.incomplete = !unmodelled.is_empty();
-        self.serves_read_only = self.writing_operations == 0 && !self.incomplete;
-        self
-    }
-}
-
-/// The summary alone, without keeping the operations.
-pub fn summarize(audit: &Audit, settings: &Settings) -> Summary {
-    let mut summary = Summary::default();
-    writes::predict_each(&audit.inventory, &audit.contents, audit.target, settings, &mut |op| summary.add(&op));
-    summary.finish(&writes::unmodelled(&audit.inventory))
-}
-
-pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> WritesReport {
-    let prediction = writes::predict(&audit.inventory, &audit.contents, audit.target, settings);
-    let mut summary = Summary::default();
-    prediction.operations.iter().for_each(|op| summary.add(op));
-    let summary = summary.finish(&prediction.unmodelled);
-    WritesReport {
-        schema_version: SCHEMA_VERSION,
-        target: audit.target,
-        root: audit.root.path().display().to_string(),
-        now: settings.now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        purge_age: purge_age.to_string(),
-        operations: prediction.operations,
-        proxy: prediction.proxy,
-        unmodelled: prediction.unmodelled,
-        summary,
-    }
-}
-
-impl WritesReport {
-    pub fn findings(&self) -> crate::exit_codes::Findings {
-        let unknown =
-            if self.summary.incomplete { [crate::exit_codes::Condition::Writes].into() } else { Default::default() };
-        crate::exit_codes::Findings { writes: self.summary.writing_operations, unknown, ..Default::default() }
-    }
-}
-
 fn status_text(op: &Operation) -> String {
     match (op.status, op.read_only_status) {
         (Some(s), Some(r)) if s != r => format!("{s} (ro {r})"),
@@ -122,25 +67,13 @@ fn by_kind<'a>(ops: &[&'a Operation]) -> Vec<(&'static str, Vec<&'a Operation>)>
     groups
 }
 
-/// Examples shown per kind without `--verbose` ("1 more" would take the line it saves).
-const EXAMPLES: usize = 3;
-
-fn shown(n: usize) -> usize {
-    if super::verbose() || n <= EXAMPLES + 1 {
-        n
-    } else {
-        EXAMPLES
-    }
-}
-
-fn write_more(out: &mut dyn Write, more: usize) -> io::Result<()> {
-    if more > 0 {
-        writeln!(out, "    {}… {more} more (-v lists all; --format json too){}", DIM.render(), DIM.render_reset())?;
-    }
-    Ok(())
-}
-
 impl Report for WritesReport {
+    fn findings(&self) -> crate::exit_codes::Findings {
+        let unknown =
+            if self.summary.incomplete { [crate::exit_codes::Condition::Writes].into() } else { Default::default() };
+        crate::exit_codes::Findings { writes: self.summary.writing_operations, unknown, ..Default::default() }
+    }
+
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         // The verdict first, then what to do, then the detail.
         writeln!(
@@ -213,7 +146,7 @@ impl Report for WritesReport {
             writeln!(out, "\n{}Would write ({}):{}", BOLD.render(), writing.len(), BOLD.render_reset())?;
             for (kind, ops) in by_kind(&writing) {
                 writeln!(out, "  {kind} ({})", ops.len())?;
-                let n = shown(ops.len());
+                let n = shown(ops.len(), EXAMPLES);
                 for op in &ops[..n] {
                     let status = match status_text(op).as_str() {
                         "-" => String::new(),
@@ -235,7 +168,7 @@ impl Report for WritesReport {
                         writeln!(out, "      {:<6}  {}", w.action.name(), short_path(&Shown(&w.path).to_string()))?;
                     }
                 }
-                write_more(out, ops.len() - n)?;
+                write_more(out, "    ", ops.len() - n)?;
             }
         }
         let quiet: Vec<&Operation> = self.operations.iter().filter(|o| !o.writes_anything()).collect();
@@ -243,7 +176,7 @@ impl Report for WritesReport {
             writeln!(out, "\n{}Writes nothing ({}):{}", BOLD.render(), quiet.len(), BOLD.render_reset())?;
             for (kind, ops) in by_kind(&quiet) {
                 writeln!(out, "  {kind} ({})", ops.len())?;
-                let n = shown(ops.len());
+                let n = shown(ops.len(), EXAMPLES);
                 for op in &ops[..n] {
                     let line = format!(
                         "{} {}: {}",
@@ -255,7 +188,7 @@ impl Report for WritesReport {
                         writeln!(out, "{line}")?;
                     }
                 }
-                write_more(out, ops.len() - n)?;
+                write_more(out, "    ", ops.len() - n)?;
             }
         }
         if let Some(p) = &self.proxy {

@@ -1,0 +1,104 @@
+//! `regaudit scan`: the inventory summary, tags served, the writes verdict
+//! and both garbage-collect modes, computed side by side.
+
+use std::collections::BTreeMap;
+
+use super::tags::for_each_tag;
+use crate::audit::Audit;
+use crate::manifest::ManifestError;
+use crate::model::writes::Settings;
+use crate::model::Target;
+use crate::report::gc::{self as gc_report, GcReport};
+use crate::report::scan::{GcSummary, InventorySummary, ScanReport, TagSummary, VerificationSummary};
+use crate::report::SCHEMA_VERSION;
+use crate::verify::Outcome;
+
+impl GcSummary {
+    fn of(r: &GcReport) -> GcSummary {
+        GcSummary {
+            delete_untagged: r.delete_untagged,
+            aborts: r.aborts.as_ref().map(|a| a.abort.reason.clone()),
+            manifests: r.deletes.manifests.len(),
+            blobs: r.deletes.blobs.len(),
+            reclaimable_bytes: r.deletes.reclaimable_bytes,
+            files: r.deletes.removes.len(),
+            hazards: r.hazards.len(),
+            text_hazards: gc_report::text_hazard_count(&r.hazards),
+            incomplete: r.incomplete,
+        }
+    }
+}
+
+pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
+    let inv = &audit.inventory;
+    let mut manifests: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for m in audit.contents.manifests.values() {
+        let kind = match m {
+            Ok(m) => m.kind.name(),
+            Err(ManifestError::UnknownMediaType(_) | ManifestError::UnknownSchemaVersion(_)) => "unknown-type",
+            Err(_) => "unparseable",
+        };
+        *manifests.entry(kind).or_default() += 1;
+    }
+    let in_catalog = inv
+        .repositories
+        .iter()
+        .filter(|r| match audit.target {
+            Target::V2_8 => r.has_layers_dir,
+            Target::V3 => r.has_manifests_dir,
+        })
+        .count();
+    // The four analyses only read the audit: run them side by side.
+    let count_tags = || {
+        let (mut total, mut served, mut unknown) = (0, 0, 0);
+        for_each_tag(audit, &[], |t| {
+            total += 1;
+            served += usize::from(t.served);
+            unknown += usize::from(t.served_unknown);
+        });
+        (total, served, unknown)
+    };
+    // The two gc models one after the other: each holds a mark set as large
+    // as the tree's blobs, and running them together doubled peak memory.
+    let gc_both = || {
+        let walk = audit.root.registry_walks(&audit.inventory);
+        [false, true].map(|untagged| GcSummary::of(&super::gc::build(audit, &walk, untagged, false))).into()
+    };
+    let ((total, served, served_unknown), (writes, gc)) =
+        rayon::join(count_tags, || rayon::join(|| super::writes::summarize(audit, settings), gc_both));
+    ScanReport {
+        schema_version: SCHEMA_VERSION,
+        target: audit.target,
+        root: audit.root.path().display().to_string(),
+        inventory: InventorySummary {
+            repositories: inv.repositories.len(),
+            repositories_in_catalog: in_catalog,
+            tags: total,
+            manifests,
+            revision_links: inv.repositories.iter().map(|r| r.revisions.len()).sum(),
+            referrers: inv
+                .repositories
+                .iter()
+                .flat_map(|r| r.revisions.iter().map(|(path, link)| link.ok().unwrap_or(path).clone()))
+                .filter(|d| matches!(audit.contents.manifest(d), Some(Ok(m)) if m.subject().is_some()))
+                .count(),
+            layer_links: inv.repositories.iter().map(|r| r.layer_links.len()).sum(),
+            blobs: inv.blobs.len(),
+            blob_bytes: inv.blobs.values().map(|b| b.size).sum(),
+            uploads: inv.repositories.iter().map(|r| r.uploads.len()).sum(),
+            upload_bytes: inv.repositories.iter().flat_map(|r| r.uploads.values()).filter_map(|u| u.data_size).sum(),
+            files: inv.files,
+        },
+        tags: TagSummary { total, served, not_served: total - served - served_unknown, served_unknown },
+        verification: audit.verification.as_ref().map(|v| VerificationSummary {
+            blobs_checked: v.blobs.values().filter(|c| c.outcome != Outcome::NotChecked).count(),
+            bytes_hashed: v.bytes_hashed,
+            intact: v.blobs.values().filter(|c| c.is_intact()).count(),
+            damaged: v.blobs.values().filter(|c| !c.is_intact() && c.outcome != Outcome::NotChecked).count(),
+            interrupted: v.interrupted,
+        }),
+        writes,
+        gc,
+        problems: audit.problems.clone(),
+    }
+}
