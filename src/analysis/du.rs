@@ -2,7 +2,7 @@
 //!
 //! A repository *references* what garbage collection marks for it: its
 //! manifest revisions and what they reference (configs, layers, index
-//! children; with 2.8 not the children's own references, see [`referenced`]).
+//! children; with 2.8 not the children's own references, see [`crate::model::gc::mark::marked_blobs`]).
 //! Only stored blobs count in bytes. Its *unique* bytes are the
 //! blobs no other repository references: what deleting the repository and
 //! then collecting garbage would free. `_layers` links do not keep blobs
@@ -12,75 +12,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::audit::Audit;
-use crate::contents::Contents;
 use crate::digest::Digest;
-use crate::inventory::{Inventory, Repository};
-use crate::model::Target;
+use crate::inventory::Inventory;
+use crate::model::gc::mark::marked_blobs;
 use crate::report::du::{DuReport, RepoUsage, SortKey, Totals};
 use crate::report::SCHEMA_VERSION;
-
-/// What `garbage-collect` marks for one repository (`MarkAndSweep` in
-/// registry/storage/garbagecollect.go, as modelled in `model::gc`): every
-/// revision (and signature) link whose manifest resolves, and that
-/// manifest's references. 2.8 marks the references of a revision without
-/// following them: an index child's config and layers are kept only by a
-/// revision of the child itself. v3 follows references that are revisions
-/// of this repository, recursively.
-fn referenced(repo: &Repository, inv: &Inventory, contents: &Contents, target: Target) -> BTreeSet<Digest> {
-    let v2 = target == Target::V2_8;
-    // `Stat` of a manifest: its revision link, then (2.8) its `_layers` link; the data must exist.
-    let resolve = |d: &Digest, v2: bool| {
-        let link = match repo.revisions.get(d) {
-            Some(l) => Some(l),
-            None if v2 => repo.layer_links.get(d),
-            None => None,
-        };
-        let data = match link? {
-            Ok(t) => t.clone(),
-            Err(_) => d.clone(),
-        };
-        inv.has_blob(&data).then_some(data)
-    };
-    let mut seen = BTreeSet::new();
-    let mut revisions: Vec<Digest> =
-        repo.revisions.iter().map(|(path, link)| link.ok().unwrap_or(path).clone()).collect();
-    revisions.extend(repo.signature_links.iter().map(|(_, sig)| sig.clone()));
-    // (digest, its data): revisions to mark, then (v3) children to follow.
-    let mut stack = Vec::new();
-    for d in revisions {
-        match resolve(&d, v2) {
-            Some(data) => stack.push((d, data)),
-            // Not marked, and stored nowhere: counted as missing.
-            None => {
-                seen.insert(d);
-            }
-        }
-    }
-    let mut followed = BTreeSet::new();
-    while let Some((d, data)) = stack.pop() {
-        seen.insert(d.clone());
-        if !followed.insert(d) {
-            continue;
-        }
-        let Some(Ok(m)) = contents.manifest(&data) else { continue };
-        for r in m.references() {
-            let Some(child) = &r.digest else { continue };
-            // Foreign layers are not stored (marked all the same when they are).
-            if r.is_foreign() && !inv.has_blob(child) {
-                continue;
-            }
-            seen.insert(child.clone());
-            if !v2 {
-                if let Some(Ok(t)) = repo.revisions.get(child) {
-                    if inv.has_blob(t) {
-                        stack.push((child.clone(), t.clone()));
-                    }
-                }
-            }
-        }
-    }
-    seen
-}
 
 fn bytes<'a>(inv: &Inventory, digests: impl Iterator<Item = &'a Digest>) -> u64 {
     digests.filter_map(|d| inv.blob_size(d)).sum()
@@ -89,7 +25,7 @@ fn bytes<'a>(inv: &Inventory, digests: impl Iterator<Item = &'a Digest>) -> u64 
 pub fn build(audit: &Audit, sort: SortKey) -> DuReport {
     let inv = &audit.inventory;
     let sets: Vec<BTreeSet<Digest>> =
-        inv.repositories.iter().map(|r| referenced(r, inv, &audit.contents, audit.target)).collect();
+        inv.repositories.iter().map(|r| marked_blobs(r, inv, &audit.contents, audit.target)).collect();
     let mut holders: HashMap<&Digest, usize> = HashMap::new();
     for set in &sets {
         for d in set {

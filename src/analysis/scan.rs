@@ -7,7 +7,6 @@ use super::tags::for_each_tag;
 use crate::audit::Audit;
 use crate::manifest::ManifestError;
 use crate::model::writes::Settings;
-use crate::model::Target;
 use crate::report::gc::{self as gc_report, GcReport};
 use crate::report::scan::{GcSummary, InventorySummary, ScanReport, TagSummary, VerificationSummary};
 use crate::report::SCHEMA_VERSION;
@@ -40,14 +39,7 @@ pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
         };
         *manifests.entry(kind).or_default() += 1;
     }
-    let in_catalog = inv
-        .repositories
-        .iter()
-        .filter(|r| match audit.target {
-            Target::V2_8 => r.has_layers_dir,
-            Target::V3 => r.has_manifests_dir,
-        })
-        .count();
+    let in_catalog = inv.repositories.iter().filter(|r| audit.target.lists_in_catalog(r)).count();
     // The four analyses only read the audit: run them side by side.
     let count_tags = || {
         let (mut total, mut served, mut unknown) = (0, 0, 0);

@@ -352,7 +352,11 @@ impl Layout {
     /// Copies `source` (the blob's data in the tree, as opened) to
     /// `blobs/ALG/HEX`, hashing it on the way: renamed into place only when
     /// it hashes to `wanted`.
-    pub fn copy_blob(&self, source: io::Result<fs::File>, wanted: &Digest) -> io::Result<CopyOutcome> {
+    pub fn copy_blob(
+        &self,
+        source: io::Result<Box<dyn crate::storage::BlobRead>>,
+        wanted: &Digest,
+    ) -> io::Result<CopyOutcome> {
         let source = match source {
             Ok(f) => f,
             Err(e) => return Ok(CopyOutcome::Unreadable(e)),

@@ -59,8 +59,8 @@ fn unaddressable(entries: &[(String, Option<String>, String)], dest: &str) -> Ve
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// No such repository, or it cannot be read.
-    #[error("{0}")]
-    Repository(String),
+    #[error(transparent)]
+    Repository(#[from] crate::audit::RepositoryError),
     #[error("{reference}: the registry would not resolve this tag: {reason}")]
     TagNotResolved { reference: String, reason: String },
     #[error("{reference}: the registry would not serve manifest {digest}: {reason}")]

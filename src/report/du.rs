@@ -2,7 +2,7 @@
 //!
 //! A repository *references* what garbage collection marks for it: its
 //! manifest revisions and what they reference (configs, layers, index
-//! children; with 2.8 not the children's own references, see [`referenced`]).
+//! children; with 2.8 not the children's own references, see [`crate::model::gc::mark::marked_blobs`]).
 //! Only stored blobs count in bytes. Its *unique* bytes are the
 //! blobs no other repository references: what deleting the repository and
 //! then collecting garbage would free. `_layers` links do not keep blobs
