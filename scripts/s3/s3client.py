@@ -12,7 +12,7 @@ import boto3
 from botocore.config import Config
 
 
-def client(endpoint, pool=10):
+def client(endpoint, pool=10, access_key=None, secret_key=None):
     # A CA bundle is meaningless for http:// and botocore would still try to
     # load it; the registry's own driver panics on it (docs/s3.md).
     os.environ.pop("AWS_CA_BUNDLE", None)
@@ -30,8 +30,8 @@ def client(endpoint, pool=10):
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        aws_access_key_id=access_key or os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=secret_key or os.environ["AWS_SECRET_ACCESS_KEY"],
         config=cfg,
     )
 

@@ -135,6 +135,28 @@ def _put_chunk(args):
     return sum(_pool.map(lambda kp: _put_one(bucket, kp[0], kp[1]), items))
 
 
+def upload_tree(endpoint, bucket, prefix, root, threads=16, processes=0):
+    """Uploads `root` (see the module's doc); returns the report as a dict."""
+    t0 = time.monotonic()
+    files, skipped = walk(root)
+    items = [(s3client.join_key(prefix, rel), path) for rel, path in files]
+    procs = processes or (1 if len(items) < 2000 else 3)
+    if procs == 1:
+        _init(endpoint, threads)
+        total = _put_chunk((bucket, items))
+    else:
+        chunk = 500
+        chunks = [(bucket, items[i : i + chunk]) for i in range(0, len(items), chunk)]
+        with ProcessPoolExecutor(procs, initializer=_init, initargs=(endpoint, threads)) as pool:
+            total = sum(pool.map(_put_chunk, chunks))
+    return {
+        "objects": len(items),
+        "bytes": total,
+        "skipped": [{"path": r, "why": w} for r, w in skipped],
+        "seconds": round(time.monotonic() - t0, 3),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--endpoint", required=True)
@@ -144,28 +166,9 @@ def main():
     ap.add_argument("--processes", type=int, default=0, help="worker processes (default: 1 below 2000 files, else 3)")
     ap.add_argument("dir")
     a = ap.parse_args()
-
-    t0 = time.monotonic()
-    files, skipped = walk(a.dir)
-    for rel, why in skipped:
-        print(f"upload.py: skipped {rel}: {why} (S3 cannot hold it)", file=sys.stderr)
-    items = [(s3client.join_key(a.prefix, rel), path) for rel, path in files]
-    procs = a.processes or (1 if len(items) < 2000 else 3)
-    total = 0
-    if procs == 1:
-        _init(a.endpoint, a.threads)
-        total = _put_chunk((a.bucket, items))
-    else:
-        chunk = 500
-        chunks = [(a.bucket, items[i : i + chunk]) for i in range(0, len(items), chunk)]
-        with ProcessPoolExecutor(procs, initializer=_init, initargs=(a.endpoint, a.threads)) as pool:
-            total = sum(pool.map(_put_chunk, chunks))
-    out = {
-        "objects": len(items),
-        "bytes": total,
-        "skipped": [{"path": r, "why": w} for r, w in skipped],
-        "seconds": round(time.monotonic() - t0, 3),
-    }
+    out = upload_tree(a.endpoint, a.bucket, a.prefix, a.dir, a.threads, a.processes)
+    for s in out["skipped"]:
+        print(f"upload.py: skipped {s['path']}: {s['why']} (S3 cannot hold it)", file=sys.stderr)
     print(json.dumps(out))
 
 

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The identity with every right, for loading and clearing buckets.
@@ -88,22 +88,6 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Runs a test bed script with the venv's python as `who`; panics with its
-/// stderr when it fails.
-fn script(who: Identity, name: &str, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
-    let mut cmd = Command::new(python());
-    cmd.arg(scripts().join(name)).args(args).envs(who.env()).env_remove("AWS_CA_BUNDLE");
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("run {name}: {e}"));
-    if let Some(bytes) = stdin {
-        child.stdin.take().unwrap().write_all(bytes).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{name} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
-
 /// One SeaweedFS server (master, volume, filer, S3 API) on loopback ports,
 /// in a temp dir. A supervisor (scripts/s3/supervise.py) SIGKILLs it and
 /// removes its data and /tmp sockets when this guard drops or this process
@@ -116,6 +100,14 @@ pub struct SeaweedFs {
     pub s3_port: u16,
     pub dir: PathBuf,
     buckets: AtomicUsize,
+    /// `bucket.py serve`: one Python (and one boto3 import) for every chore.
+    helper: Mutex<Option<Helper>>,
+}
+
+struct Helper {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
 }
 
 impl SeaweedFs {
@@ -171,7 +163,14 @@ impl SeaweedFs {
         let stdin = supervisor.stdin.take();
         let mut line = String::new();
         BufReader::new(supervisor.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let fs = SeaweedFs { supervisor, stdin, s3_port: s3, dir: dir.clone(), buckets: AtomicUsize::new(0) };
+        let fs = SeaweedFs {
+            supervisor,
+            stdin,
+            s3_port: s3,
+            dir: dir.clone(),
+            buckets: AtomicUsize::new(0),
+            helper: Mutex::new(None),
+        };
         if line.trim() != "ready" {
             let log = std::fs::read_to_string(dir.join("weed.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(30).collect();
@@ -197,6 +196,38 @@ impl SeaweedFs {
         format!("http://127.0.0.1:{}", self.s3_port)
     }
 
+    /// One request to `bucket.py serve` (started on first use) as `who`;
+    /// panics with the script's error.
+    fn call(&self, who: Identity, mut req: serde_json::Value) -> serde_json::Value {
+        req["access_key"] = who.access_key.into();
+        req["secret_key"] = who.secret_key.into();
+        let mut guard = self.helper.lock().unwrap_or_else(|e| e.into_inner());
+        let helper = guard.get_or_insert_with(|| {
+            let mut child = Command::new(python())
+                .arg(scripts().join("bucket.py"))
+                .args(["--endpoint", &self.endpoint(), "serve"])
+                .envs(ADMIN.env())
+                .env_remove("AWS_CA_BUNDLE")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start scripts/s3/bucket.py serve");
+            let stdin = child.stdin.take().unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            Helper { child, stdin, stdout }
+        });
+        writeln!(helper.stdin, "{req}").unwrap();
+        let mut line = String::new();
+        helper.stdout.read_line(&mut line).unwrap();
+        let answer: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bucket.py serve answered {line:?}: {e}"));
+        match answer.get("error") {
+            Some(e) => panic!("bucket.py {}: {e}", req["op"]),
+            None => answer["ok"].clone(),
+        }
+    }
+
     /// A new empty bucket, deleted with its objects when the guard drops.
     /// `label` makes the name readable (lowercased, cut to fit S3's rules).
     pub fn bucket(&self, label: &str) -> Bucket<'_> {
@@ -207,13 +238,17 @@ impl SeaweedFs {
             .take(40)
             .collect();
         let name = format!("t{n}-{}", clean.trim_matches('-'));
-        script(ADMIN, "bucket.py", &["--endpoint", &self.endpoint(), "create", &name], None);
+        self.call(ADMIN, serde_json::json!({"op": "create", "bucket": name}));
         Bucket { s3: self, name }
     }
 }
 
 impl Drop for SeaweedFs {
     fn drop(&mut self) {
+        if let Some(mut h) = self.helper.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.child.kill();
+            let _ = h.child.wait();
+        }
         // End of file on the supervisor's stdin: it kills and cleans up.
         drop(self.stdin.take());
         let _ = self.supervisor.wait();
@@ -262,13 +297,10 @@ impl Bucket<'_> {
     /// Uploads every regular file under `dir` to `prefix/<relative path>`
     /// with one real PUT each (ETags are MD5s, checked by the script).
     pub fn upload(&self, dir: &Path, prefix: &str) -> Upload {
-        let out = script(
+        let v = self.s3.call(
             ADMIN,
-            "upload.py",
-            &["--endpoint", &self.s3.endpoint(), "--bucket", &self.name, "--prefix", prefix, dir.to_str().unwrap()],
-            None,
+            serde_json::json!({"op": "upload", "bucket": self.name, "prefix": prefix, "dir": dir.to_str().unwrap()}),
         );
-        let v: serde_json::Value = serde_json::from_slice(&out).expect("upload.py JSON");
         Upload {
             objects: v["objects"].as_u64().unwrap(),
             bytes: v["bytes"].as_u64().unwrap(),
@@ -284,23 +316,27 @@ impl Bucket<'_> {
 
     /// Every key under `prefix` (all keys for ""), with size and ETag.
     pub fn list(&self, prefix: &str) -> BTreeMap<String, Object> {
-        let out = script(ADMIN, "bucket.py", &["--endpoint", &self.s3.endpoint(), "list", &self.name, prefix], None);
-        String::from_utf8(out)
+        self.list_as(ADMIN, prefix)
+    }
+
+    /// The same listing made by `who`.
+    pub fn list_as(&self, who: Identity, prefix: &str) -> BTreeMap<String, Object> {
+        let v = self.s3.call(who, serde_json::json!({"op": "list", "bucket": self.name, "prefix": prefix}));
+        v.as_array()
             .unwrap()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                let o = Object { size: v["size"].as_u64().unwrap(), etag: v["etag"].as_str().unwrap().to_string() };
-                (v["key"].as_str().unwrap().to_string(), o)
+            .iter()
+            .map(|o| {
+                let obj = Object { size: o["size"].as_u64().unwrap(), etag: o["etag"].as_str().unwrap().to_string() };
+                (o["key"].as_str().unwrap().to_string(), obj)
             })
             .collect()
     }
 
     /// PUTs `body` at `key` as `who`; returns the HTTP status (403 for the
     /// read-only identity).
-    pub fn put_as(&self, who: Identity, key: &str, body: &[u8]) -> u16 {
-        let out = script(who, "bucket.py", &["--endpoint", &self.s3.endpoint(), "put", &self.name, key], Some(body));
-        String::from_utf8_lossy(&out).trim().parse().expect("bucket.py put status")
+    pub fn put_as(&self, who: Identity, key: &str, body: &str) -> u16 {
+        let v = self.s3.call(who, serde_json::json!({"op": "put", "bucket": self.name, "key": key, "body": body}));
+        v.as_u64().expect("bucket.py put status") as u16
     }
 
     /// The lines `regaudit` and the registry need for this bucket: an s3
@@ -351,16 +387,13 @@ impl Bucket<'_> {
 
 impl Drop for Bucket<'_> {
     fn drop(&mut self) {
-        let out = Command::new(python())
-            .arg(scripts().join("bucket.py"))
-            .args(["--endpoint", &self.s3.endpoint(), "delete", &self.name])
-            .envs(ADMIN.env())
-            .env_remove("AWS_CA_BUNDLE")
-            .output();
-        if let Ok(o) = out {
-            if !o.status.success() && !std::thread::panicking() {
-                eprintln!("deleting bucket {}: {}", self.name, String::from_utf8_lossy(&o.stderr));
-            }
+        // Objects first, then the bucket: its volumes are freed for others.
+        let req = serde_json::json!({"op": "delete", "bucket": self.name});
+        if std::thread::panicking() {
+            // No second panic while unwinding; the server goes at exit anyway.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.s3.call(ADMIN, req)));
+        } else {
+            self.s3.call(ADMIN, req);
         }
     }
 }
