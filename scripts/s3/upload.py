@@ -114,8 +114,13 @@ _pool = None
 
 def _init(endpoint, threads):
     # One Putter and one long-lived thread pool per process, so each thread
-    # keeps its connection across chunks.
+    # keeps its connection across chunks (and across the uploads of a
+    # `bucket.py serve`, which calls this for each).
     global _putter, _pool
+    if _putter is not None and _putter.base == endpoint.rstrip("/") and _pool._max_workers == threads:
+        return
+    if _pool is not None:
+        _pool.shutdown(wait=False)
     _putter = Putter(endpoint)
     _pool = ThreadPoolExecutor(threads)
 
@@ -135,12 +140,12 @@ def _put_chunk(args):
     return sum(_pool.map(lambda kp: _put_one(bucket, kp[0], kp[1]), items))
 
 
-def upload_tree(endpoint, bucket, prefix, root, threads=16, processes=0):
+def upload_tree(endpoint, bucket, prefix, root, threads=32, processes=0):
     """Uploads `root` (see the module's doc); returns the report as a dict."""
     t0 = time.monotonic()
     files, skipped = walk(root)
     items = [(s3client.join_key(prefix, rel), path) for rel, path in files]
-    procs = processes or (1 if len(items) < 2000 else 3)
+    procs = processes or (1 if len(items) < 2000 else 2)
     if procs == 1:
         _init(endpoint, threads)
         total = _put_chunk((bucket, items))
@@ -162,8 +167,8 @@ def main():
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--bucket", required=True)
     ap.add_argument("--prefix", default="")
-    ap.add_argument("--threads", type=int, default=16, help="PUTs in flight per process")
-    ap.add_argument("--processes", type=int, default=0, help="worker processes (default: 1 below 2000 files, else 3)")
+    ap.add_argument("--threads", type=int, default=32, help="PUTs in flight per process")
+    ap.add_argument("--processes", type=int, default=0, help="worker processes (default: 1 below 2000 files, else 2)")
     ap.add_argument("dir")
     a = ap.parse_args()
     out = upload_tree(a.endpoint, a.bucket, a.prefix, a.dir, a.threads, a.processes)
