@@ -21,6 +21,7 @@ pub mod report;
 pub mod resolve;
 pub mod select;
 pub mod sorted_map;
+pub mod storage;
 pub mod timeline;
 pub mod tree;
 pub mod verify;

@@ -1,0 +1,3 @@
+//! Storage backends.
+
+pub mod s3;
