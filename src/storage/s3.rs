@@ -140,6 +140,9 @@ pub struct ObjectOptions {
     /// One request (headers and body) times out after this long.
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Settings named as the environment names them (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_ENDPOINT_URL`, ...), taking precedence over the environment.
+    pub settings: Vec<(String, String)>,
 }
 
 impl Default for ObjectOptions {
@@ -151,6 +154,7 @@ impl Default for ObjectOptions {
             retry_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            settings: Vec::new(),
         }
     }
 }
@@ -240,9 +244,14 @@ const SECRET_VARIABLES: &[&str] = &[
 ];
 
 impl Scrubber {
-    fn from_env() -> Scrubber {
-        let mut secrets: Vec<String> =
-            SECRET_VARIABLES.iter().filter_map(|name| std::env::var(name).ok()).filter(|v| v.len() >= 4).collect();
+    fn new(settings: &[(String, String)]) -> Scrubber {
+        let overrides = settings.iter().filter(|(k, _)| SECRET_VARIABLES.contains(&k.as_str())).map(|(_, v)| v.clone());
+        let mut secrets: Vec<String> = SECRET_VARIABLES
+            .iter()
+            .filter_map(|name| std::env::var(name).ok())
+            .chain(overrides)
+            .filter(|v| v.len() >= 4)
+            .collect();
         // Longest first, so a secret containing another is replaced whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Scrubber { secrets }
@@ -411,7 +420,7 @@ impl ObjectRoot {
     /// environment of its service (AWS_*, GOOGLE_*, AZURE_*). Sends no
     /// request: a wrong credential shows at the first listing.
     pub fn open(url: &RootUrl, options: ObjectOptions) -> Result<ObjectRoot, ObjectError> {
-        let scrubber = Scrubber::from_env();
+        let scrubber = Scrubber::new(&options.settings);
         let config_error =
             |e: object_store::Error| ObjectError::Config(format!("{url}: {}", scrubber.scrub(&e.to_string())));
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -436,13 +445,22 @@ impl ObjectRoot {
             .with_timeout(options.request_timeout)
             .with_connect_timeout(options.connect_timeout)
             .with_pool_max_idle_per_host(options.max_requests.max(1));
-        let env_allows_http = std::env::var("AWS_ALLOW_HTTP").map(|v| v.eq_ignore_ascii_case("true")).unwrap_or(false);
+        let setting = |name: &str| {
+            let set = options.settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            set.or_else(|| std::env::var(name).ok())
+        };
+        let env_allows_http = setting("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         // The crate's builders read their environment; entering the runtime
         // lets them spawn what they need.
         let _guard = runtime.enter();
         let (store, lister, s3): (Arc<dyn ObjectStore>, Arc<dyn PaginatedListStore>, _) = match url.scheme {
             Scheme::S3 => {
-                let env = AmazonS3Builder::from_env();
+                let mut env = AmazonS3Builder::from_env();
+                for (name, value) in &options.settings {
+                    if let Ok(key) = name.to_ascii_lowercase().parse() {
+                        env = env.with_config(key, value);
+                    }
+                }
                 let endpoint = env.get_config_value(&AmazonS3ConfigKey::Endpoint);
                 let region =
                     env.get_config_value(&AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".to_string());
