@@ -399,7 +399,7 @@ struct S3Extras {
 
 /// An object-store root opened read-only.
 pub struct ObjectRoot {
-    runtime: tokio::runtime::Runtime,
+    runtime: Arc<tokio::runtime::Runtime>,
     url: RootUrl,
     store: Arc<dyn ObjectStore>,
     lister: Arc<dyn PaginatedListStore>,
@@ -512,7 +512,7 @@ impl ObjectRoot {
             }
         };
         drop(_guard);
-        Ok(ObjectRoot { runtime, url: url.clone(), store, lister, s3, stats, scrubber, options })
+        Ok(ObjectRoot { runtime: Arc::new(runtime), url: url.clone(), store, lister, s3, stats, scrubber, options })
     }
 
     pub fn url(&self) -> &RootUrl {
@@ -666,11 +666,24 @@ impl ObjectRoot {
     /// A streaming GET as `std::io::Read`. Errors while streaming (after
     /// the crate's retries) come out of `read` as `io::Error` whose message
     /// names the key.
-    pub fn open_read(&self, key: &str) -> Result<ObjectReader<'_>, ObjectError> {
+    pub fn open_read(&self, key: &str) -> Result<ObjectReader, ObjectError> {
         let path = self.path_of(key)?;
         let result = self.runtime.block_on(self.store.get(&path)).map_err(|e| self.store_error(key, e))?;
-        let size = result.meta.size;
-        Ok(ObjectReader { root: self, key: key.to_string(), size, stream: result.into_stream(), chunk: Bytes::new() })
+        let entry = ObjectEntry {
+            key: key.to_string(),
+            size: result.meta.size,
+            last_modified: result.meta.last_modified,
+            etag: result.meta.e_tag.clone(),
+        };
+        Ok(ObjectReader {
+            runtime: self.runtime.clone(),
+            stats: self.stats.clone(),
+            url: self.url.url_of(key),
+            scrubber: self.scrubber.clone(),
+            entry,
+            stream: result.into_stream(),
+            chunk: Bytes::new(),
+        })
     }
 
     /// HEAD: the object's size, date and ETag; `None` when it does not exist.
@@ -884,33 +897,45 @@ mod xml {
 }
 
 /// A streaming GET, read synchronously.
-pub struct ObjectReader<'a> {
-    root: &'a ObjectRoot,
-    key: String,
-    size: u64,
+/// Owns what it needs (the runtime included), so it may outlive the
+/// borrow of its [`ObjectRoot`].
+pub struct ObjectReader {
+    runtime: Arc<tokio::runtime::Runtime>,
+    stats: Arc<RequestStats>,
+    url: String,
+    scrubber: Scrubber,
+    entry: ObjectEntry,
     stream: BoxStream<'static, object_store::Result<Bytes>>,
     chunk: Bytes,
 }
 
-impl ObjectReader<'_> {
+impl ObjectReader {
     /// The size the GET announced.
     pub fn size(&self) -> u64 {
-        self.size
+        self.entry.size
+    }
+
+    /// What the GET said of the object being read: the version streamed.
+    pub fn entry(&self) -> &ObjectEntry {
+        &self.entry
     }
 }
 
-impl Read for ObjectReader<'_> {
+impl Read for ObjectReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.chunk.is_empty() {
-            match self.root.runtime.block_on(self.stream.next()) {
+            match self.runtime.block_on(self.stream.next()) {
                 None => return Ok(0),
                 Some(Ok(chunk)) => self.chunk = chunk,
-                Some(Err(e)) => return Err(io::Error::other(self.root.store_error(&self.key, e).to_string())),
+                Some(Err(e)) => {
+                    let message = self.scrubber.scrub(&e.to_string());
+                    return Err(io::Error::other(format!("{}: {message}", self.url)));
+                }
             }
         }
         let n = buf.len().min(self.chunk.len());
         buf[..n].copy_from_slice(&self.chunk.split_to(n));
-        self.root.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
