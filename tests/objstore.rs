@@ -385,3 +385,157 @@ fn md5_of(data: &[u8]) -> Vec<u8> {
     use md5::Digest as _;
     md5::Md5::digest(data).to_vec()
 }
+
+/// What the fault proxy does to one request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    SlowDown,
+    InternalError,
+    /// Closes the connection without an answer.
+    Reset,
+    /// Forwards, but sends only the first half of the response body.
+    Truncate,
+    /// Answers nothing for longer than the request timeout.
+    Stall,
+}
+
+/// A loopback HTTP proxy in front of SeaweedFS that applies `faults` to the
+/// requests in order (then forwards faithfully), one connection per request.
+struct FaultProxy {
+    port: u16,
+    faults: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Fault>>>,
+    /// Every fault from now on.
+    always: std::sync::Arc<std::sync::Mutex<Option<Fault>>>,
+}
+
+impl FaultProxy {
+    fn start(upstream: u16) -> FaultProxy {
+        use std::io::Write;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let faults = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        let always = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let (queue, forever) = (faults.clone(), always.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let fault = queue.lock().unwrap().pop_front().or(*forever.lock().unwrap());
+                std::thread::spawn(move || {
+                    let Some(head) = read_head(&mut client) else { return };
+                    let head = with_connection_close(&head);
+                    let error = |code: &str, status: &str| {
+                        let body = format!("<Error><Code>{code}</Code><Message>injected</Message></Error>");
+                        format!(
+                            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    };
+                    match fault {
+                        Some(Fault::SlowDown) => {
+                            let _ = client.write_all(error("SlowDown", "503 Slow Down").as_bytes());
+                        }
+                        Some(Fault::InternalError) => {
+                            let _ = client.write_all(error("InternalError", "500 Internal Server Error").as_bytes());
+                        }
+                        Some(Fault::Stall) => {
+                            std::thread::sleep(Duration::from_secs(8));
+                        }
+                        Some(Fault::Reset) => {
+                            let _ = client.shutdown(std::net::Shutdown::Both);
+                        }
+                        None | Some(Fault::Truncate) => {
+                            let mut server = std::net::TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                            server.write_all(head.as_bytes()).unwrap();
+                            let mut response = Vec::new();
+                            let _ = server.read_to_end(&mut response);
+                            if fault == Some(Fault::Truncate) {
+                                let body_at = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                                response.truncate(body_at + (response.len() - body_at) / 2);
+                            }
+                            let _ = client.write_all(&response);
+                        }
+                    }
+                });
+            }
+        });
+        FaultProxy { port, faults, always }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn inject(&self, faults: &[Fault]) {
+        self.faults.lock().unwrap().extend(faults);
+    }
+}
+
+/// The request head (GET and HEAD carry no body).
+fn read_head(stream: &mut std::net::TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).ok()
+}
+
+fn with_connection_close(head: &str) -> String {
+    let mut out: Vec<&str> =
+        head.trim_end().split("\r\n").filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
+    out.push("Connection: close");
+    out.join("\r\n") + "\r\n\r\n"
+}
+
+#[test]
+fn s3_backend_retries_faults_and_never_answers_from_a_partial_read() {
+    let weed = Seaweed::start();
+    let bucket = "regaudit-faults";
+    weed.create_bucket(bucket);
+    let tree = tempfile::tempdir().unwrap();
+    let files = make_tree(tree.path(), 40);
+    weed.upload(bucket, tree.path(), "");
+    let proxy = FaultProxy::start(weed.s3_port);
+    let fast_retries = |o: ObjectOptions| ObjectOptions {
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(20),
+        request_timeout: Duration::from_secs(5),
+        ..o
+    };
+    let url = format!("s3://{bucket}");
+
+    // Faults on the first requests are retried: the listing is whole, and
+    // each retry is counted as a request.
+    let clean = open(&url, fast_retries(options(&proxy.endpoint(), READER)));
+    let expected = clean.list_all().unwrap();
+    assert_eq!(expected.len(), files.len());
+    let clean_lists = clean.requests().list;
+    proxy.inject(&[Fault::SlowDown, Fault::InternalError, Fault::Reset, Fault::Stall]);
+    let faulty = open(&url, fast_retries(options(&proxy.endpoint(), READER)));
+    assert_eq!(faulty.list_all().unwrap(), expected);
+    assert_eq!(faulty.requests().list, clean_lists + 4, "{:?}", faulty.requests());
+
+    // A body cut short is read again (from where it stopped, same ETag).
+    let (big_key, big) = files.iter().max_by_key(|(_, c)| c.len()).unwrap();
+    proxy.inject(&[Fault::Truncate]);
+    let mut data = Vec::new();
+    faulty.open_read(big_key).unwrap().read_to_end(&mut data).unwrap();
+    assert!(&data == big, "read {} bytes of {}", data.len(), big.len());
+    assert_eq!(faulty.requests().get, 2, "the cut body was fetched again");
+
+    // A store that keeps failing: an error naming the root, after the
+    // retries, within the budget, without a credential; never a listing.
+    *proxy.always.lock().unwrap() = Some(Fault::SlowDown);
+    let failing = open(&url, fast_retries(options(&proxy.endpoint(), READER)));
+    let started = Instant::now();
+    let err = failing.list_all().unwrap_err().to_string();
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(err.contains(&format!("s3://{bucket}/")), "{err}");
+    assert!(!err.contains(READER.0) && !err.contains(READER.1), "{err}");
+    assert_eq!(failing.requests().list, 5, "{:?}", failing.requests());
+    let err = failing.read_capped(big_key, 10).unwrap_err().to_string();
+    assert!(err.contains(big_key.as_str()), "{err}");
+}

@@ -1114,6 +1114,30 @@ mod tests {
     }
 
     #[test]
+    fn only_get_and_head_reach_the_store() {
+        let req = |method: &str, uri: &str| {
+            http::Request::builder().method(method).uri(uri).body(HttpRequestBody::empty()).unwrap()
+        };
+        assert_eq!(request_kind(&req("GET", "http://h/b?list-type=2&prefix=p")), Some("LIST"));
+        assert_eq!(request_kind(&req("GET", "http://h/b?uploads=&prefix=p")), Some("LIST"));
+        assert_eq!(request_kind(&req("GET", "http://h/b/k?uploadId=1")), Some("LIST"));
+        assert_eq!(request_kind(&req("GET", "http://h/b/key")), Some("GET"));
+        assert_eq!(request_kind(&req("HEAD", "http://h/b/key")), Some("HEAD"));
+        for method in ["PUT", "POST", "DELETE", "PATCH"] {
+            assert_eq!(request_kind(&req(method, "http://h/b/key")), None, "{method}");
+        }
+        assert!(is_credential_host("169.254.169.254") && !is_credential_host("s3.amazonaws.com"));
+    }
+
+    #[test]
+    fn rate_limit_spaces_requests() {
+        let rate = RateLimit { interval: Duration::from_millis(100), next: Mutex::new(Instant::now()) };
+        let waits: Vec<Duration> = (0..3).map(|_| rate.reserve()).collect();
+        assert!(waits[0] < Duration::from_millis(10));
+        assert!(waits[1] > Duration::from_millis(80) && waits[2] > Duration::from_millis(180), "{waits:?}");
+    }
+
+    #[test]
     fn ranges_follow_the_layout() {
         assert_eq!(range_role("docker/registry/v2/"), RangeRole::Descend);
         assert_eq!(range_role("docker/registry/v2/blobs/sha256/"), RangeRole::SplitByFirstChar);
