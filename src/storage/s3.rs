@@ -420,7 +420,13 @@ impl ObjectRoot {
     /// environment of its service (AWS_*, GOOGLE_*, AZURE_*). Sends no
     /// request: a wrong credential shows at the first listing.
     pub fn open(url: &RootUrl, options: ObjectOptions) -> Result<ObjectRoot, ObjectError> {
-        let scrubber = Scrubber::new(&options.settings);
+        let setting = |name: &str| {
+            let set = options.settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            set.or_else(|| std::env::var(name).ok())
+        };
+        let profile = if url.scheme == Scheme::S3 { aws_profile_settings(&setting) } else { Vec::new() };
+        let all_settings: Vec<(String, String)> = profile.iter().chain(&options.settings).cloned().collect();
+        let scrubber = Scrubber::new(&all_settings);
         let config_error =
             |e: object_store::Error| ObjectError::Config(format!("{url}: {}", scrubber.scrub(&e.to_string())));
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -445,10 +451,13 @@ impl ObjectRoot {
             .with_timeout(options.request_timeout)
             .with_connect_timeout(options.connect_timeout)
             .with_pool_max_idle_per_host(options.max_requests.max(1));
-        let setting = |name: &str| {
-            let set = options.settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-            set.or_else(|| std::env::var(name).ok())
-        };
+        if let Some(bundle) = setting("AWS_CA_BUNDLE") {
+            let pem = std::fs::read(&bundle)
+                .map_err(|e| ObjectError::Config(format!("AWS_CA_BUNDLE {bundle}: cannot read it: {e}")))?;
+            for certificate in object_store::Certificate::from_pem_bundle(&pem).map_err(config_error)? {
+                client_options = client_options.with_root_certificate(certificate);
+            }
+        }
         let env_allows_http = setting("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         // The crate's builders read their environment; entering the runtime
         // lets them spawn what they need.
@@ -456,6 +465,14 @@ impl ObjectRoot {
         let (store, lister, s3): (Arc<dyn ObjectStore>, Arc<dyn PaginatedListStore>, _) = match url.scheme {
             Scheme::S3 => {
                 let mut env = AmazonS3Builder::from_env();
+                // The profile's values only where the environment has none.
+                for (name, value) in &profile {
+                    if std::env::var_os(name).is_none() {
+                        if let Ok(key) = name.to_ascii_lowercase().parse() {
+                            env = env.with_config(key, value);
+                        }
+                    }
+                }
                 for (name, value) in &options.settings {
                     if let Ok(key) = name.to_ascii_lowercase().parse() {
                         env = env.with_config(key, value);
@@ -839,6 +856,65 @@ impl ObjectRoot {
     }
 }
 
+/// The settings of the AWS profile (`AWS_PROFILE`, else `default`) from the
+/// shared credentials and config files, named as the environment names them.
+/// Credentials come from the profile only when `AWS_ACCESS_KEY_ID` is not
+/// set. Static keys, region and endpoint only: SSO, roles and
+/// `credential_process` are not supported (object_store has none of them).
+fn aws_profile_settings(setting: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let profile = setting("AWS_PROFILE").unwrap_or_else(|| "default".to_string());
+    let credentials = setting("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_else(|| format!("{home}/.aws/credentials"));
+    let config = setting("AWS_CONFIG_FILE").unwrap_or_else(|| format!("{home}/.aws/config"));
+    let mut out = Vec::new();
+    if setting("AWS_ACCESS_KEY_ID").is_none() {
+        if let Ok(text) = std::fs::read_to_string(&credentials) {
+            let values = ini_section(&text, &profile);
+            for (file_key, name) in [
+                ("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+                ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                ("aws_session_token", "AWS_SESSION_TOKEN"),
+            ] {
+                if let Some(v) = values.iter().find(|(k, _)| k == file_key) {
+                    out.push((name.to_string(), v.1.clone()));
+                }
+            }
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(&config) {
+        // In the config file every profile but `default` is `[profile NAME]`.
+        let section = if profile == "default" { profile.clone() } else { format!("profile {profile}") };
+        let values = ini_section(&text, &section);
+        for (file_key, name) in [("region", "AWS_REGION"), ("endpoint_url", "AWS_ENDPOINT_URL")] {
+            if setting(name).is_none() {
+                if let Some(v) = values.iter().find(|(k, _)| k == file_key) {
+                    out.push((name.to_string(), v.1.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `key = value` lines of `[section]` in an INI-style AWS file.
+fn ini_section(text: &str, section: &str) -> Vec<(String, String)> {
+    let mut inside = false;
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = name.trim() == section;
+        } else if inside {
+            if let Some((k, v)) = line.split_once('=') {
+                out.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
 /// An in-progress multipart upload (S3's form of a registry upload's data).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MultipartUpload {
@@ -1127,6 +1203,51 @@ mod tests {
             assert_eq!(request_kind(&req(method, "http://h/b/key")), None, "{method}");
         }
         assert!(is_credential_host("169.254.169.254") && !is_credential_host("s3.amazonaws.com"));
+    }
+
+    #[test]
+    fn aws_profiles_from_the_shared_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = dir.path().join("credentials");
+        let config = dir.path().join("config");
+        std::fs::write(
+            &credentials,
+            "[default]\naws_access_key_id = AKIADEF\n[audit]\n# comment\naws_access_key_id=AKIAAUD\naws_secret_access_key = s3cret\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &config,
+            "[default]\nregion = eu-west-1\n[profile audit]\nregion = us-west-2\nendpoint_url = http://127.0.0.1:9\n",
+        )
+        .unwrap();
+        let vars = |pairs: Vec<(&'static str, String)>| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+        };
+        let files = vec![
+            ("AWS_SHARED_CREDENTIALS_FILE", credentials.display().to_string()),
+            ("AWS_CONFIG_FILE", config.display().to_string()),
+        ];
+        let mut audit = files.clone();
+        audit.push(("AWS_PROFILE", "audit".to_string()));
+        let got = aws_profile_settings(&vars(audit.clone()));
+        let want: Vec<(String, String)> = [
+            ("AWS_ACCESS_KEY_ID", "AKIAAUD"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cret"),
+            ("AWS_REGION", "us-west-2"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        let got = aws_profile_settings(&vars(files.clone()));
+        assert_eq!(got[0], ("AWS_ACCESS_KEY_ID".to_string(), "AKIADEF".to_string()));
+        assert_eq!(got.last().unwrap(), &("AWS_REGION".to_string(), "eu-west-1".to_string()));
+        // Keys in the environment win: none from the profile.
+        audit.push(("AWS_ACCESS_KEY_ID", "AKIAENV".to_string()));
+        assert!(aws_profile_settings(&vars(audit))
+            .iter()
+            .all(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET")));
     }
 
     #[test]
