@@ -379,12 +379,14 @@ fn s3_backend_against_seaweedfs() {
         ),
     )
     .unwrap();
-    let mut by_profile = ObjectOptions::default();
-    by_profile.settings = vec![
-        ("AWS_SHARED_CREDENTIALS_FILE".into(), profiles.path().display().to_string()),
-        ("AWS_PROFILE".into(), "audit".into()),
-        ("AWS_ENDPOINT_URL".into(), weed.endpoint()),
-    ];
+    let by_profile = ObjectOptions {
+        settings: vec![
+            ("AWS_SHARED_CREDENTIALS_FILE".into(), profiles.path().display().to_string()),
+            ("AWS_PROFILE".into(), "audit".into()),
+            ("AWS_ENDPOINT_URL".into(), weed.endpoint()),
+        ],
+        ..ObjectOptions::default()
+    };
     assert_eq!(open(&url, by_profile).list_all().unwrap(), listed);
 
     // A wrong secret: an error naming the root, without any credential.
