@@ -570,3 +570,35 @@ fn s3_backend_retries_faults_and_never_answers_from_a_partial_read() {
     let err = failing.read_capped(big_key, 10).unwrap_err().to_string();
     assert!(err.contains(big_key.as_str()), "{err}");
 }
+
+/// Listing speed and requests on a larger bucket: the concurrent key-range
+/// listing against one sequential flat listing of the same root. Slow (the
+/// upload): `cargo test --test objstore -- --ignored`; size with
+/// REGAUDIT_OBJSTORE_REPOS (32 objects each, default 600).
+#[test]
+#[ignore]
+fn listing_speed_on_a_larger_bucket() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let repos = std::env::var("REGAUDIT_OBJSTORE_REPOS").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
+    let weed = Seaweed::start();
+    let bucket = "regaudit-speed";
+    weed.create_bucket(bucket);
+    let tree = tempfile::tempdir().unwrap();
+    let files = make_tree(tree.path(), repos);
+    let started = Instant::now();
+    weed.upload(bucket, tree.path(), "p/");
+    eprintln!("uploaded {} objects in {:.1?}", files.len(), started.elapsed());
+    let url = format!("s3://{bucket}/p");
+    for round in 0..3 {
+        for split_ranges in [true, false] {
+            let root = open(&url, ObjectOptions { split_ranges, ..options(&weed.endpoint(), READER) });
+            let started = Instant::now();
+            let listed = root.list_all().unwrap();
+            let elapsed = started.elapsed();
+            assert_eq!(listed.len(), files.len());
+            assert!(listed.iter().map(|e| &e.key).eq(files.keys()));
+            let how = if split_ranges { "key ranges, 32 in flight" } else { "one flat listing" };
+            eprintln!("round {round}: {how}: {} objects in {elapsed:.2?}, {} LIST", listed.len(), root.requests().list);
+        }
+    }
+}

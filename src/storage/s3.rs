@@ -140,6 +140,9 @@ pub struct ObjectOptions {
     /// One request (headers and body) times out after this long.
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// List by key ranges fetched concurrently (see [`ObjectRoot::list_all`]);
+    /// `false`: one flat listing, page after page (the fewest requests).
+    pub split_ranges: bool,
     /// Settings named as the environment names them (`AWS_ACCESS_KEY_ID`,
     /// `AWS_ENDPOINT_URL`, ...), taking precedence over the environment.
     pub settings: Vec<(String, String)>,
@@ -155,6 +158,7 @@ impl Default for ObjectOptions {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             settings: Vec::new(),
+            split_ranges: true,
         }
     }
 }
@@ -630,7 +634,7 @@ impl ObjectRoot {
     async fn list_concurrently(&self, sub: &str) -> Result<Vec<ObjectMeta>, ObjectError> {
         let base = self.url.full_key(sub);
         // A small root fits in one page: no plan needed.
-        let (objects, _, truncated) = self.list_pages(&base, false, true).await?;
+        let (objects, _, truncated) = self.list_pages(&base, false, self.options.split_ranges).await?;
         if !truncated {
             return Ok(objects);
         }
