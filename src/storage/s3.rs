@@ -549,6 +549,12 @@ impl ObjectRoot {
         self.stats.snapshot()
     }
 
+    /// The live counters, shared: they go on counting after the root is
+    /// moved into a backend.
+    pub fn request_stats(&self) -> Arc<RequestStats> {
+        self.stats.clone()
+    }
+
     fn request_error(&self, key: &str, e: &dyn fmt::Display) -> ObjectError {
         ObjectError::Request { url: self.url.url_of(key), message: self.scrubber.scrub(&e.to_string()) }
     }
