@@ -436,6 +436,8 @@ struct FaultProxy {
     faults: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Fault>>>,
     /// Every fault from now on.
     always: std::sync::Arc<std::sync::Mutex<Option<Fault>>>,
+    /// Requests being answered now, and the most at once.
+    in_flight: std::sync::Arc<(std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize)>,
 }
 
 impl FaultProxy {
@@ -445,13 +447,26 @@ impl FaultProxy {
         let port = listener.local_addr().unwrap().port();
         let faults = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
         let always = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let (queue, forever) = (faults.clone(), always.clone());
+        let in_flight =
+            std::sync::Arc::new((std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)));
+        let (queue, forever, counters) = (faults.clone(), always.clone(), in_flight.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { return };
                 let fault = queue.lock().unwrap().pop_front().or(*forever.lock().unwrap());
+                let counters = counters.clone();
                 std::thread::spawn(move || {
                     let Some(head) = read_head(&mut client) else { return };
+                    use std::sync::atomic::Ordering::SeqCst;
+                    let now = counters.0.fetch_add(1, SeqCst) + 1;
+                    counters.1.fetch_max(now, SeqCst);
+                    struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+                    impl Drop for Done<'_> {
+                        fn drop(&mut self) {
+                            self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                    let _done = Done(&counters.0);
                     let head = with_connection_close(&head);
                     let error = |code: &str, status: &str| {
                         let body = format!("<Error><Code>{code}</Code><Message>injected</Message></Error>");
@@ -488,7 +503,7 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy { port, faults, always }
+        FaultProxy { port, faults, always, in_flight }
     }
 
     fn endpoint(&self) -> String {
@@ -537,6 +552,20 @@ fn s3_backend_retries_faults_and_never_answers_from_a_partial_read() {
         ..o
     };
     let url = format!("s3://{bucket}");
+
+    // Ranges are listed concurrently, never more than max_requests at once.
+    for max_requests in [1, 4] {
+        proxy.in_flight.1.store(0, std::sync::atomic::Ordering::SeqCst);
+        let bounded = open(&url, ObjectOptions { max_requests, ..options(&proxy.endpoint(), READER) });
+        assert_eq!(bounded.list_all().unwrap().len(), files.len());
+        let most = proxy.in_flight.1.load(std::sync::atomic::Ordering::SeqCst);
+        eprintln!("max_requests {max_requests}: {most} requests at once at most");
+        assert!(most <= max_requests && (max_requests == 1 || most > 1), "{most} in flight, max {max_requests}");
+    }
+
+    // A bucket that does not exist: an error naming it.
+    let err = open("s3://no-such-bucket/p", options(&proxy.endpoint(), READER)).list_all().unwrap_err().to_string();
+    assert!(err.contains("s3://no-such-bucket/p"), "{err}");
 
     // Faults on the first requests are retried: the listing is whole, and
     // each retry is counted as a request.
