@@ -22,6 +22,8 @@
 
 pub mod flat;
 pub mod fs;
+pub mod s3;
+pub mod s3_backend;
 pub mod scan;
 pub mod walks;
 
