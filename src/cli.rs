@@ -706,7 +706,7 @@ impl From<std::io::Error> for Failure {
 }
 
 pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
-    crate::tree::configure_threads();
+    crate::storage::configure_threads();
     let argv: Vec<OsString> = argv.into_iter().collect();
     main(&argv).code()
 }
@@ -1073,7 +1073,7 @@ fn digest_file_outside(file: &std::path::Path, roots: &[PathBuf]) -> Result<(), 
     let name: Vec<&std::ffi::OsStr> = file.file_name().into_iter().collect();
     for root in roots {
         // The storage root the tree resolves to may lie above the path given.
-        let located = crate::tree::StorageRoot::locate(root).map(|r| r.path().to_path_buf()).ok();
+        let located = crate::storage::StorageRoot::locate(root).map(|r| r.path().to_path_buf()).ok();
         let Some(root) = located.or_else(|| std::fs::canonicalize(root).ok()) else { continue };
         // By device and inode and by mount, as export checks DEST.
         let inside = crate::export::reaches_tree(&root, parent, &name)

@@ -24,7 +24,6 @@ pub mod select;
 pub mod sorted_map;
 pub mod storage;
 pub mod timeline;
-pub mod tree;
 pub mod verify;
 
 #[cfg(test)]

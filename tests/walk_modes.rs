@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::{all_trees, scratch, testdata, V2};
 use regaudit::inventory::Inventory;
-use regaudit::tree::{Leaves, StorageRoot};
+use regaudit::storage::{Leaves, StorageRoot};
 
 fn both(root: &Path) -> (Inventory, Inventory) {
     let root = StorageRoot::locate(root).unwrap();

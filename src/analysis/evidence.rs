@@ -8,7 +8,7 @@ use sha2::{Digest as _, Sha256};
 use crate::audit::Audit;
 use crate::inventory::Repository;
 use crate::layout;
-use crate::tree::{self, FileStat};
+use crate::storage::{FileStat, StorageRoot};
 use crate::verify::Outcome;
 
 /// One file read: a blob's data or a link.
@@ -25,12 +25,12 @@ pub struct EvidenceFile {
 /// Every blob the verification hashed (or tried to) and every link of the
 /// repositories verified (all when `filter` is empty), in path order.
 pub fn evidence_files(audit: &Audit, filter: &[String]) -> Vec<EvidenceFile> {
-    let root = audit.root.path();
+    let root = &audit.root;
     let mut files = Vec::new();
     if let Some(v) = &audit.verification {
         for check in v.blobs.values() {
             let path = layout::blob_data(&check.digest);
-            let (stat, stat_error) = match tree::stat_entry(&root.join(&path)) {
+            let (stat, stat_error) = match root.file_stat(&path) {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(format!("times cannot be read: {e}"))),
             };
@@ -72,8 +72,8 @@ fn link_paths(repo: &Repository) -> Vec<String> {
 }
 
 /// Hashes a link whole, whatever its size, with the times it had when opened.
-fn read_link(root: &std::path::Path, path: String) -> EvidenceFile {
-    let hashed = tree::open_with_stat(&root.join(&path)).and_then(|(mut file, stat)| {
+fn read_link(root: &StorageRoot, path: String) -> EvidenceFile {
+    let hashed = root.open_with_file_stat(&path).and_then(|(mut file, stat)| {
         let mut hasher = Sha256::new();
         io::copy(&mut file, &mut hasher)?;
         Ok((hex::encode(hasher.finalize()), stat))

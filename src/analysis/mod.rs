@@ -20,4 +20,4 @@ pub mod verify;
 pub mod writes;
 
 /// The stat of a file as read (times, mode, owner): data reports render.
-pub use crate::tree::{FileStat, Stamp};
+pub use crate::storage::{FileStat, Stamp};

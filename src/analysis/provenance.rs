@@ -25,5 +25,5 @@ fn identify(given: &Path) -> RootId {
 
 /// False once the kernel refused `O_NOATIME` on a read of the tree.
 pub fn noatime_honoured() -> bool {
-    crate::tree::noatime_honoured()
+    crate::storage::noatime_honoured()
 }

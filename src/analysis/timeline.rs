@@ -4,8 +4,8 @@
 use crate::model::Target;
 use crate::report::timeline::{BodyfileEntry, Filters, TimelineReport};
 use crate::report::SCHEMA_VERSION;
+use crate::storage::Stamp;
 use crate::timeline::{Filter, Source, Timeline};
-use crate::tree::Stamp;
 
 pub fn build(timeline: &Timeline, filter: &Filter, target: Target, utc: bool) -> TimelineReport {
     let stamp = |t: Option<Stamp>| t.map(crate::timeline::rfc3339);

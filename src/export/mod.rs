@@ -18,7 +18,6 @@ use crate::report::SCHEMA_VERSION;
 use layout::{CopyOutcome, DestError, Layout};
 
 /// Moved to `crate::report::export`; the lead removes this re-export after the merge.
-pub use crate::report::export::ExportedBlob;
 pub use layout::reaches_tree;
 
 /// The annotation an OCI layout uses to name a manifest (`oci:DEST:TAG`).

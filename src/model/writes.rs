@@ -596,7 +596,7 @@ enum ExpiryError {
 /// Reads `scheduler-state.json` like the scheduler's `json.Unmarshal` into
 /// `map[string]*schedulerEntry`.
 fn parse_scheduler_state(bytes: &[u8]) -> Result<Vec<SchedulerEntry>, SchedulerStateError> {
-    if bytes.len() > crate::tree::SCHEDULER_STATE_READ_LIMIT {
+    if bytes.len() > crate::storage::SCHEDULER_STATE_READ_LIMIT {
         return Err(SchedulerStateError::TooLarge);
     }
     let value = gojson::parse(bytes)?;

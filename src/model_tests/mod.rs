@@ -19,8 +19,8 @@ const BOTH: [Target; 2] = [Target::V2_8, Target::V3];
 /// inventory and registry-walk facts.
 #[test]
 fn the_testkit_builds_what_the_reader_reads() {
+    use crate::storage::{Leaves, StorageRoot};
     use crate::testkit::{with_newline, TreeBuilder, OCI_INDEX, OCI_MANIFEST, SCHEMA2};
-    use crate::tree::{Leaves, StorageRoot};
 
     let mut t = TreeBuilder::new();
     t.image("app", Some("v1"), SCHEMA2, true);

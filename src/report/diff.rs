@@ -14,7 +14,6 @@ use crate::model::Target;
 use crate::names::ShownText;
 
 /// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-pub use crate::analysis::diff::build;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Changes<T> {

@@ -12,7 +12,6 @@ use crate::model::Target;
 use crate::names::{self, Shown, ShownText};
 
 /// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-pub use crate::analysis::gc::build;
 
 #[derive(Serialize)]
 pub struct GcReport {

@@ -14,8 +14,6 @@ use crate::problem::Problem;
 use crate::resolve::{Node, Role};
 
 /// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-pub use crate::analysis::inspect::{build, reachable_digests};
-pub use crate::analysis::reference::Reference;
 
 #[derive(Serialize)]
 pub struct InspectReport {

@@ -7,7 +7,6 @@ use super::table::{Cell, Table, BAD, BOLD, DIM, WARN};
 use crate::problem::{Problem, Severity};
 
 /// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-pub use crate::analysis::problems::of_selection;
 
 fn severity_cell(s: Severity) -> Cell {
     match s {

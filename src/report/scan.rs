@@ -14,7 +14,6 @@ use crate::names::ShownText;
 use crate::problem::Problem;
 
 /// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-pub use crate::analysis::scan::build;
 
 #[derive(Serialize)]
 pub struct ScanReport {

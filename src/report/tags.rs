@@ -13,7 +13,6 @@ use crate::problem::Problem;
 use crate::resolve::ResolvedTag;
 
 /// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-pub use crate::analysis::tags::{build, for_each_tag, reachable_digests, unknown_repositories};
 
 #[derive(Serialize)]
 pub struct TagsReport {

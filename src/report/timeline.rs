@@ -12,8 +12,6 @@ use crate::model::Target;
 use crate::problem::Problem;
 use crate::timeline::{CurrentTag, Event, Source};
 
-pub use crate::analysis::timeline::build;
-
 /// Said in the text output and the docs: what a link's time means.
 const NOTE: &str = "Link times are the last time the registry wrote the link: it rewrites a tag's index link \
 each time the tag is set to that digest, so that time is the last time the tag was set to it, not the first. \

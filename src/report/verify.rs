@@ -13,7 +13,6 @@ use crate::names;
 use crate::problem::Problem;
 
 /// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-pub use crate::analysis::verify::{blobs_to_verify, build};
 
 #[derive(Serialize)]
 pub struct VerifyReport {
