@@ -45,7 +45,7 @@ struct Common {
     /// Colour in text: auto = on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, ignore_case = true)]
     color: ColorWhen,
-    /// Never show progress bars (they only appear when stderr is a terminal).
+    /// Never show progress (it only appears when stderr is a terminal: hashing, and an object-store root's cost).
     #[arg(long)]
     no_progress: bool,
     /// Write the SHA-256 of the exact bytes written to stdout to FILE
@@ -333,8 +333,6 @@ struct Spec {
     name: &'static str,
     formats: &'static [Format],
     question: &'static Question,
-    /// Whether it can hash with a progress bar (`--no-progress` applies).
-    progress: bool,
     /// Whether it lists tags (`--tag GLOB` applies).
     tag_filter: bool,
     /// Command lines and what each does.
@@ -350,7 +348,6 @@ const SPECS: &[Spec] = &[
         name: "tags",
         formats: LISTING,
         question: &exit_codes::TAGS,
-        progress: true,
         tag_filter: true,
         examples: &[
             ("regaudit tags /srv/registry", "every tag and whether it is served"),
@@ -363,7 +360,6 @@ const SPECS: &[Spec] = &[
         name: "inspect",
         formats: TEXT_JSON,
         question: &exit_codes::INSPECT,
-        progress: true,
         tag_filter: false,
         examples: &[
             ("regaudit inspect /srv/registry base/app:1.4", "the tree of a tag and each node's state"),
@@ -374,7 +370,6 @@ const SPECS: &[Spec] = &[
         name: "verify",
         formats: &[Format::Text, Format::Json, Format::Jsonl, Format::Dfxml, Format::Bodyfile],
         question: &exit_codes::VERIFY,
-        progress: true,
         tag_filter: false,
         examples: &[
             ("regaudit verify /srv/registry", "hash every blob; which tags damage breaks"),
@@ -386,7 +381,6 @@ const SPECS: &[Spec] = &[
         name: "scan",
         formats: TEXT_JSON,
         question: &exit_codes::SCAN,
-        progress: true,
         tag_filter: false,
         examples: &[
             ("regaudit scan /srv/registry", "start here: contents, served tags, problems"),
@@ -398,7 +392,6 @@ const SPECS: &[Spec] = &[
         name: "export",
         formats: TEXT_JSON,
         question: &exit_codes::EXPORT,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit export /srv/registry base/app:1.4 /tmp/app", "write an OCI layout, every blob verified"),
@@ -409,7 +402,6 @@ const SPECS: &[Spec] = &[
         name: "diff",
         formats: TEXT_JSON,
         question: &exit_codes::DIFF,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit diff /backup/registry /srv/registry", "what changed since the backup"),
@@ -420,7 +412,6 @@ const SPECS: &[Spec] = &[
         name: "du",
         formats: LISTING,
         question: &exit_codes::DU,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit du /srv/registry --sort unique --top 10", "what deleting each repository would free"),
@@ -431,7 +422,6 @@ const SPECS: &[Spec] = &[
         name: "gc",
         formats: &[Format::Text, Format::Json, Format::GcLog],
         question: &exit_codes::GC,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit gc /srv/registry", "what garbage-collect would delete"),
@@ -443,7 +433,6 @@ const SPECS: &[Spec] = &[
         name: "writes",
         formats: TEXT_JSON,
         question: &exit_codes::WRITES,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit writes /srv/registry", "can it be served from a read-only volume?"),
@@ -454,7 +443,6 @@ const SPECS: &[Spec] = &[
         name: "timeline",
         formats: &[Format::Text, Format::Json, Format::Jsonl, Format::Bodyfile],
         question: &exit_codes::TIMELINE,
-        progress: false,
         tag_filter: true,
         examples: &[
             ("regaudit timeline /srv/registry --utc", "every recorded event, oldest first"),
@@ -587,7 +575,6 @@ fn command() -> clap::Command {
             sub.mut_arg("format", |a| a.value_parser(FormatParser(spec.name, spec.formats)))
                 .mut_arg("fail_on", |a| a.value_parser(FailOnParser(spec.question)).hide(!asks))
                 .mut_arg("quiet", |a| a.hide(!asks))
-                .mut_arg("no_progress", |a| a.hide(!spec.progress))
                 .after_long_help(command_help(spec))
         });
     }
@@ -637,6 +624,7 @@ impl Config {
                 ..Default::default()
             },
             read_all: common.read_all,
+            progress: !common.no_progress,
         };
         Ok(Config {
             color: match common.color {
@@ -798,7 +786,9 @@ fn main(argv: &[OsString]) -> Outcome {
     };
     let mut sink = std::io::sink();
     let out: &mut dyn Write = if config.quiet > 0 { &mut sink } else { &mut *stdout };
+    let out = &mut ProgressCleared(out);
     let result = execute(&config, args.command, out);
+    crate::progress::finish_object_stores();
     let _ = out.flush();
     let outcome = match result {
         Ok(findings) => {
@@ -1124,6 +1114,20 @@ fn digest_file_outside(file: &std::path::Path, roots: &[PathBuf]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The report's writer: the progress lines of object-store roots are
+/// cleared before the first byte of the report.
+struct ProgressCleared<'a>(&'a mut dyn Write);
+
+impl Write for ProgressCleared<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::progress::finish_object_stores();
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Writes `HEX  -` (the SHA-256 of what went to stdout) to `file`.

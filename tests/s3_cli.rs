@@ -8,6 +8,7 @@ mod common;
 use common::s3::{self, Bucket, SeaweedFs, AUDITOR};
 use common::*;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -61,6 +62,216 @@ fn loaded<'a>(s3: &'a SeaweedFs, tree: &str) -> Bucket<'a> {
     bucket
 }
 
+/// A fixed time for the commands that predict at "now".
+const NOW: &str = "2026-12-01T00:00:00Z";
+
+/// Every command with its arguments after ROOT (`{ref}`: a reference of the
+/// tree); `gc-log` output is compared as text.
+fn commands(reference: &str) -> Vec<Vec<String>> {
+    let v = |args: &[&str]| args.iter().map(|a| a.replace("{ref}", reference)).collect::<Vec<String>>();
+    vec![
+        v(&["scan", "--verify", "--now", NOW]),
+        v(&["tags", "--verify"]),
+        v(&["inspect", "{ref}", "--verify"]),
+        v(&["verify"]),
+        v(&["du"]),
+        v(&["gc"]),
+        v(&["gc", "--delete-untagged", "--target", "3"]),
+        v(&["writes", "--now", NOW]),
+    ]
+}
+
+/// Runs `command` (ROOT inserted after its name) on the directory and on
+/// the bucket; returns a description of each difference.
+fn compare(s3: &SeaweedFs, dir: &Path, url: &str, command: &[String], format: &str) -> Option<String> {
+    let with_root = |root: &str| -> Vec<String> {
+        let mut args = vec![command[0].clone(), root.to_string()];
+        args.extend(command[1..].iter().cloned());
+        args.extend(["--format".to_string(), format.to_string()]);
+        args
+    };
+    let local_args = with_root(dir.to_str().unwrap());
+    let remote_args = with_root(url);
+    let local = regaudit(&local_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let remote = auditor(s3, &remote_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ne!(local.code, 2, "{}: {}", local_args.join(" "), local.stderr);
+    let same = if format == "json" { document(&local) == document(&remote) } else { local.stdout == remote.stdout };
+    if local.code != remote.code || !same {
+        Some(format!(
+            "{}: exit {} on the directory, {} on the bucket ({})\n--- directory:\n{}\n--- bucket:\n{}",
+            remote_args.join(" "),
+            local.code,
+            remote.code,
+            remote.stderr.trim(),
+            local.stdout,
+            remote.stdout
+        ))
+    } else {
+        None
+    }
+}
+
+/// Every command on the bucket gives the document it gives on the
+/// directory, for `tree` (whose reference `reference` inspect reads).
+fn equivalence(tree: &str, reference: &str) {
+    let s3 = SeaweedFs::shared();
+    let bucket = loaded(s3, tree);
+    let url = format!("s3://{}/{PREFIX}", bucket.name);
+    let dir = testdata(tree);
+    let mut differences = Vec::new();
+    for command in commands(reference) {
+        differences.extend(compare(s3, &dir, &url, &command, "json"));
+    }
+    differences.extend(compare(s3, &dir, &url, &["gc".to_string()], "gc-log"));
+    differences.extend(compare(s3, &dir, &url, &["diff".to_string(), dir.to_str().unwrap().to_string()], "json"));
+    assert!(differences.is_empty(), "{tree}:\n{}", differences.join("\n\n"));
+}
+
+#[test]
+fn every_command_on_a_bucket_equals_the_directory_full() {
+    if !s3::require() {
+        return;
+    }
+    equivalence("trees/full", "nested/a:1");
+}
+
+#[test]
+fn every_command_on_a_bucket_equals_the_directory_broken() {
+    if !s3::require() {
+        return;
+    }
+    equivalence("broken/blob-corrupt", "app:v1");
+}
+
+/// Every file of `dir`, relative path to bytes.
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().strip_prefix(dir).unwrap().display().to_string(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+#[test]
+fn export_from_a_bucket_writes_the_layout_the_directory_gives() {
+    if !s3::require() {
+        return;
+    }
+    let s3 = SeaweedFs::shared();
+    let bucket = loaded(s3, "trees/full");
+    let url = format!("s3://{}/{PREFIX}", bucket.name);
+    let out = tempfile::tempdir().unwrap();
+    for reference in ["nested/a:1", "multi/oci-index:latest"] {
+        let (a, b) = (out.path().join("from-dir"), out.path().join("from-bucket"));
+        let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
+        let local = regaudit(&["export", testdata("trees/full").to_str().unwrap(), reference, a.to_str().unwrap(), "--format", "json"]);
+        let remote = auditor(s3, &["export", &url, reference, b.to_str().unwrap(), "--format", "json"]);
+        assert_eq!((local.code, remote.code), (0, 0), "{reference}: {}", remote.stderr);
+        let (mut dl, mut dr) = (document(&local), document(&remote));
+        dl.as_object_mut().unwrap().shift_remove("dest");
+        dr.as_object_mut().unwrap().shift_remove("dest");
+        assert_eq!(dr, dl, "{reference}");
+        let written = files(&b);
+        assert!(written.len() >= 3, "{reference}: {:?}", written.keys());
+        assert_eq!(written, files(&a), "{reference}: the layouts differ");
+    }
+}
+
+/// The timeline of a bucket has the events of the directory, at the times
+/// S3 knows: LastModified (the upload) instead of the file's mtime, no
+/// birth times; the times inside `startedat` are the same.
+#[test]
+fn timeline_of_a_bucket_has_the_directory_events_at_upload_times() {
+    if !s3::require() {
+        return;
+    }
+    let s3 = SeaweedFs::shared();
+    let before = chrono::Utc::now() - chrono::Duration::seconds(2);
+    let bucket = loaded(s3, "trees/full");
+    let after = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let url = format!("s3://{}/{PREFIX}", bucket.name);
+    let local = regaudit(&["timeline", testdata("trees/full").to_str().unwrap(), "--format", "json"]);
+    let remote = auditor(s3, &["timeline", &url, "--format", "json"]);
+    assert_eq!((local.code, remote.code), (0, 0), "{}", remote.stderr);
+    let (dl, dr) = (document(&local), document(&remote));
+    assert_eq!(dr["problems"], dl["problems"]);
+    let events = |doc: &serde_json::Value, remote: bool| -> Vec<String> {
+        let mut out: Vec<String> = doc["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["source"] != "birth")
+            .map(|e| {
+                let mut e = e.clone();
+                let time = e.as_object_mut().unwrap().shift_remove("time").unwrap();
+                if remote && e["source"] == "mtime" {
+                    let t: chrono::DateTime<chrono::Utc> = time.as_str().unwrap().parse().unwrap();
+                    assert!(before <= t && t <= after, "{e}: {t} is not the upload time");
+                } else if e["source"] == "startedat" {
+                    e["time"] = time;
+                }
+                e.to_string()
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let remote_events = events(&dr, true);
+    assert!(remote_events.len() > 10, "{remote_events:?}");
+    assert!(!dr["events"].as_array().unwrap().iter().any(|e| e["source"] == "birth"));
+    assert_eq!(remote_events, events(&dl, false));
+    let tags = |doc: &serde_json::Value| -> Vec<serde_json::Value> {
+        doc["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                t.as_object_mut().unwrap().shift_remove("set_at");
+                t
+            })
+            .collect()
+    };
+    assert_eq!(tags(&dr), tags(&dl));
+}
+
+/// The provenance of a bucket's document: the URL, and what it cost.
+#[test]
+fn provenance_records_the_requests_bytes_and_listing_times() {
+    if !s3::require() {
+        return;
+    }
+    let s3 = SeaweedFs::shared();
+    let bucket = loaded(s3, "trees/full");
+    let url = format!("s3://{}/{PREFIX}/", bucket.name);
+    let objects = bucket.list(PREFIX).len() as u64;
+    let started = chrono::Utc::now();
+    let run = auditor(s3, &["scan", &url, "--verify", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let trimmed = url.trim_end_matches('/');
+    assert_eq!(v["root"], trimmed);
+    let root = &v["provenance"]["roots"][0];
+    assert_eq!(root["given"], url.as_str());
+    assert_eq!(root["resolved"], trimmed);
+    assert!(root["device"].is_null() && root["inode"].is_null(), "{root}");
+    let cost = &root["object_store"];
+    assert_eq!(cost["objects_listed"], objects, "{cost}");
+    let n = |k: &str| cost["requests"][k].as_u64().unwrap();
+    assert!(n("list") >= 1, "{cost}");
+    // --verify reads every blob: at least one GET each, and their bytes.
+    let blob_bytes: u64 = bucket.list(PREFIX).iter().filter(|(k, _)| k.ends_with("/data") && k.contains("/blobs/")).map(|(_, o)| o.size).sum();
+    assert!(cost["bytes_read"].as_u64().unwrap() >= blob_bytes, "{cost} < {blob_bytes}");
+    assert_eq!(n("total"), n("list") + n("get") + n("head"));
+    let time = |k: &str| cost[k].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    assert!(started <= time("listing_started") && time("listing_started") <= time("listing_finished"), "{cost}");
+    // A directory root has none.
+    let local = regaudit(&["scan", testdata("trees/full").to_str().unwrap(), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&local.stdout).unwrap();
+    assert!(v["provenance"]["roots"][0].get("object_store").is_none());
+}
+
 #[test]
 fn gc_on_a_bucket_equals_gc_on_the_directory() {
     if !s3::require() {
@@ -74,5 +285,63 @@ fn gc_on_a_bucket_equals_gc_on_the_directory() {
     let remote = auditor(s3, &["gc", &url, "--format", "json"]);
     assert_eq!(remote.code, local.code, "{}", remote.stderr);
     assert_eq!(document(&remote), document(&local));
-    let _ = Path::new("");
+}
+
+/// A command that cannot run: exit 2, nothing on stdout, one line on
+/// stderr that says `want`, and no credential anywhere.
+fn refused(run: &Run, want: &str, secrets: &[&str]) {
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "not one line: {}", run.stderr);
+    assert!(lines[0].starts_with("regaudit: ") && lines[0].contains(want), "{:?} lacks {want:?}", lines[0]);
+    for secret in secrets {
+        assert!(!run.stderr.contains(secret), "{secret} echoed: {}", run.stderr);
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    if !s3::require() {
+        return;
+    }
+    let s3 = SeaweedFs::shared();
+    let bucket = loaded(s3, "trees/minimal");
+    let other = s3.bucket("not-a-registry");
+    other.upload(&testdata("trees/minimal/docker/registry/v2/blobs"), "backup");
+    let secrets = [AUDITOR.secret_key, AUDITOR.access_key];
+    let at = |path: &str| format!("s3://{}/{path}", bucket.name);
+    for command in [&["gc"][..], &["tags"], &["scan", "--verify"], &["timeline"], &["du"]] {
+        let args = |url: &str| -> Vec<String> {
+            let mut v = vec![command[0].to_string(), url.to_string()];
+            v.extend(command[1..].iter().map(|a| a.to_string()));
+            v
+        };
+        let go = |url: &str| {
+            let a = args(url);
+            auditor(s3, &a.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        // A prefix with nothing under it.
+        refused(&go(&at("nope")), "no object under it", &secrets);
+        // The v2 directory given instead of the root: the root is named.
+        let v2 = go(&at(&format!("{PREFIX}/docker/registry/v2")));
+        refused(&v2, &format!("give the storage root s3://{}/{PREFIX}", bucket.name), &secrets);
+        // Objects, but no registry layout.
+        refused(&go(&format!("s3://{}/backup", other.name)), "none below docker/registry/v2/", &secrets);
+        // No such bucket.
+        refused(&go("s3://no-such-bucket-regaudit/x"), "no-such-bucket-regaudit", &secrets);
+    }
+    let url = at(PREFIX);
+    // A wrong secret: refused by the store, and not echoed.
+    let wrong = run_as(
+        &s3.endpoint(),
+        &[("AWS_ACCESS_KEY_ID", "AKIAREAD"), ("AWS_SECRET_ACCESS_KEY", "wrong-secret-value"), ("AWS_REGION", "us-east-1")],
+        &["gc", &url],
+    );
+    refused(&wrong, &url, &["wrong-secret-value", "AKIAREAD"]);
+    // An endpoint where nothing listens.
+    let started = std::time::Instant::now();
+    let dead = run_as("http://127.0.0.1:9", &AUDITOR.env(), &["gc", &url, "--format", "json"]);
+    refused(&dead, &url, &secrets);
+    eprintln!("unreachable endpoint: exit 2 after {:?}", started.elapsed());
 }

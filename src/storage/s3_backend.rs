@@ -16,9 +16,12 @@ use crate::layout;
 pub fn locate(url: &RootUrl, settings: &ObjectSettings) -> Result<StorageRoot, LocateError> {
     let object_error = |e: ObjectError| LocateError::Object(one_line(&e.to_string()));
     let root = ObjectRoot::open(url, settings.options.clone()).map_err(object_error)?;
+    let objects = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    crate::progress::object_store(settings.progress, &url.to_string(), root.request_stats(), objects.clone());
     let listing_started = chrono::Utc::now();
     let (backend, stats) = flat_backend(root).map_err(|e| LocateError::Object(one_line(&e.to_string())))?;
     let listing_ended = chrono::Utc::now();
+    objects.store(backend.len() as u64, std::sync::atomic::Ordering::Relaxed);
     if !backend.has_dir(layout::V2) {
         return Err(LocateError::Object(not_a_registry(url, &backend)));
     }
