@@ -95,8 +95,16 @@ fn compare(s3: &SeaweedFs, dir: &Path, url: &str, command: &[String], format: &s
     let local = regaudit(&local_args.iter().map(String::as_str).collect::<Vec<_>>());
     let remote = auditor(s3, &remote_args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_ne!(local.code, 2, "{}: {}", local_args.join(" "), local.stderr);
-    let same = if format == "json" { document(&local) == document(&remote) } else { local.stdout == remote.stdout };
-    if local.code != remote.code || !same {
+    let (same, expected_code) = if format == "json" {
+        let (mut l, mut r) = (document(&local), document(&remote));
+        let uploads = without_uploads(&mut l, &mut r);
+        // `writes` is incomplete (exit 2) where uploads are unmodelled.
+        let code = if uploads && command[0] == "writes" { 2 } else { local.code };
+        (l == r, code)
+    } else {
+        (local.stdout == remote.stdout, local.code)
+    };
+    if expected_code != remote.code || !same {
         Some(format!(
             "{}: exit {} on the directory, {} on the bucket ({})\n--- directory:\n{}\n--- bucket:\n{}",
             remote_args.join(" "),
@@ -109,6 +117,54 @@ fn compare(s3: &SeaweedFs, dir: &Path, url: &str, command: &[String], format: &s
     } else {
         None
     }
+}
+
+/// The one difference the registry itself makes between a bucket and a
+/// directory that the documents show: uploads. The s3 driver keeps an
+/// upload's data as a multipart upload (s3-aws/s3.go `Writer`), so regaudit
+/// lists every upload on a bucket as unmodelled, with no upload-status or
+/// upload-purge operation (README, "Object storage"). Takes out of the directory's
+/// document (`local`) what it predicts for uploads and out of the bucket's
+/// (`remote`) the unmodelled entries, checking they name the same uploads,
+/// and the summaries. Returns whether there were uploads.
+fn without_uploads(local: &mut serde_json::Value, remote: &mut serde_json::Value) -> bool {
+    const MARK: &str = "an upload in object storage";
+    if let Some(w) = local.get_mut("writes") {
+        // scan: the writes summary differs where there are uploads.
+        let differs = w["operations"] != remote["writes"]["operations"];
+        if differs {
+            assert_eq!(remote["writes"]["incomplete"], true, "{}", remote["writes"]);
+            local.as_object_mut().unwrap().shift_remove("writes");
+            remote.as_object_mut().unwrap().shift_remove("writes");
+        }
+        return differs;
+    }
+    let Some(ops) = local.get_mut("operations").and_then(|o| o.as_array_mut()) else { return false };
+    let mut dirs: Vec<String> = Vec::new();
+    ops.retain(|op| {
+        let upload = op["kind"].as_str().unwrap().starts_with("upload-");
+        if upload && op["kind"] == "upload-status" {
+            let path = op["writes"][0]["path"].as_str().or(op["path"].as_str()).unwrap_or_default().to_string();
+            dirs.push(path);
+        }
+        !upload
+    });
+    let unmodelled = remote["unmodelled"].as_array_mut().unwrap();
+    let named: Vec<String> = unmodelled
+        .iter()
+        .filter_map(|u| u.as_str())
+        .filter(|u| u.contains(MARK))
+        .map(|u| u.split_once(':').unwrap().0.to_string())
+        .collect();
+    unmodelled.retain(|u| !u.as_str().unwrap().contains(MARK));
+    let uploads = !named.is_empty();
+    assert_eq!(named.len(), dirs.len(), "unmodelled uploads {named:?}, upload-status operations {dirs:?}");
+    if uploads {
+        assert_eq!(remote["summary"]["incomplete"], true);
+        local.as_object_mut().unwrap().shift_remove("summary");
+        remote.as_object_mut().unwrap().shift_remove("summary");
+    }
+    uploads
 }
 
 /// Every command on the bucket gives the document it gives on the
@@ -165,7 +221,14 @@ fn export_from_a_bucket_writes_the_layout_the_directory_gives() {
     for reference in ["nested/a:1", "multi/oci-index:latest"] {
         let (a, b) = (out.path().join("from-dir"), out.path().join("from-bucket"));
         let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
-        let local = regaudit(&["export", testdata("trees/full").to_str().unwrap(), reference, a.to_str().unwrap(), "--format", "json"]);
+        let local = regaudit(&[
+            "export",
+            testdata("trees/full").to_str().unwrap(),
+            reference,
+            a.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
         let remote = auditor(s3, &["export", &url, reference, b.to_str().unwrap(), "--format", "json"]);
         assert_eq!((local.code, remote.code), (0, 0), "{reference}: {}", remote.stderr);
         let (mut dl, mut dr) = (document(&local), document(&remote));
@@ -261,7 +324,12 @@ fn provenance_records_the_requests_bytes_and_listing_times() {
     let n = |k: &str| cost["requests"][k].as_u64().unwrap();
     assert!(n("list") >= 1, "{cost}");
     // --verify reads every blob: at least one GET each, and their bytes.
-    let blob_bytes: u64 = bucket.list(PREFIX).iter().filter(|(k, _)| k.ends_with("/data") && k.contains("/blobs/")).map(|(_, o)| o.size).sum();
+    let blob_bytes: u64 = bucket
+        .list(PREFIX)
+        .iter()
+        .filter(|(k, _)| k.ends_with("/data") && k.contains("/blobs/"))
+        .map(|(_, o)| o.size)
+        .sum();
     assert!(cost["bytes_read"].as_u64().unwrap() >= blob_bytes, "{cost} < {blob_bytes}");
     assert_eq!(n("total"), n("list") + n("get") + n("head"));
     let time = |k: &str| cost[k].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();
@@ -329,19 +397,31 @@ fn bad_input_is_one_line_and_exit_2() {
         // Objects, but no registry layout.
         refused(&go(&format!("s3://{}/backup", other.name)), "none below docker/registry/v2/", &secrets);
         // No such bucket.
-        refused(&go("s3://no-such-bucket-regaudit/x"), "no-such-bucket-regaudit", &secrets);
+        let missing = go("s3://no-such-bucket-regaudit/x");
+        refused(&missing, "s3://no-such-bucket-regaudit/x: no such bucket", &secrets);
     }
     let url = at(PREFIX);
     // A wrong secret: refused by the store, and not echoed.
     let wrong = run_as(
         &s3.endpoint(),
-        &[("AWS_ACCESS_KEY_ID", "AKIAREAD"), ("AWS_SECRET_ACCESS_KEY", "wrong-secret-value"), ("AWS_REGION", "us-east-1")],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIAREAD"),
+            ("AWS_SECRET_ACCESS_KEY", "wrong-secret-value"),
+            ("AWS_REGION", "us-east-1"),
+        ],
         &["gc", &url],
     );
-    refused(&wrong, &url, &["wrong-secret-value", "AKIAREAD"]);
+    refused(&wrong, &format!("{url}: access denied"), &["wrong-secret-value", "AKIAREAD"]);
     // An endpoint where nothing listens.
     let started = std::time::Instant::now();
     let dead = run_as("http://127.0.0.1:9", &AUDITOR.env(), &["gc", &url, "--format", "json"]);
-    refused(&dead, &url, &secrets);
-    eprintln!("unreachable endpoint: exit 2 after {:?}", started.elapsed());
+    refused(&dead, &format!("{url}: the endpoint cannot be reached"), &secrets);
+    eprintln!("unreachable endpoint: exit 2 after {:?}: {}", started.elapsed(), dead.stderr.trim());
+    eprintln!("wrong secret: {}", wrong.stderr.trim());
+    // No credential at all (and no instance metadata to fall back on).
+    let started = std::time::Instant::now();
+    let none =
+        run_as(&s3.endpoint(), &[("AWS_REGION", "us-east-1"), ("AWS_EC2_METADATA_DISABLED", "true")], &["gc", &url]);
+    eprintln!("no credentials: exit {} after {:?}: {}", none.code, started.elapsed(), none.stderr.trim());
+    refused(&none, &format!("{url}: no credentials"), &secrets);
 }
