@@ -385,6 +385,7 @@ const SPECS: &[Spec] = &[
         examples: &[
             ("regaudit scan /srv/registry", "start here: contents, served tags, problems"),
             ("regaudit scan /srv/registry --verify", "and hash every blob"),
+            ("regaudit scan s3://bucket/registry --max-requests 64", "a bucket, 64 requests in flight at most"),
             ("regaudit scan /srv/registry -q --fail-on problems:error,writes", "health check: errors or writes fail"),
         ],
     },
@@ -427,6 +428,7 @@ const SPECS: &[Spec] = &[
             ("regaudit gc /srv/registry", "what garbage-collect would delete"),
             ("regaudit gc /srv/registry -m --target 3", "with --delete-untagged, by the rules of registry 3"),
             ("regaudit gc /srv/registry --format gc-log", "the lines garbage-collect --dry-run prints"),
+            ("regaudit gc s3://bucket/registry", "on a bucket (rootdirectory /registry), credentials from AWS_*"),
         ],
     },
     Spec {

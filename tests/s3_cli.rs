@@ -355,6 +355,48 @@ fn gc_on_a_bucket_equals_gc_on_the_directory() {
     assert_eq!(document(&remote), document(&local));
 }
 
+/// The requests a run on a bucket made, from its provenance.
+fn cost(run: &Run, root: usize) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    v["provenance"]["roots"][root]["object_store"].clone()
+}
+
+/// `--read-all` reads every link: more GETs, the same answer. Without it,
+/// a link whose listed size and ETag prove its content is not read, so gc
+/// GETs little more than the manifests. Diff of a bucket with itself: each
+/// root has its own cost.
+#[test]
+fn read_all_reads_every_link_and_answers_the_same() {
+    if !s3::require() {
+        return;
+    }
+    let s3 = SeaweedFs::shared();
+    let bucket = loaded(s3, "trees/full");
+    let url = format!("s3://{}/{PREFIX}", bucket.name);
+    let keys = bucket.list(PREFIX);
+    let links = keys.keys().filter(|k| k.ends_with("/link")).count() as u64;
+    let inferred = auditor(s3, &["gc", &url, "--format", "json"]);
+    let read_all = auditor(s3, &["gc", &url, "--read-all", "--format", "json"]);
+    assert!(inferred.code < 2 && read_all.code == inferred.code, "{}{}", inferred.stderr, read_all.stderr);
+    assert_eq!(document(&inferred), document(&read_all));
+    let (a, b) = (cost(&inferred, 0), cost(&read_all, 0));
+    eprintln!("gc on trees/full ({} objects, {links} links): inferred {a}\nread-all {b}", keys.len());
+    let gets = |c: &serde_json::Value| c["requests"]["get"].as_u64().unwrap();
+    assert!(gets(&b) >= gets(&a) + links / 2, "--read-all made {} GETs, without {}", gets(&b), gets(&a));
+    for command in [&["scan"][..], &["tags"], &["writes"], &["du"], &["verify"]] {
+        let mut args: Vec<&str> = vec![command[0], &url];
+        args.extend(&command[1..]);
+        args.extend(["--format", "json"]);
+        let run = auditor(s3, &args);
+        eprintln!("{}: {}", command.join(" "), cost(&run, 0));
+    }
+    let diff = auditor(s3, &["diff", &url, &url, "--format", "json"]);
+    assert_eq!(diff.code, 0, "{}", diff.stderr);
+    let (first, second) = (cost(&diff, 0), cost(&diff, 1));
+    assert!(first["requests"]["list"].as_u64().unwrap() >= 1 && second["requests"]["list"].as_u64().unwrap() >= 1);
+}
+
 /// A command that cannot run: exit 2, nothing on stdout, one line on
 /// stderr that says `want`, and no credential anywhere.
 fn refused(run: &Run, want: &str, secrets: &[&str]) {
