@@ -8,7 +8,7 @@ mod common;
 use common::s3::{self, Bucket, SeaweedFs, AUDITOR};
 use common::*;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
@@ -334,6 +334,22 @@ fn provenance_records_the_requests_bytes_and_listing_times() {
     assert_eq!(n("total"), n("list") + n("get") + n("head"));
     let time = |k: &str| cost[k].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();
     assert!(started <= time("listing_started") && time("listing_started") <= time("listing_finished"), "{cost}");
+    // docs/json.md documents exactly these fields (tests/json_docs.rs sees
+    // only directory roots).
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/json.md")).unwrap();
+    let documented: BTreeSet<String> = docs
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.strip_prefix("roots[].object_store."))
+        .map(str::to_string)
+        .collect();
+    let mut real = BTreeSet::new();
+    for (k, v) in cost.as_object().unwrap() {
+        real.insert(k.clone());
+        if let Some(o) = v.as_object() {
+            real.extend(o.keys().map(|sub| format!("{k}.{sub}")));
+        }
+    }
+    assert_eq!(real, documented, "docs/json.md and the real object_store block differ");
     // A directory root has none.
     let local = regaudit(&["scan", testdata("trees/full").to_str().unwrap(), "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&local.stdout).unwrap();
@@ -395,6 +411,50 @@ fn read_all_reads_every_link_and_answers_the_same() {
     assert_eq!(diff.code, 0, "{}", diff.stderr);
     let (first, second) = (cost(&diff, 0), cost(&diff, 1));
     assert!(first["requests"]["list"].as_u64().unwrap() >= 1 && second["requests"]["list"].as_u64().unwrap() >= 1);
+}
+
+/// On a terminal, stderr shows what a bucket costs as it goes (objects
+/// listed, bytes read, requests by kind, rate); the line is gone before the
+/// report. `script` gives regaudit a real pseudo-terminal; `--rate-limit`
+/// makes the run last long enough to be drawn several times.
+#[test]
+fn progress_on_a_terminal_shows_the_cost() {
+    if !s3::require() {
+        return;
+    }
+    let s3 = SeaweedFs::shared();
+    let bucket = loaded(s3, "trees/full");
+    let url = format!("s3://{}/{PREFIX}", bucket.name);
+    let objects = bucket.list(PREFIX).len();
+    let regaudit = env!("CARGO_BIN_EXE_regaudit");
+    let line = format!("{regaudit} gc {url} --rate-limit 20 --format gc-log 2>&1");
+    let run = |extra: &str| {
+        let mut cmd = Command::new("script");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        let out = cmd
+            .args(["-qec", &format!("{line} {extra}"), "/dev/null"])
+            .env("AWS_ENDPOINT_URL", s3.endpoint())
+            .envs(AUDITOR.env())
+            .env("TERM", "xterm")
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = run("");
+    assert!(shown.contains(&format!("{url}: {objects} objects listed")), "{shown}");
+    assert!(shown.contains("requests (1 LIST, ") && shown.contains("requests/s"), "{shown}");
+    // The report itself is whole after the progress line.
+    let report = auditor(s3, &["gc", &url, "--format", "gc-log"]);
+    let last = report.stdout.lines().last().unwrap();
+    assert!(shown.contains(last), "{last:?} not in {shown}");
+    // --no-progress: none.
+    let quiet = run("--no-progress");
+    assert!(!quiet.contains("objects listed"), "{quiet}");
 }
 
 /// A command that cannot run: exit 2, nothing on stdout, one line on
