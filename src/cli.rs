@@ -175,7 +175,7 @@ enum Command {
         root: PathBuf,
         /// REPOSITORY:TAG or REPOSITORY@DIGEST.
         reference: String,
-        /// The OCI layout directory to create or add to; never inside ROOT.
+        /// The OCI layout directory to create or add to (local); never inside ROOT.
         dest: PathBuf,
         /// Name in index.json (org.opencontainers.image.ref.name); defaults to the tag.
         #[arg(long)]
@@ -190,9 +190,9 @@ enum Command {
     },
     /// What changed between two trees: tags, manifests, blobs, uploads, content.
     Diff {
-        /// Tree A (e.g. last night's backup).
+        /// Tree A (e.g. last night's backup): a directory or s3://BUCKET[/PREFIX].
         root_a: PathBuf,
-        /// Tree B (e.g. today's).
+        /// Tree B (e.g. today's): a directory or s3://BUCKET[/PREFIX].
         root_b: PathBuf,
         /// Do not hash blobs present in both; compare their sizes only.
         #[arg(long)]
@@ -992,6 +992,12 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             emit(&report, config.format, out)?
         }
         Command::Export { root, reference, dest, tag, allow_partial, .. } => {
+            if crate::storage::is_object_url(&dest) {
+                return Err(Failed(format!(
+                    "DEST {} is an object-store URL: export writes to a local directory",
+                    dest.display()
+                )));
+            }
             let reference = Reference::parse(&reference)?;
             let audit = Audit::run(&root, config.target)?;
             let report =
@@ -1093,6 +1099,9 @@ fn roots(command: &Command) -> Vec<PathBuf> {
 /// Refuses a `--report-digest` file inside a tree being read: never write
 /// under the evidence.
 fn digest_file_outside(file: &std::path::Path, roots: &[PathBuf]) -> Result<(), String> {
+    if crate::storage::is_object_url(file) {
+        return Err(format!("--report-digest {} is an object-store URL: give a local file", file.display()));
+    }
     let parent = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),

@@ -350,6 +350,13 @@ fn provenance_records_the_requests_bytes_and_listing_times() {
         }
     }
     assert_eq!(real, documented, "docs/json.md and the real object_store block differ");
+    // --report-digest seals a bucket's report in a local file.
+    let sealed = tempfile::tempdir().unwrap();
+    let file = sealed.path().join("report.sha256");
+    let run = auditor(s3, &["tags", &url, "--format", "json", "--report-digest", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(run.stdout.as_bytes()));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), format!("{hex}  -\n"));
     // A directory root has none.
     let local = regaudit(&["scan", testdata("trees/full").to_str().unwrap(), "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&local.stdout).unwrap();
@@ -503,6 +510,13 @@ fn bad_input_is_one_line_and_exit_2() {
         refused(&missing, "s3://no-such-bucket-regaudit/x: no such bucket", &secrets);
     }
     let url = at(PREFIX);
+    // Malformed URLs, and a URL where only a local path will do.
+    refused(&auditor(s3, &["gc", "s3://"]), "s3://: no bucket name after s3://", &secrets);
+    refused(&auditor(s3, &["du", &format!("{url}/../x")]), "the prefix has an empty, '.' or '..' segment", &secrets);
+    let to_bucket = auditor(s3, &["export", &url, "base/schema2:latest", &at("out")]);
+    refused(&to_bucket, "is an object-store URL: export writes to a local directory", &secrets);
+    let digest_to_bucket = auditor(s3, &["gc", &url, "--report-digest", &at("digest")]);
+    refused(&digest_to_bucket, "is an object-store URL: give a local file", &secrets);
     // A wrong secret: refused by the store, and not echoed.
     let wrong = run_as(
         &s3.endpoint(),
