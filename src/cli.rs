@@ -52,6 +52,10 @@ struct Common {
     /// (as `sha256sum` does for stdin: `HEX  -`), to seal the report.
     #[arg(long, value_name = "FILE")]
     report_digest: Option<PathBuf>,
+    /// Follow symbolic links in the tree as the real registry does (read-only; loops fail as they fail for it).
+    /// By default none is followed and every answer that depends on one says so.
+    #[arg(long)]
+    follow_symlinks: bool,
 }
 
 /// What a command prints and when it fails. The choices of `--format` and
@@ -723,6 +727,7 @@ fn main(argv: &[OsString]) -> Outcome {
         }
     };
     let name = command_name(&args.command);
+    crate::storage::set_follow_symlinks(args.command.options().is_some_and(|(common, _)| common.follow_symlinks));
     let config = match args.command.options() {
         Some((common, output)) => match Config::new(spec(name), common, output, args.command.filters()) {
             Ok(config) => config,

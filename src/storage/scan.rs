@@ -263,6 +263,27 @@ impl<'a, B: Backend> Walker<'a, B> {
         self.problem(code, rel, msg);
     }
 
+    /// A symlink that following could not resolve: one that leads nowhere
+    /// is, to the registry, a path that is not there (its walk ignores it,
+    /// its reads find nothing: registry/storage/driver/walk.go
+    /// `WalkFallback`); any other error (a loop, no access) is a fault met
+    /// where the registry meets it.
+    fn unfollowable(&self, rel: &str) {
+        match self.backend.kind(rel) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let msg = "is a symbolic link that leads nowhere; the registry treats it as absent".to_string();
+                let p = Problem::new(Code::Symlink, rel, msg);
+                self.problems.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+            }
+            Err(e) => self.fault(rel, FaultOp::Stat, &e, "symbolic link cannot be followed"),
+            // Resolvable now: changed since the listing.
+            Ok(_) => {
+                let e = io::Error::new(io::ErrorKind::NotFound, "changed while the tree was read");
+                self.fault(rel, FaultOp::Stat, &e, "symbolic link cannot be followed");
+            }
+        }
+    }
+
     /// Lists an open directory (at `rel`), reporting (not failing on) errors.
     fn list(&self, dir: &B::Dir, rel: &str) -> Vec<Entry> {
         match self.backend.list(dir) {
@@ -317,6 +338,7 @@ impl<'a, B: Backend> Walker<'a, B> {
             }
             match entry.kind {
                 Kind::Dir | Kind::File => out.push((name, entry.kind)),
+                Kind::Symlink if self.backend.follows_symlinks() => self.unfollowable(&join(rel, &name)),
                 kind => self.unexpected(&join(rel, &name), kind, ""),
             }
         }
