@@ -250,3 +250,20 @@ fn get_serves_through_symlinks_as_predicted() {
         assert_eq!(reg.request("GET", &format!("/v2/app/blobs/{d}"), &[]).status, 200, "{d}");
     }
 }
+
+/// Followed, the tree also lies where its symlinks lead: `export` refuses a
+/// DEST there before writing anything, and writes elsewhere as usual.
+#[test]
+fn export_never_writes_where_a_followed_symlink_leads() {
+    let (tmp, root) = with_symlinks("trees/minimal", &[&format!("{V2}/blobs")]);
+    let root_s = root.to_str().unwrap();
+    let inside = tmp.path().join("elsewhere/0/out");
+    let run = common::regaudit(&["export", "--follow-symlinks", root_s, "app:v1", inside.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.stderr.contains("DEST is inside the storage root"), "{}", run.stderr);
+    assert!(!inside.exists());
+    let apart = tmp.path().join("apart");
+    let run = common::regaudit(&["export", "--follow-symlinks", root_s, "app:v1", apart.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(apart.join("oci-layout").is_file());
+}

@@ -435,3 +435,50 @@ pub fn open_with_stat(path: &Path) -> io::Result<(std::fs::File, crate::storage:
     }
     Ok((std::fs::File::from(fd), stat))
 }
+
+/// With `--follow-symlinks`, the directories the tree at `root` leads to
+/// through symlinks (canonical; those already inside `root` left out), and
+/// those they lead to in turn: part of the tree as the registry sees it, so
+/// a writer must keep away from them as from the root. Empty when not
+/// following. Read as every walk here reads (`O_NOATIME`, no writes); a
+/// symlink that cannot be resolved leads nowhere.
+pub fn followed_targets(root: &Path) -> Vec<PathBuf> {
+    if !follow_symlinks() {
+        return Vec::new();
+    }
+    let Ok(root) = std::fs::canonicalize(root) else { return Vec::new() };
+    let mut found = Vec::new();
+    let mut pending = vec![root.clone()];
+    let mut walked = std::collections::BTreeSet::new();
+    while let Some(dir) = pending.pop() {
+        if walked.insert(dir.clone()) {
+            symlinked_dirs_below(&dir, &mut |target| {
+                if !target.starts_with(&root) && !found.contains(&target) {
+                    found.push(target.clone());
+                    pending.push(target);
+                }
+            });
+        }
+    }
+    found
+}
+
+/// Calls `found` with the canonical directory of every symlink below `dir`
+/// (symlinks themselves not followed) that leads to a directory.
+fn symlinked_dirs_below(dir: &Path, found: &mut dyn FnMut(PathBuf)) {
+    let Ok(fd) = sys::open_at(rustix::fs::CWD, dir, OFlags::DIRECTORY) else { return };
+    for entry in sys::list_fd(fd.as_fd()).unwrap_or_default() {
+        let path = dir.join(os(&entry.name));
+        match entry.kind {
+            Kind::Dir => symlinked_dirs_below(&path, found),
+            Kind::Symlink => {
+                if let Ok(target) = std::fs::canonicalize(&path) {
+                    if target.is_dir() {
+                        found(target);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
