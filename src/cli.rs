@@ -61,6 +61,10 @@ struct Common {
     /// Read every link, inferring none from its listed size and ETag (more GETs).
     #[arg(long, help_heading = OBJECT_STORE)]
     read_all: bool,
+    /// Follow symbolic links in the tree as the real registry does (read-only; loops fail as they fail for it).
+    /// By default none is followed and every answer that depends on one says so.
+    #[arg(long)]
+    follow_symlinks: bool,
 }
 
 /// The heading of the options that apply to `s3://`, `gs://` and `az://` roots.
@@ -746,6 +750,7 @@ fn main(argv: &[OsString]) -> Outcome {
         }
     };
     let name = command_name(&args.command);
+    crate::storage::set_follow_symlinks(args.command.options().is_some_and(|(common, _)| common.follow_symlinks));
     let config = match args.command.options() {
         Some((common, output)) => match Config::new(spec(name), common, output, args.command.filters()) {
             Ok(config) => config,

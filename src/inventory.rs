@@ -134,6 +134,10 @@ pub struct Inventory {
     /// registry follows them; regaudit does not, so what lies behind them
     /// is not in this inventory.
     pub symlinks: Vec<String>,
+    /// Devices, FIFOs and sockets inside the layout (relative to the root),
+    /// sorted. Where the registry opens one as a file it may block for ever
+    /// (2.8.2 hangs reading a FIFO named `link`): not modelled.
+    pub not_regular: Vec<String>,
 }
 
 /// A read the walk could not make.

@@ -171,6 +171,16 @@ fn physical(mounts: &[Mount], canonical: &Path) -> Option<(String, PathBuf)> {
 /// the same filesystem (a bind mount of a directory inside the tree, or a
 /// filesystem mounted inside it). Writers call this before writing anything.
 pub fn reaches_tree(root: &Path, existing: &Path, missing: &[&OsStr]) -> Result<bool, DestError> {
+    // With --follow-symlinks the tree also lies where its symlinks lead.
+    for target in crate::storage::fs::followed_targets(root) {
+        if reaches_place(&target, existing, missing)? {
+            return Ok(true);
+        }
+    }
+    reaches_place(root, existing, missing)
+}
+
+fn reaches_place(root: &Path, existing: &Path, missing: &[&OsStr]) -> Result<bool, DestError> {
     let root_err = |e: io::Error| DestError::io(root, e);
     let path_err = |e: io::Error| DestError::io(existing, e);
     let root_id = rustix::fs::stat(root).map(|st| file_id(&st)).map_err(|e| root_err(e.into()))?;

@@ -35,7 +35,7 @@ use crate::digest::Digest;
 use crate::inventory::{Inventory, WalkFacts};
 use crate::layout;
 
-pub use fs::{configure_threads, noatime_honoured, LocateError};
+pub use fs::{configure_threads, noatime_honoured, set_follow_symlinks, LocateError};
 pub use scan::Leaves;
 
 /// Largest `scheduler-state.json` we read.
@@ -316,6 +316,25 @@ pub trait Backend: Send + Sync + 'static {
     /// Stats `rel` itself (never a symlink's target), leaving access times
     /// as found.
     fn stat(&self, rel: &str) -> io::Result<ObjectStat>;
+
+    /// What `rel` itself is, a symlink as a symlink even where the backend
+    /// follows them: what a recursive delete (Go's `os.RemoveAll`) meets.
+    fn kind_unfollowed(&self, rel: &str) -> io::Result<Kind> {
+        self.kind(rel)
+    }
+
+    /// Whether listings and reads follow symlinks as the registry does
+    /// (`--follow-symlinks`): a symlink still listed is one that leads
+    /// nowhere the registry can go.
+    fn follows_symlinks(&self) -> bool {
+        false
+    }
+
+    /// [`Backend::list`], a symlink listed as a symlink even where the
+    /// backend follows them.
+    fn list_unfollowed(&self, dir: &Self::Dir) -> io::Result<Vec<Entry>> {
+        self.list(dir)
+    }
 }
 
 /// What the program asks of a located storage tree: object safe, so a

@@ -148,6 +148,7 @@ struct Walker<'a, B: Backend> {
     blob_anomalies: Mutex<Vec<PathBuf>>,
     faults: Mutex<Vec<ReadFault>>,
     symlinks: Mutex<Vec<String>>,
+    not_regular: Mutex<Vec<String>>,
     files: AtomicU64,
 }
 
@@ -160,6 +161,7 @@ impl<'a, B: Backend> Walker<'a, B> {
             blob_anomalies: Mutex::default(),
             faults: Mutex::default(),
             symlinks: Mutex::default(),
+            not_regular: Mutex::default(),
             files: AtomicU64::new(0),
         }
     }
@@ -180,6 +182,9 @@ impl<'a, B: Backend> Walker<'a, B> {
         let mut symlinks = self.symlinks.into_inner().unwrap_or_else(|p| p.into_inner());
         symlinks.sort();
         symlinks.dedup();
+        let mut not_regular = self.not_regular.into_inner().unwrap_or_else(|p| p.into_inner());
+        not_regular.sort();
+        not_regular.dedup();
         let mut blob_anomalies = self.blob_anomalies.into_inner().unwrap_or_else(|p| p.into_inner());
         blob_anomalies.sort_by(|x, y| x.components().cmp(y.components()));
         Inventory {
@@ -192,6 +197,7 @@ impl<'a, B: Backend> Walker<'a, B> {
             blob_anomalies,
             faults,
             symlinks,
+            not_regular,
         }
     }
 
@@ -214,6 +220,9 @@ impl<'a, B: Backend> Walker<'a, B> {
         }
         if code == Symlink {
             self.symlinks.lock().unwrap_or_else(|e| e.into_inner()).push(rel.to_string());
+        }
+        if code == NotRegularFile {
+            self.not_regular.lock().unwrap_or_else(|e| e.into_inner()).push(rel.to_string());
         }
         let p = Problem::new(code, rel, message);
         self.problems.lock().unwrap_or_else(|e| e.into_inner()).push(p);
@@ -261,6 +270,27 @@ impl<'a, B: Backend> Walker<'a, B> {
             Kind::File => (Code::UnexpectedEntry, format!("file is {why}")),
         };
         self.problem(code, rel, msg);
+    }
+
+    /// A symlink that following could not resolve: one that leads nowhere
+    /// is, to the registry, a path that is not there (its walk ignores it,
+    /// its reads find nothing: registry/storage/driver/walk.go
+    /// `WalkFallback`); any other error (a loop, no access) is a fault met
+    /// where the registry meets it.
+    fn unfollowable(&self, rel: &str) {
+        match self.backend.kind(rel) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let msg = "is a symbolic link that leads nowhere; the registry treats it as absent".to_string();
+                let p = Problem::new(Code::Symlink, rel, msg);
+                self.problems.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+            }
+            Err(e) => self.fault(rel, FaultOp::Stat, &e, "symbolic link cannot be followed"),
+            // Resolvable now: changed since the listing.
+            Ok(_) => {
+                let e = io::Error::new(io::ErrorKind::NotFound, "changed while the tree was read");
+                self.fault(rel, FaultOp::Stat, &e, "symbolic link cannot be followed");
+            }
+        }
     }
 
     /// Lists an open directory (at `rel`), reporting (not failing on) errors.
@@ -317,6 +347,7 @@ impl<'a, B: Backend> Walker<'a, B> {
             }
             match entry.kind {
                 Kind::Dir | Kind::File => out.push((name, entry.kind)),
+                Kind::Symlink if self.backend.follows_symlinks() => self.unfollowable(&join(rel, &name)),
                 kind => self.unexpected(&join(rel, &name), kind, ""),
             }
         }
@@ -524,6 +555,14 @@ impl<'a, B: Backend> Walker<'a, B> {
                 if !at.listed && e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
                     self.unexpected(&path, Kind::Symlink, "");
                     return LinkRead::Nothing;
+                }
+                // Opened without listing: a FIFO, device or socket is refused
+                // by the type check; say what it is.
+                if !at.listed && e.raw_os_error().is_none() && e.kind() == io::ErrorKind::InvalidData {
+                    if let Ok(Kind::Other) = self.backend.kind(&path) {
+                        self.unexpected(&path, Kind::Other, "");
+                        return LinkRead::Nothing;
+                    }
                 }
                 // Opened without listing its directory: when that directory
                 // is what cannot be read, the fault is the directory's.

@@ -17,6 +17,9 @@ pub fn registry_walks<B: Backend>(backend: &B, inv: &Inventory) -> WalkFacts {
         WalkFacts { repositories_dir: is_real_dir(&repos), blobs_dir: is_real_dir(&blobs), ..WalkFacts::default() };
     if facts.repositories_dir {
         catalog_walk(backend, &repos, String::new(), &mut facts.catalog_dirs);
+        if backend.follows_symlinks() {
+            mark_aliases(backend, &repos, &mut facts.catalog_dirs);
+        }
         for (rel, entries) in &facts.catalog_dirs {
             if !entries.iter().any(|e| e.name == "_manifests" && e.kind == EntryKind::Dir) {
                 continue;
@@ -58,7 +61,8 @@ pub fn registry_walks<B: Backend>(backend: &B, inv: &Inventory) -> WalkFacts {
 /// See [`crate::storage::StorageRoot::files_below`].
 pub fn files_below<B: Backend>(backend: &B, rel: &str) -> Vec<String> {
     let mut out = Vec::new();
-    match backend.kind(rel) {
+    // `os.RemoveAll` removes a symlink, never what it leads to.
+    match backend.kind_unfollowed(rel) {
         Ok(Kind::Dir) => files_below_dir(backend, rel, &mut out),
         Ok(_) => out.push(rel.to_string()),
         Err(_) => {}
@@ -79,6 +83,13 @@ fn entry_kind(kind: Kind) -> EntryKind {
 /// An unlistable directory reads as empty (the scan reports it).
 fn sorted_entries<B: Backend>(backend: &B, rel: &str) -> Vec<Entry> {
     let mut entries = backend.open_dir(rel).and_then(|d| backend.list(&d)).unwrap_or_default();
+    // Followed, a symlink that leads nowhere is to the registry's walk a
+    // path removed since the listing: "ignoring deleted path"
+    // (registry/storage/driver/walk.go `WalkFallback`).
+    entries.retain(|e| {
+        e.kind != Kind::Symlink
+            || !backend.kind(&join(rel, &e.name)).is_err_and(|err| err.kind() == std::io::ErrorKind::NotFound)
+    });
     entries.sort_by(|a, b| crate::names::to_bytes(&a.name).cmp(&crate::names::to_bytes(&b.name)));
     entries
 }
@@ -96,6 +107,33 @@ fn catalog_walk<B: Backend>(backend: &B, dir: &str, name: String, out: &mut BTre
         recorded.push(WalkEntry { name: e.name, kind: entry_kind(e.kind) });
     }
     out.insert(name, recorded);
+}
+
+/// Followed symlinks can make one directory a repository under two names
+/// (`repositories/b -> a`): the catalog lists both, and a real
+/// `--delete-untagged` run deletes a revision through one name, then fails
+/// on it through the other (seen with 2.8.2: exit 1, "failed to delete
+/// manifest ... Path not found"). That is not modelled: each symlink that
+/// makes such an alias is recorded as a symlink, which the model lists as
+/// not modelled.
+fn mark_aliases<B: Backend>(backend: &B, repos: &str, dirs: &mut BTreeMap<String, Vec<WalkEntry>>) {
+    let mut seen: BTreeMap<(u64, u64), Vec<(String, String)>> = BTreeMap::new();
+    for (rel, entries) in dirs.iter() {
+        for e in entries.iter().filter(|e| e.kind == EntryKind::Dir && !e.name.starts_with('_')) {
+            let path = join(&join(repos, rel), &e.name);
+            if let Some(file) = backend.stat(&path).ok().and_then(|s| s.file) {
+                seen.entry((file.device, file.inode)).or_default().push((rel.clone(), e.name.clone()));
+            }
+        }
+    }
+    for (rel, name) in seen.into_values().filter(|v| v.len() > 1).flatten() {
+        let path = join(&join(repos, &rel), &name);
+        if backend.kind_unfollowed(&path).is_ok_and(|k| k == Kind::Symlink) {
+            if let Some(e) = dirs.get_mut(&rel).and_then(|es| es.iter_mut().find(|e| e.name == name)) {
+                e.kind = EntryKind::Symlink;
+            }
+        }
+    }
 }
 
 /// Collects the `data` files under `blobs/` that are not canonical blobs.
@@ -117,7 +155,9 @@ fn blob_data_walk<B: Backend>(backend: &B, dir: &str, parts: &mut Vec<String>, o
 }
 
 fn files_below_dir<B: Backend>(backend: &B, rel: &str, out: &mut Vec<String>) {
-    for e in sorted_entries(backend, rel) {
+    let mut entries = backend.open_dir(rel).and_then(|d| backend.list_unfollowed(&d)).unwrap_or_default();
+    entries.sort_by(|a, b| crate::names::to_bytes(&a.name).cmp(&crate::names::to_bytes(&b.name)));
+    for e in entries {
         let child = format!("{rel}/{}", e.name);
         if e.kind == Kind::Dir {
             files_below_dir(backend, &child, out);

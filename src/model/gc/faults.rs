@@ -66,6 +66,34 @@ impl<'a> Sim<'a> {
             }
         }
         self.out.unmodelled.extend(notes);
+        self.not_regular_met();
+    }
+
+    /// A FIFO, device or socket named `link` where the real run reads links
+    /// (every `link` below `_manifests/revisions`, below `_layers` in v3,
+    /// tag links with --delete-untagged): opening it may block for ever
+    /// (2.8.2 hangs on a FIFO), which is not modelled.
+    fn not_regular_met(&mut self) {
+        let repos = format!("{}/repositories/", layout::V2);
+        for s in &self.inv.not_regular {
+            let Some(rest) = s.strip_prefix(&repos) else { continue };
+            let parts: Vec<&str> = rest.split('/').collect();
+            let Some(i) = parts.iter().position(|p| p.starts_with('_')) else { continue };
+            if parts.last() != Some(&"link") {
+                continue;
+            }
+            let read = match (parts[i], parts.get(i + 1)) {
+                ("_manifests", Some(&"revisions")) => true,
+                ("_manifests", Some(&"tags")) => self.opts.delete_untagged,
+                ("_layers", _) => self.opts.target.gc_checks_layer_links(),
+                _ => false,
+            };
+            if read {
+                self.out.unmodelled.push(format!(
+                    "{s}: a FIFO, device or socket where the real run reads a link; opening it may block for ever (not modelled)"
+                ));
+            }
+        }
     }
 
     /// A symlink at or above `rel` that the registry would follow to read it.

@@ -55,8 +55,31 @@ pub enum LocateError {
 /// (the root is canonical, so it has no symlink; and a path too long for
 /// the kernel fails here as it fails for the registry), names within a
 /// directory the walk holds open relative to its descriptor.
+///
+/// With `follow` (`--follow-symlinks`), symlinks are followed as the
+/// registry's filesystem driver follows them (Go's `os.Open`, `os.Stat`:
+/// registry/storage/driver/filesystem/driver.go, v2.8.2 and v3.1.1): every
+/// open is of the whole path, so the kernel counts its symlinks as it does
+/// for the registry, and a listed symlink is what its target is.
 pub struct FsBackend {
     root: PathBuf,
+    follow: bool,
+}
+
+/// An open directory. When following symlinks it also knows its path and
+/// the identities of the directories it was reached through, so that a
+/// symlink back to one of them is refused (`ELOOP`) instead of walked
+/// forever.
+pub struct FsDir {
+    fd: OwnedFd,
+    followed: Option<Followed>,
+}
+
+struct Followed {
+    rel: String,
+    /// (device, inode) of this directory and of every one above it on the
+    /// way from the root.
+    chain: Arc<Vec<(u64, u64)>>,
 }
 
 /// A name or a path relative to the root (marked names, see
@@ -103,10 +126,17 @@ fn object_stat(st: crate::storage::FileStat) -> ObjectStat {
     }
 }
 
+/// The error a directory met again below itself gives: the kernel's for a
+/// symlink loop, which is what the registry meets walking it.
+fn symlink_loop() -> io::Error {
+    io::Error::from_raw_os_error(rustix::io::Errno::LOOP.raw_os_error())
+}
+
 impl FsBackend {
-    /// The tree in the directory `root` (canonical).
-    pub fn new(root: PathBuf) -> FsBackend {
-        FsBackend { root }
+    /// The tree in the directory `root` (canonical); `follow`: follow
+    /// symlinks as the registry does.
+    pub fn new(root: PathBuf, follow: bool) -> FsBackend {
+        FsBackend { root, follow }
     }
 
     /// The absolute path of `rel`.
@@ -120,7 +150,11 @@ impl FsBackend {
 
     /// Opens `rel` as every open here is.
     fn open_rel(&self, rel: &str, flags: OFlags) -> io::Result<OwnedFd> {
-        sys::open_at(rustix::fs::CWD, self.abs(rel), flags)
+        if self.follow {
+            sys::open_following(rustix::fs::CWD, self.abs(rel), flags)
+        } else {
+            sys::open_at(rustix::fs::CWD, self.abs(rel), flags)
+        }
     }
 
     fn open_regular(&self, rel: &str) -> io::Result<std::fs::File> {
@@ -130,37 +164,101 @@ impl FsBackend {
         }
         Ok(file)
     }
+
+    /// The identities of the directories on the way to `rel` (the root
+    /// first), each as the path up to it resolves; `ELOOP` when one repeats.
+    fn chain_to(&self, rel: &str) -> io::Result<Vec<(u64, u64)>> {
+        let mut chain =
+            vec![sys::identity(sys::open_following(rustix::fs::CWD, &self.root, OFlags::DIRECTORY)?.as_fd())?];
+        let mut prefix = String::new();
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            prefix = crate::storage::join(&prefix, part);
+            let st = sys::stat_following(rustix::fs::CWD, self.abs(&prefix).as_os_str())?;
+            #[allow(clippy::unnecessary_cast)] // the widths differ per target
+            let id = (st.st_dev as u64, st.st_ino as u64);
+            if chain.contains(&id) {
+                return Err(symlink_loop());
+            }
+            chain.push(id);
+        }
+        Ok(chain)
+    }
+
+    /// Opens the directory at `rel` following symlinks, refusing one that
+    /// is its own ancestor.
+    fn open_dir_following(&self, rel: &str, parent: Option<&[(u64, u64)]>) -> io::Result<FsDir> {
+        let fd = self.open_rel(rel, OFlags::DIRECTORY)?;
+        let id = sys::identity(fd.as_fd())?;
+        let mut chain = match parent {
+            Some(p) => p.to_vec(),
+            None => {
+                let mut c = self.chain_to(rel)?;
+                c.pop();
+                c
+            }
+        };
+        if chain.contains(&id) {
+            return Err(symlink_loop());
+        }
+        chain.push(id);
+        Ok(FsDir { fd, followed: Some(Followed { rel: rel.to_string(), chain: Arc::new(chain) }) })
+    }
+
+    /// What a listed symlink at `rel` leads to: its target's kind, or the
+    /// symlink itself when it leads nowhere (dangling, a loop, no access;
+    /// the scan asks again and reports why).
+    fn resolve(&self, rel: &str) -> Kind {
+        match sys::stat_following(rustix::fs::CWD, self.abs(rel).as_os_str()) {
+            Ok(st) => sys::stat_kind(&st),
+            Err(_) => Kind::Symlink,
+        }
+    }
 }
 
 impl Backend for FsBackend {
-    type Dir = OwnedFd;
+    type Dir = FsDir;
 
     fn capabilities(&self) -> Capabilities {
         Capabilities { directories: true, mtimes: true, symlinks: true, birth_times: true, etags: false }
     }
 
-    fn open_dir(&self, rel: &str) -> io::Result<OwnedFd> {
-        self.open_rel(rel, OFlags::DIRECTORY)
+    fn open_dir(&self, rel: &str) -> io::Result<FsDir> {
+        if self.follow {
+            return self.open_dir_following(rel, None);
+        }
+        Ok(FsDir { fd: self.open_rel(rel, OFlags::DIRECTORY)?, followed: None })
     }
 
-    fn open_child_dir(&self, dir: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
-        sys::open_at(dir.as_fd(), os(name), OFlags::DIRECTORY)
+    fn open_child_dir(&self, dir: &FsDir, name: &str) -> io::Result<FsDir> {
+        match &dir.followed {
+            Some(f) => self.open_dir_following(&crate::storage::join(&f.rel, name), Some(&f.chain)),
+            None => Ok(FsDir { fd: sys::open_at(dir.fd.as_fd(), os(name), OFlags::DIRECTORY)?, followed: None }),
+        }
     }
 
-    fn list(&self, dir: &OwnedFd) -> io::Result<Vec<Entry>> {
-        sys::list_fd(dir.as_fd())
+    fn list(&self, dir: &FsDir) -> io::Result<Vec<Entry>> {
+        let mut entries = sys::list_fd(dir.fd.as_fd())?;
+        if let Some(f) = &dir.followed {
+            for e in entries.iter_mut().filter(|e| e.kind == Kind::Symlink) {
+                e.kind = self.resolve(&crate::storage::join(&f.rel, &e.name));
+            }
+        }
+        Ok(entries)
     }
 
     fn read_small<'b>(
         &self,
-        dir: &OwnedFd,
+        dir: &FsDir,
         name: &str,
         listed: bool,
         _expect: Option<&crate::digest::Digest>,
         buf: &'b mut [u8],
     ) -> io::Result<&'b [u8]> {
         // One open and one read: nothing is inferred on a filesystem.
-        let fd = sys::open_at(dir.as_fd(), os(name), OFlags::empty())?;
+        let fd = match &dir.followed {
+            Some(f) => self.open_rel(&crate::storage::join(&f.rel, name), OFlags::empty())?,
+            None => sys::open_at(dir.fd.as_fd(), os(name), OFlags::empty())?,
+        };
         if listed {
             sys::read_to_limit(fd, buf)
         } else {
@@ -168,18 +266,44 @@ impl Backend for FsBackend {
         }
     }
 
-    fn size_in(&self, dir: &OwnedFd, name: &str) -> io::Result<u64> {
-        sys::size_at(dir.as_fd(), &os(name))
+    fn size_in(&self, dir: &FsDir, name: &str) -> io::Result<u64> {
+        match &dir.followed {
+            Some(f) => {
+                let abs = self.abs(&crate::storage::join(&f.rel, name));
+                Ok(sys::stat_following(rustix::fs::CWD, abs.as_os_str())?.st_size as u64)
+            }
+            None => sys::size_at(dir.fd.as_fd(), &os(name)),
+        }
     }
 
-    fn may_hold_dirs(&self, dir: &OwnedFd, name: &str) -> bool {
+    fn may_hold_dirs(&self, dir: &FsDir, name: &str) -> bool {
+        if let Some(f) = &dir.followed {
+            let abs = self.abs(&crate::storage::join(&f.rel, name));
+            #[allow(clippy::unnecessary_cast)] // `st_nlink` is u32 on some targets
+            return sys::stat_following(rustix::fs::CWD, abs.as_os_str()).map_or(true, |st| st.st_nlink as u64 != 2);
+        }
         // A directory's link count is 2 plus its subdirectories; filesystems
         // that do not count them (btrfs) say 1.
-        sys::nlink_at(dir.as_fd(), &os(name)).is_none_or(|n| n != 2)
+        sys::nlink_at(dir.fd.as_fd(), &os(name)).is_none_or(|n| n != 2)
     }
 
     fn kind(&self, rel: &str) -> io::Result<Kind> {
+        if self.follow {
+            return Ok(sys::stat_kind(&sys::stat_following(rustix::fs::CWD, self.abs(rel).as_os_str())?));
+        }
         sys::kind_at(rustix::fs::CWD, self.abs(rel).as_os_str())
+    }
+
+    fn follows_symlinks(&self) -> bool {
+        self.follow
+    }
+
+    fn kind_unfollowed(&self, rel: &str) -> io::Result<Kind> {
+        sys::kind_at(rustix::fs::CWD, self.abs(rel).as_os_str())
+    }
+
+    fn list_unfollowed(&self, dir: &FsDir) -> io::Result<Vec<Entry>> {
+        sys::list_fd(dir.fd.as_fd())
     }
 
     fn traversable(&self, rel: &str) -> bool {
@@ -196,14 +320,28 @@ impl Backend for FsBackend {
     }
 
     fn open_with_stat(&self, rel: &str) -> io::Result<(BlobReader, ObjectStat)> {
-        let (file, stat) = open_with_stat(&self.abs(rel))?;
+        let (file, stat) = if self.follow {
+            let fd = self.open_rel(rel, OFlags::empty())?;
+            let stat = sys::statx_fd(fd.as_fd())?;
+            if sys::mode_kind(stat.mode) != Kind::File {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+            }
+            (std::fs::File::from(fd), stat)
+        } else {
+            open_with_stat(&self.abs(rel))?
+        };
         Ok((Box::new(FsBlob(file)), object_stat(stat)))
     }
 
     /// Its directory is opened as every open here is (no symlinks,
     /// `O_NOATIME`; opening a directory does not read it), and `statx` on
-    /// the name reads only the inode.
+    /// the name reads only the inode. Following symlinks, the target's
+    /// stat, as Go's `os.Stat` gives the registry.
     fn stat(&self, rel: &str) -> io::Result<ObjectStat> {
+        if self.follow {
+            let flags = AtFlags::empty();
+            return sys::statx_at(rustix::fs::CWD, self.abs(rel).as_os_str(), flags).map(object_stat);
+        }
         stat_entry(&self.abs(rel)).map(object_stat)
     }
 }
@@ -211,6 +349,25 @@ impl Backend for FsBackend {
 /// Locates a storage root on the filesystem: accepts the storage root,
 /// `docker/registry/v2`, or anything between.
 pub fn locate(arg: &Path) -> Result<StorageRoot, LocateError> {
+    locate_with(arg, follow_symlinks())
+}
+
+/// Whether [`locate`] follows symlinks: set once by the command line
+/// (`--follow-symlinks`) for every tree the command reads.
+static FOLLOW_SYMLINKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes [`locate`] follow symlinks (`--follow-symlinks`) or not (the
+/// forensic default).
+pub fn set_follow_symlinks(follow: bool) {
+    FOLLOW_SYMLINKS.store(follow, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn follow_symlinks() -> bool {
+    FOLLOW_SYMLINKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// [`locate`], following symlinks as the registry does when `follow`.
+pub fn locate_with(arg: &Path, follow: bool) -> Result<StorageRoot, LocateError> {
     let abs = std::fs::canonicalize(arg).map_err(|e| LocateError::Io(arg.to_path_buf(), e))?;
     match std::fs::metadata(&abs) {
         Ok(m) if m.is_dir() => {}
@@ -234,11 +391,13 @@ pub fn locate(arg: &Path) -> Result<StorageRoot, LocateError> {
         }
         match std::fs::metadata(root.join(layout::V2)) {
             Ok(m) if m.is_dir() => {
+                // Followed, a symlinked level is walked like any directory.
                 let symlinked = ["docker", "docker/registry", layout::V2]
                     .into_iter()
+                    .filter(|_| !follow)
                     .find(|rel| std::fs::symlink_metadata(root.join(rel)).is_ok_and(|m| m.is_symlink()))
                     .map(str::to_string);
-                let backend = FsBackend::new(root.clone());
+                let backend = FsBackend::new(root.clone(), follow);
                 return Ok(StorageRoot::new(root, symlinked, Arc::new(backend)));
             }
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -279,4 +438,51 @@ pub fn open_with_stat(path: &Path) -> io::Result<(std::fs::File, crate::storage:
         return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
     }
     Ok((std::fs::File::from(fd), stat))
+}
+
+/// With `--follow-symlinks`, the directories the tree at `root` leads to
+/// through symlinks (canonical; those already inside `root` left out), and
+/// those they lead to in turn: part of the tree as the registry sees it, so
+/// a writer must keep away from them as from the root. Empty when not
+/// following. Read as every walk here reads (`O_NOATIME`, no writes); a
+/// symlink that cannot be resolved leads nowhere.
+pub fn followed_targets(root: &Path) -> Vec<PathBuf> {
+    if !follow_symlinks() {
+        return Vec::new();
+    }
+    let Ok(root) = std::fs::canonicalize(root) else { return Vec::new() };
+    let mut found = Vec::new();
+    let mut pending = vec![root.clone()];
+    let mut walked = std::collections::BTreeSet::new();
+    while let Some(dir) = pending.pop() {
+        if walked.insert(dir.clone()) {
+            symlinked_dirs_below(&dir, &mut |target| {
+                if !target.starts_with(&root) && !found.contains(&target) {
+                    found.push(target.clone());
+                    pending.push(target);
+                }
+            });
+        }
+    }
+    found
+}
+
+/// Calls `found` with the canonical directory of every symlink below `dir`
+/// (symlinks themselves not followed) that leads to a directory.
+fn symlinked_dirs_below(dir: &Path, found: &mut dyn FnMut(PathBuf)) {
+    let Ok(fd) = sys::open_at(rustix::fs::CWD, dir, OFlags::DIRECTORY) else { return };
+    for entry in sys::list_fd(fd.as_fd()).unwrap_or_default() {
+        let path = dir.join(os(&entry.name));
+        match entry.kind {
+            Kind::Dir => symlinked_dirs_below(&path, found),
+            Kind::Symlink => {
+                if let Ok(target) = std::fs::canonicalize(&path) {
+                    if target.is_dir() {
+                        found(target);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }

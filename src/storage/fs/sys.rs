@@ -201,3 +201,40 @@ pub fn statx_at<P: rustix::path::Arg>(dir: BorrowedFd, name: P, flags: AtFlags) 
 pub fn mode_kind(mode: u32) -> Kind {
     kind_of(FileType::from_raw_mode(mode))
 }
+
+/// Opens `path` (absolute, or relative to `dir`) read-only as [`open_at`]
+/// does, but following symbolic links in every component, as Go's `os.Open`
+/// does for the registry's filesystem driver (`--follow-symlinks`). Opening
+/// the whole path makes the kernel count its symlinks, so a loop fails with
+/// `ELOOP` where it fails for the registry. Never for writing, never
+/// creating.
+pub fn open_following<P: AsRef<OsStr>>(dir: BorrowedFd, path: P, extra: OFlags) -> io::Result<OwnedFd> {
+    let path = path.as_ref();
+    let base = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | extra;
+    if !NOATIME_REFUSED.load(Ordering::Relaxed) {
+        match rustix::fs::openat(dir, path, base | OFlags::NOATIME, Mode::empty()) {
+            Err(Errno::PERM) => NOATIME_REFUSED.store(true, Ordering::Relaxed),
+            other => return other.map_err(io::Error::from),
+        }
+    }
+    rustix::fs::openat(dir, path, base, Mode::empty()).map_err(io::Error::from)
+}
+
+/// `stat` following symlinks (Go's `os.Stat`), of `name` in `dir` or of an
+/// absolute path.
+pub fn stat_following<P: rustix::path::Arg>(dir: BorrowedFd, name: P) -> io::Result<rustix::fs::Stat> {
+    Ok(rustix::fs::statat(dir, name, AtFlags::empty())?)
+}
+
+/// What `stat` following symlinks says an entry is.
+pub fn stat_kind(st: &rustix::fs::Stat) -> Kind {
+    kind_of(FileType::from_raw_mode(st.st_mode))
+}
+
+/// Device and inode of an open descriptor: a directory's identity, to tell
+/// a symlink that leads back to one of its own ancestors.
+pub fn identity(fd: BorrowedFd) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::fstat(fd)?;
+    #[allow(clippy::unnecessary_cast)] // the widths differ per target
+    Ok((st.st_dev as u64, st.st_ino as u64))
+}
