@@ -19,7 +19,7 @@ use crate::model::writes;
 use crate::model::Target;
 use crate::progress::Progress;
 use crate::report::{self, du, tags, Format, Report};
-use crate::select::Selection;
+use crate::select::{Scope, Selection};
 use crate::storage::LocateError;
 use crate::timeline::Timeline;
 use crate::verify::CANCEL;
@@ -153,6 +153,8 @@ enum Command {
         #[command(flatten)]
         time: WritesTime,
         #[command(flatten)]
+        filters: Filters,
+        #[command(flatten)]
         output: Output,
         #[command(flatten)]
         common: Common,
@@ -185,6 +187,8 @@ enum Command {
         /// Do not hash blobs present in both; compare their sizes only.
         #[arg(long)]
         no_content: bool,
+        #[command(flatten)]
+        filters: Filters,
         #[command(flatten)]
         output: Output,
         #[command(flatten)]
@@ -221,6 +225,8 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
+        filters: Filters,
+        #[command(flatten)]
         output: Output,
         #[command(flatten)]
         common: Common,
@@ -232,6 +238,8 @@ enum Command {
         root: PathBuf,
         #[command(flatten)]
         time: WritesTime,
+        #[command(flatten)]
+        filters: Filters,
         #[command(flatten)]
         output: Output,
         #[command(flatten)]
@@ -298,7 +306,11 @@ impl Command {
             Command::Tags { filters, .. }
             | Command::Verify { filters, .. }
             | Command::Du { filters, .. }
-            | Command::Timeline { filters, .. } => Some(filters),
+            | Command::Timeline { filters, .. }
+            | Command::Scan { filters, .. }
+            | Command::Diff { filters, .. }
+            | Command::Gc { filters, .. }
+            | Command::Writes { filters, .. } => Some(filters),
             _ => None,
         }
     }
@@ -961,7 +973,8 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
                 let digests = audit.inventory.blobs.keys().cloned().collect();
                 interrupted = verify(config, &mut audit, &digests);
             }
-            let report = analysis::scan::build(&audit, &settings);
+            let scope = Scope::of(&config.select, &[&audit])?;
+            let report = analysis::scan::build(&audit, &settings, scope.as_ref());
             emit(&report, config.format, out)?
         }
         Command::Export { root, reference, dest, tag, allow_partial, .. } => {
@@ -973,7 +986,13 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
         }
         Command::Diff { root_a, root_b, no_content, .. } => {
             let (a, b) = rayon::join(|| Audit::run(&root_a, config.target), || Audit::run(&root_b, config.target));
-            let report = analysis::diff::build(&a?, &b?, !no_content);
+            let (a, b) = (a?, b?);
+            let scope = Scope::of(&config.select, &[&a, &b])?;
+            let report = analysis::diff::build(&a, &b, !no_content);
+            let report = match &scope {
+                Some(scope) => analysis::diff::filter(report, scope),
+                None => report,
+            };
             emit(&report, config.format, out)?
         }
         Command::Du { root, sort, reverse, top, .. } => {
@@ -987,7 +1006,14 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
                 let _ = writeln!(anstream::stderr(), "regaudit: --dry-run changes nothing: regaudit never deletes");
             }
             let audit = Audit::run_for_gc(&root, config.target)?;
-            let report = analysis::gc::predict(&audit, delete_untagged, config.format == Format::GcLog);
+            let scope = Scope::of(&config.select, &[&audit])?;
+            if scope.is_some() && config.format == Format::GcLog {
+                return Err(Failed("--format gc-log is the whole run's output: --repo does not apply".into()));
+            }
+            let mut report = analysis::gc::predict(&audit, delete_untagged, config.format == Format::GcLog);
+            if let Some(scope) = &scope {
+                analysis::gc::filter(&mut report, scope);
+            }
             match config.format {
                 Format::GcLog => report.write_log(out, &mut anstream::stderr())?,
                 format => report::emit(&report, format, out)?,
@@ -997,7 +1023,10 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
         Command::Writes { root, time, .. } => {
             let settings = writes_settings(&time)?;
             let audit = Audit::run(&root, config.target)?;
-            let report = analysis::writes::build(&audit, &settings, &time.purge_age);
+            let mut report = analysis::writes::build(&audit, &settings, &time.purge_age);
+            if let Some(scope) = Scope::of(&config.select, &[&audit])? {
+                analysis::writes::filter(&mut report, &scope);
+            }
             emit(&report, config.format, out)?
         }
         Command::Timeline { root, since, until, utc, .. } => {
