@@ -82,7 +82,8 @@ pub fn build(audit: &Audit, settings: &Settings, scope: Option<&Scope>) -> ScanR
         inventory: InventorySummary {
             repositories: inv.repositories.len(),
             repositories_in_catalog: in_catalog,
-            tags: total,
+            // The whole tree's, with `--repo` too (`tags` below are the selected ones').
+            tags: if scope.is_some() { inv.repositories.iter().map(|r| r.tags.len()).sum() } else { total },
             manifests,
             revision_links: inv.repositories.iter().map(|r| r.revisions.len()).sum(),
             referrers: inv

@@ -87,6 +87,22 @@ fn fit_path(path: &str, head: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// A reference in the table of every operation: a digest to 12 hex digits,
+/// an upload UUID to 8 (the sections below and JSON have them whole), so
+/// that rows fit [`TEXT_WIDTH`].
+fn short_reference(reference: &str) -> String {
+    let is_uuid = reference.len() == 36
+        && reference.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    if is_uuid {
+        format!("{}…", &reference[..8])
+    } else {
+        short_digests(reference)
+    }
+}
+
 fn status_text(op: &Operation) -> String {
     match (op.status, op.read_only_status) {
         (Some(s), Some(r)) if s != r => format!("{s} (ro {r})"),
@@ -185,13 +201,13 @@ impl Report for WritesReport {
             for op in &self.operations {
                 let (writes, style) = match (op.writes.len(), op.condition.is_some()) {
                     (0, _) => ("-".to_string(), GOOD),
-                    (n, true) => (format!("{n} (conditional)"), WARN),
+                    (n, true) => (format!("{n} (cond.)"), WARN),
                     (n, false) => (n.to_string(), BAD),
                 };
                 table.push(vec![
                     Cell::new(op.kind.name()),
                     Cell::name(&op.repository),
-                    Cell::name(&op.reference),
+                    Cell::name(&short_reference(&op.reference)),
                     Cell::new(status_text(op)),
                     Cell::styled(writes, style),
                 ]);
@@ -289,5 +305,8 @@ mod tests {
         assert!(lines.len() > 1 && lines.iter().all(|l| l.len() <= 100), "{lines:?}");
         assert_eq!(lines.concat().replace(' ', ""), format!("create{long}"));
         assert_eq!(fit_path("a/b", "  x ", 100), ["  x a/b"]);
+        assert_eq!(short_reference("50db9b6a-a630-46ed-9259-606d846f47f4"), "50db9b6a…");
+        assert_eq!(short_reference("v1.0"), "v1.0");
+        assert_eq!(short_reference(&format!("sha256:{}", "ab".repeat(32))), "sha256:abababababab");
     }
 }
