@@ -78,6 +78,8 @@ struct Output {
 #[derive(clap::Args, Debug)]
 struct Filters {
     /// Only repositories whose name matches GLOB (repeatable; `*` matches `/` too, e.g. 'base/*').
+    ///
+    /// scan, diff, gc and writes still analyse the whole tree: they show, and exit on, what concerns these.
     #[arg(long = "repo", id = "repo_globs", value_name = "GLOB")]
     repo: Vec<String>,
     /// Only tags whose name matches GLOB (repeatable, e.g. 'v1.*').
@@ -300,7 +302,7 @@ impl Command {
         }
     }
 
-    /// `--repo`/`--tag`, for the commands that list repositories.
+    /// `--repo`/`--tag`, for the commands that read whole trees.
     fn filters(&self) -> Option<&Filters> {
         match self {
             Command::Tags { filters, .. }
@@ -392,6 +394,7 @@ const SPECS: &[Spec] = &[
             ("regaudit scan /srv/registry", "start here: contents, served tags, problems"),
             ("regaudit scan /srv/registry --verify", "and hash every blob"),
             ("regaudit scan /srv/registry -q --fail-on problems:error,writes", "health check: errors or writes fail"),
+            ("regaudit scan /srv/registry --repo 'team/*'", "what concerns some repositories (the tree is read whole)"),
         ],
     },
     Spec {
@@ -414,6 +417,7 @@ const SPECS: &[Spec] = &[
         examples: &[
             ("regaudit diff /backup/registry /srv/registry", "what changed since the backup"),
             ("regaudit diff /backup/registry /srv/registry --no-content -q", "sizes only; a one-line answer"),
+            ("regaudit diff /backup/registry /srv/registry --repo 'team/*'", "the changes of some repositories"),
         ],
     },
     Spec {
@@ -437,6 +441,7 @@ const SPECS: &[Spec] = &[
             ("regaudit gc /srv/registry", "what garbage-collect would delete"),
             ("regaudit gc /srv/registry -m --target 3", "with --delete-untagged, by the rules of registry 3"),
             ("regaudit gc /srv/registry --format gc-log", "the lines garbage-collect --dry-run prints"),
+            ("regaudit gc /srv/registry -m --repo 'team/*'", "the whole run, showing what team/* loses"),
         ],
     },
     Spec {
@@ -448,6 +453,7 @@ const SPECS: &[Spec] = &[
         examples: &[
             ("regaudit writes /srv/registry", "can it be served from a read-only volume?"),
             ("regaudit writes /srv/registry --now 2026-12-01T00:00:00Z --purge-age 7d", "at a given time"),
+            ("regaudit writes /srv/registry --repo 'team/*'", "the operations on some repositories"),
         ],
     },
     Spec {

@@ -85,7 +85,8 @@ impl Scope {
             }
         }
         if scope.repositories.is_empty() {
-            return Err(format!("no repository in this tree matches --repo {}", select.repo_globs()));
+            let trees = if audits.len() > 1 { "either tree" } else { "this tree" };
+            return Err(format!("no repository in {trees} matches --repo {}", select.repo_globs()));
         }
         Ok(Some(scope))
     }
