@@ -19,7 +19,7 @@ use crate::model::writes;
 use crate::model::Target;
 use crate::progress::Progress;
 use crate::report::{self, du, tags, Format, Report};
-use crate::select::Selection;
+use crate::select::{Scope, Selection};
 use crate::storage::LocateError;
 use crate::timeline::Timeline;
 use crate::verify::CANCEL;
@@ -94,6 +94,8 @@ struct Output {
 #[derive(clap::Args, Debug)]
 struct Filters {
     /// Only repositories whose name matches GLOB (repeatable; `*` matches `/` too, e.g. 'base/*').
+    ///
+    /// scan, diff, gc and writes still analyse the whole tree: they show, and exit on, what concerns these.
     #[arg(long = "repo", id = "repo_globs", value_name = "GLOB")]
     repo: Vec<String>,
     /// Only tags whose name matches GLOB (repeatable, e.g. 'v1.*').
@@ -169,6 +171,8 @@ enum Command {
         #[command(flatten)]
         time: WritesTime,
         #[command(flatten)]
+        filters: Filters,
+        #[command(flatten)]
         output: Output,
         #[command(flatten)]
         common: Common,
@@ -201,6 +205,8 @@ enum Command {
         /// Do not hash blobs present in both; compare their sizes only.
         #[arg(long)]
         no_content: bool,
+        #[command(flatten)]
+        filters: Filters,
         #[command(flatten)]
         output: Output,
         #[command(flatten)]
@@ -237,6 +243,8 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
+        filters: Filters,
+        #[command(flatten)]
         output: Output,
         #[command(flatten)]
         common: Common,
@@ -248,6 +256,8 @@ enum Command {
         root: PathBuf,
         #[command(flatten)]
         time: WritesTime,
+        #[command(flatten)]
+        filters: Filters,
         #[command(flatten)]
         output: Output,
         #[command(flatten)]
@@ -308,13 +318,17 @@ impl Command {
         }
     }
 
-    /// `--repo`/`--tag`, for the commands that list repositories.
+    /// `--repo`/`--tag`, for the commands that read whole trees.
     fn filters(&self) -> Option<&Filters> {
         match self {
             Command::Tags { filters, .. }
             | Command::Verify { filters, .. }
             | Command::Du { filters, .. }
-            | Command::Timeline { filters, .. } => Some(filters),
+            | Command::Timeline { filters, .. }
+            | Command::Scan { filters, .. }
+            | Command::Diff { filters, .. }
+            | Command::Gc { filters, .. }
+            | Command::Writes { filters, .. } => Some(filters),
             _ => None,
         }
     }
@@ -391,6 +405,7 @@ const SPECS: &[Spec] = &[
             ("regaudit scan /srv/registry --verify", "and hash every blob"),
             ("regaudit scan s3://bucket/registry --max-requests 64", "a bucket, 64 requests in flight at most"),
             ("regaudit scan /srv/registry -q --fail-on problems:error,writes", "health check: errors or writes fail"),
+            ("regaudit scan /srv/registry --repo 'team/*'", "what concerns some repositories (the tree is read whole)"),
         ],
     },
     Spec {
@@ -411,6 +426,7 @@ const SPECS: &[Spec] = &[
         examples: &[
             ("regaudit diff /backup/registry /srv/registry", "what changed since the backup"),
             ("regaudit diff /backup/registry /srv/registry --no-content -q", "sizes only; a one-line answer"),
+            ("regaudit diff /backup/registry /srv/registry --repo 'team/*'", "the changes of some repositories"),
         ],
     },
     Spec {
@@ -433,6 +449,7 @@ const SPECS: &[Spec] = &[
             ("regaudit gc /srv/registry -m --target 3", "with --delete-untagged, by the rules of registry 3"),
             ("regaudit gc /srv/registry --format gc-log", "the lines garbage-collect --dry-run prints"),
             ("regaudit gc s3://bucket/registry", "on a bucket (rootdirectory /registry), credentials from AWS_*"),
+            ("regaudit gc /srv/registry -m --repo 'team/*'", "the whole run, showing what team/* loses"),
         ],
     },
     Spec {
@@ -443,6 +460,7 @@ const SPECS: &[Spec] = &[
         examples: &[
             ("regaudit writes /srv/registry", "can it be served from a read-only volume?"),
             ("regaudit writes /srv/registry --now 2026-12-01T00:00:00Z --purge-age 7d", "at a given time"),
+            ("regaudit writes /srv/registry --repo 'team/*'", "the operations on some repositories"),
         ],
     },
     Spec {
@@ -993,7 +1011,8 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
                 let digests = audit.inventory.blobs.keys().cloned().collect();
                 interrupted = verify(config, &mut audit, &digests);
             }
-            let report = analysis::scan::build(&audit, &settings);
+            let scope = Scope::of(&config.select, &[&audit])?;
+            let report = analysis::scan::build(&audit, &settings, scope.as_ref());
             emit(&report, config.format, out)?
         }
         Command::Export { root, reference, dest, tag, allow_partial, .. } => {
@@ -1011,7 +1030,13 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
         }
         Command::Diff { root_a, root_b, no_content, .. } => {
             let (a, b) = rayon::join(|| Audit::run(&root_a, config.target), || Audit::run(&root_b, config.target));
-            let report = analysis::diff::build(&a?, &b?, !no_content);
+            let (a, b) = (a?, b?);
+            let scope = Scope::of(&config.select, &[&a, &b])?;
+            let report = analysis::diff::build(&a, &b, !no_content);
+            let report = match &scope {
+                Some(scope) => analysis::diff::filter(report, scope),
+                None => report,
+            };
             emit(&report, config.format, out)?
         }
         Command::Du { root, sort, reverse, top, .. } => {
@@ -1025,7 +1050,14 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
                 let _ = writeln!(anstream::stderr(), "regaudit: --dry-run changes nothing: regaudit never deletes");
             }
             let audit = Audit::run_for_gc(&root, config.target)?;
-            let report = analysis::gc::predict(&audit, delete_untagged, config.format == Format::GcLog);
+            let scope = Scope::of(&config.select, &[&audit])?;
+            if scope.is_some() && config.format == Format::GcLog {
+                return Err(Failed("--format gc-log is the whole run's output: --repo does not apply".into()));
+            }
+            let mut report = analysis::gc::predict(&audit, delete_untagged, config.format == Format::GcLog);
+            if let Some(scope) = &scope {
+                analysis::gc::filter(&mut report, scope);
+            }
             match config.format {
                 Format::GcLog => report.write_log(out, &mut anstream::stderr())?,
                 format => report::emit(&report, format, out)?,
@@ -1035,7 +1067,10 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
         Command::Writes { root, time, .. } => {
             let settings = writes_settings(&time)?;
             let audit = Audit::run(&root, config.target)?;
-            let report = analysis::writes::build(&audit, &settings, &time.purge_age);
+            let mut report = analysis::writes::build(&audit, &settings, &time.purge_age);
+            if let Some(scope) = Scope::of(&config.select, &[&audit])? {
+                analysis::writes::filter(&mut report, &scope);
+            }
             emit(&report, config.format, out)?
         }
         Command::Timeline { root, since, until, utc, .. } => {

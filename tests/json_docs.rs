@@ -257,6 +257,11 @@ fn runs(scratch: &Path) -> Vec<(String, Vec<String>)> {
             run("timeline", &["timeline", t, "--repo", "*/*", "--since", "2000-01-01", "--until", "2100-01-01"]);
             run("timeline", &["timeline", t, "--tag", "*"]);
             run("du", &["du", t, "--top", "1"]);
+            // `--repo` on the whole-tree commands: their `filter` member.
+            run("scan", &["scan", t, "--repo", "*"]);
+            run("gc", &["gc", t, "-m", "--repo", "*"]);
+            run("writes", &["writes", t, "--repo", "*"]);
+            run("diff", &["diff", &full, t, "--repo", "*"]);
             for reference in revisions(Path::new(t)) {
                 run("inspect", &["inspect", t, &reference]);
             }

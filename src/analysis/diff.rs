@@ -10,10 +10,11 @@ use crate::digest::Digest;
 use crate::hashing::copy_hashed;
 use crate::inventory::{Inventory, Tag};
 use crate::report::diff::{
-    BlobChanges, BlobEntry, Changes, ContentDiff, DiffReport, HistoryEntry, ManifestEntry, TagChanges, TagEntry,
-    TagMove, UploadEntry,
+    BlobChanges, BlobEntry, Changes, ContentDiff, DiffFilter, DiffReport, HistoryEntry, ManifestEntry, TagChanges,
+    TagEntry, TagMove, UploadEntry,
 };
 use crate::report::SCHEMA_VERSION;
+use crate::select::Scope;
 
 fn split<K: Ord + Clone>(a: &BTreeSet<K>, b: &BTreeSet<K>) -> (Vec<K>, Vec<K>) {
     (b.difference(a).cloned().collect(), a.difference(b).cloned().collect())
@@ -119,23 +120,13 @@ pub fn build(a: &Audit, b: &Audit, compare_content: bool) -> DiffReport {
         both.par_iter().filter_map(|d| compare_copies(a, b, d, compare_content)).collect();
     content_differs.sort_by(|x, y| x.digest.cmp(&y.digest));
 
-    let identical = repositories.is_empty()
-        && tags.added.is_empty()
-        && tags.removed.is_empty()
-        && tags.moved.is_empty()
-        && history.is_empty()
-        && manifests.is_empty()
-        && blobs.added.is_empty()
-        && blobs.removed.is_empty()
-        && uploads.is_empty()
-        && content_differs.is_empty();
     DiffReport {
         schema_version: SCHEMA_VERSION,
         target: a.target,
         root: a.root.path().display().to_string(),
         root_b: b.root.path().display().to_string(),
         content_compared: compare_content,
-        identical,
+        identical: false,
         repositories,
         tags,
         tag_history: history,
@@ -143,7 +134,53 @@ pub fn build(a: &Audit, b: &Audit, compare_content: bool) -> DiffReport {
         blobs,
         uploads,
         content_differs,
+        filter: None,
     }
+    .with_identical()
+}
+
+impl DiffReport {
+    fn with_identical(mut self) -> DiffReport {
+        self.identical = self.repositories.is_empty()
+            && self.tags.added.is_empty()
+            && self.tags.removed.is_empty()
+            && self.tags.moved.is_empty()
+            && self.tag_history.is_empty()
+            && self.manifests.is_empty()
+            && self.blobs.added.is_empty()
+            && self.blobs.removed.is_empty()
+            && self.uploads.is_empty()
+            && self.content_differs.is_empty();
+        self
+    }
+}
+
+/// `--repo`: keeps the changes of the selected repositories (in either
+/// tree) and of the blobs attributed to them in either tree; `identical`
+/// then answers for what is shown, and `filter` says whether the whole
+/// trees are.
+pub fn filter(report: DiffReport, scope: &Scope) -> DiffReport {
+    let whole_trees_identical = report.identical;
+    let repo = |r: &str| scope.keeps_repository(r);
+    let mut r = report;
+    r.repositories.added.retain(|n| repo(n));
+    r.repositories.removed.retain(|n| repo(n));
+    r.tags.added.retain(|t| repo(&t.repository));
+    r.tags.removed.retain(|t| repo(&t.repository));
+    r.tags.moved.retain(|t| repo(&t.repository));
+    r.tag_history.added.retain(|t| repo(&t.repository));
+    r.tag_history.removed.retain(|t| repo(&t.repository));
+    r.manifests.added.retain(|m| repo(&m.repository));
+    r.manifests.removed.retain(|m| repo(&m.repository));
+    r.uploads.added.retain(|u| repo(&u.repository));
+    r.uploads.removed.retain(|u| repo(&u.repository));
+    r.blobs.added.retain(|b| scope.blobs.contains(&b.digest));
+    r.blobs.removed.retain(|b| scope.blobs.contains(&b.digest));
+    r.blobs.added_bytes = r.blobs.added.iter().map(|b| b.size).sum();
+    r.blobs.removed_bytes = r.blobs.removed.iter().map(|b| b.size).sum();
+    r.content_differs.retain(|c| scope.blobs.contains(&c.digest));
+    r.filter = Some(DiffFilter { scope: scope.note(), whole_trees_identical });
+    r.with_identical()
 }
 
 /// Hashes a blob's data in one tree: Ok(matches its digest).

@@ -8,8 +8,9 @@ use crate::audit::Audit;
 use crate::manifest::ManifestError;
 use crate::model::writes::Settings;
 use crate::report::gc::{self as gc_report, GcReport};
-use crate::report::scan::{GcSummary, InventorySummary, ScanReport, TagSummary, VerificationSummary};
+use crate::report::scan::{GcSummary, InventorySummary, ScanFilter, ScanReport, TagSummary, VerificationSummary};
 use crate::report::SCHEMA_VERSION;
+use crate::select::Scope;
 use crate::verify::Outcome;
 
 impl GcSummary {
@@ -28,7 +29,10 @@ impl GcSummary {
     }
 }
 
-pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
+/// With `scope` (`--repo`), what concerns the selected repositories; the
+/// analyses still cover the whole tree (see [`super::gc::filter`]).
+pub fn build(audit: &Audit, settings: &Settings, scope: Option<&Scope>) -> ScanReport {
+    let selected: Vec<String> = scope.map(|s| s.repositories.iter().cloned().collect()).unwrap_or_default();
     let inv = &audit.inventory;
     let mut manifests: BTreeMap<&'static str, usize> = BTreeMap::new();
     for m in audit.contents.manifests.values() {
@@ -43,7 +47,7 @@ pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
     // The four analyses only read the audit: run them side by side.
     let count_tags = || {
         let (mut total, mut served, mut unknown) = (0, 0, 0);
-        for_each_tag(audit, &[], |t| {
+        for_each_tag(audit, &selected, |t| {
             total += 1;
             served += usize::from(t.served);
             unknown += usize::from(t.served_unknown);
@@ -54,10 +58,23 @@ pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
     // as the tree's blobs, and running them together doubled peak memory.
     let gc_both = || {
         let walk = audit.root.registry_walks(&audit.inventory);
-        [false, true].map(|untagged| GcSummary::of(&super::gc::build(audit, &walk, untagged, false))).into()
+        [false, true]
+            .map(|untagged| {
+                let mut report = super::gc::build(audit, &walk, untagged, false);
+                if let Some(scope) = scope {
+                    super::gc::filter(&mut report, scope);
+                }
+                GcSummary::of(&report)
+            })
+            .into()
     };
     let ((total, served, served_unknown), (writes, gc)) =
-        rayon::join(count_tags, || rayon::join(|| super::writes::summarize(audit, settings), gc_both));
+        rayon::join(count_tags, || rayon::join(|| super::writes::summarize(audit, settings, scope), gc_both));
+    let kept = |d: &crate::digest::Digest| scope.is_none_or(|s| s.blobs.contains(d));
+    let mut problems = audit.problems.clone();
+    problems.retain(|p| scope.is_none_or(|s| s.keeps_path(&p.path)));
+    let filter =
+        scope.map(|s| ScanFilter { scope: s.note(), problems_not_shown: audit.problems.len() - problems.len() });
     ScanReport {
         schema_version: SCHEMA_VERSION,
         target: audit.target,
@@ -65,7 +82,8 @@ pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
         inventory: InventorySummary {
             repositories: inv.repositories.len(),
             repositories_in_catalog: in_catalog,
-            tags: total,
+            // The whole tree's, with `--repo` too (`tags` below are the selected ones').
+            tags: if scope.is_some() { inv.repositories.iter().map(|r| r.tags.len()).sum() } else { total },
             manifests,
             revision_links: inv.repositories.iter().map(|r| r.revisions.len()).sum(),
             referrers: inv
@@ -83,14 +101,19 @@ pub fn build(audit: &Audit, settings: &Settings) -> ScanReport {
         },
         tags: TagSummary { total, served, not_served: total - served - served_unknown, served_unknown },
         verification: audit.verification.as_ref().map(|v| VerificationSummary {
-            blobs_checked: v.blobs.values().filter(|c| c.outcome != Outcome::NotChecked).count(),
+            blobs_checked: v.blobs.iter().filter(|(d, c)| kept(d) && c.outcome != Outcome::NotChecked).count(),
             bytes_hashed: v.bytes_hashed,
-            intact: v.blobs.values().filter(|c| c.is_intact()).count(),
-            damaged: v.blobs.values().filter(|c| !c.is_intact() && c.outcome != Outcome::NotChecked).count(),
+            intact: v.blobs.iter().filter(|(d, c)| kept(d) && c.is_intact()).count(),
+            damaged: v
+                .blobs
+                .iter()
+                .filter(|(d, c)| kept(d) && !c.is_intact() && c.outcome != Outcome::NotChecked)
+                .count(),
             interrupted: v.interrupted,
         }),
         writes,
         gc,
-        problems: audit.problems.clone(),
+        problems,
+        filter,
     }
 }

@@ -2,8 +2,9 @@
 
 use crate::audit::Audit;
 use crate::model::writes::{self, Action, Operation, Settings};
-use crate::report::writes::{Summary, WritesReport};
+use crate::report::writes::{Summary, WritesFilter, WritesReport};
 use crate::report::SCHEMA_VERSION;
+use crate::select::Scope;
 
 impl Summary {
     fn add(&mut self, op: &Operation) {
@@ -30,9 +31,14 @@ impl Summary {
 }
 
 /// The summary alone, without keeping the operations.
-pub fn summarize(audit: &Audit, settings: &Settings) -> Summary {
+/// With `scope`, of the operations on the selected repositories.
+pub fn summarize(audit: &Audit, settings: &Settings, scope: Option<&Scope>) -> Summary {
     let mut summary = Summary::default();
-    writes::predict_each(&audit.inventory, &audit.contents, audit.target, settings, &mut |op| summary.add(&op));
+    writes::predict_each(&audit.inventory, &audit.contents, audit.target, settings, &mut |op| {
+        if scope.is_none_or(|s| s.keeps_repository(&op.repository)) {
+            summary.add(&op)
+        }
+    });
     summary.finish(&writes::unmodelled(&audit.inventory))
 }
 
@@ -51,5 +57,18 @@ pub fn build(audit: &Audit, settings: &Settings, purge_age: &str) -> WritesRepor
         proxy: prediction.proxy,
         unmodelled: prediction.unmodelled,
         summary,
+        filter: None,
     }
+}
+
+/// `--repo`: keeps the operations on the selected repositories and sums
+/// them; the whole prediction's summary goes in `filter`. The pull-through
+/// cache and what is unmodelled concern the whole registry and stay.
+pub fn filter(report: &mut WritesReport, scope: &Scope) {
+    report.operations.retain(|op| scope.keeps_repository(&op.repository));
+    let mut summary = Summary::default();
+    report.operations.iter().for_each(|op| summary.add(op));
+    let shown = summary.finish(&report.unmodelled);
+    let whole_run = std::mem::replace(&mut report.summary, shown);
+    report.filter = Some(WritesFilter { scope: scope.note(), whole_run });
 }

@@ -116,6 +116,18 @@ pub struct DiffReport {
     pub blobs: BlobChanges,
     pub uploads: Changes<UploadEntry>,
     pub content_differs: Vec<ContentDiff>,
+    /// Null without `--repo`; else the lists show what concerns the selected
+    /// repositories, and `identical` answers for them.
+    pub filter: Option<DiffFilter>,
+}
+
+/// `--repo`: what it selects (in either tree), and whether the whole trees
+/// are identical.
+#[derive(Serialize)]
+pub struct DiffFilter {
+    #[serde(flatten)]
+    pub scope: crate::select::FilterNote,
+    pub whole_trees_identical: bool,
 }
 
 fn section(out: &mut dyn Write, title: String, table: Table) -> io::Result<()> {
@@ -141,7 +153,20 @@ impl Report for DiffReport {
     }
 
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(out, "A: {}\nB: {}\n", ShownText(&self.root), ShownText(&self.root_b))?;
+        writeln!(out, "A: {}\nB: {}", ShownText(&self.root), ShownText(&self.root_b))?;
+        if let Some(f) = &self.filter {
+            let whole = if f.whole_trees_identical { "identical" } else { "different" };
+            let line = format!(
+                "Filtered by --repo {}: the changes of {} are shown (a blob when one of them references or \
+                 links it in either tree); the whole trees are {whole}.",
+                f.scope.repo_globs.join(" --repo "),
+                super::plural(f.scope.repositories.len(), "repository", "repositories"),
+            );
+            for line in super::wrap(&line, "", 80) {
+                writeln!(out, "{}{line}{}", super::table::DIM.render(), super::table::DIM.render_reset())?;
+            }
+        }
+        writeln!(out)?;
         let mut t = Table::new(vec!["CHANGE", "REPOSITORY"]);
         for r in &self.repositories.added {
             t.push(vec![Cell::styled("added", GOOD), Cell::name(r)]);
@@ -236,10 +261,18 @@ impl Report for DiffReport {
         } else {
             "contents not compared (--no-content): only sizes"
         };
-        if self.identical {
-            writeln!(out, "{}No differences{} ({hashed}).", GOOD.render(), GOOD.render_reset())
-        } else {
-            writeln!(out, "{}The trees differ{} ({hashed}).", BAD.render(), BAD.render_reset())
+        match (self.identical, &self.filter) {
+            (true, None) => writeln!(out, "{}No differences{} ({hashed}).", GOOD.render(), GOOD.render_reset()),
+            (false, None) => writeln!(out, "{}The trees differ{} ({hashed}).", BAD.render(), BAD.render_reset()),
+            (true, Some(_)) => writeln!(
+                out,
+                "{}No differences in the selected repositories{} ({hashed}).",
+                GOOD.render(),
+                GOOD.render_reset()
+            ),
+            (false, Some(_)) => {
+                writeln!(out, "{}The selected repositories differ{} ({hashed}).", BAD.render(), BAD.render_reset())
+            }
         }
     }
 }

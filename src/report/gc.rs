@@ -40,10 +40,36 @@ pub struct GcReport {
     pub incomplete: bool,
     /// When the run aborts: what it deletes once every cause is fixed.
     pub would_delete_when_fixed: Option<WhenFixed>,
+    /// Null without `--repo`; else the lists above show only what concerns
+    /// the selected repositories, and this keeps the whole run's totals.
+    pub filter: Option<GcFilter>,
     #[serde(skip)]
     pub log: Vec<String>,
     #[serde(skip)]
     pub dry_run_message: Option<String>,
+}
+
+/// `--repo`: what the lists show, and the totals of the whole run, which
+/// the prediction still models.
+#[derive(Serialize)]
+pub struct GcFilter {
+    #[serde(flatten)]
+    pub scope: crate::select::FilterNote,
+    pub whole_run: GcTotals,
+}
+
+/// Counts of the whole run, whatever `--repo` shows.
+#[derive(Serialize)]
+pub struct GcTotals {
+    pub manifests: usize,
+    pub blobs: usize,
+    pub layer_links: usize,
+    pub reclaimable_bytes: u64,
+    pub files: usize,
+    pub hazards: usize,
+    /// Hazards as text counts them ([`text_hazard_count`]).
+    #[serde(skip)]
+    pub text_hazards: usize,
 }
 
 #[derive(Serialize)]
@@ -260,6 +286,26 @@ impl Report for GcReport {
         // The summary first (it fits 80x24): verdict, counts, what to do next.
         let mode = if self.delete_untagged { " --delete-untagged" } else { "" };
         writeln!(out, "{}registry {} garbage-collect{mode}{}", BOLD.render(), self.target, BOLD.render_reset())?;
+        if let Some(f) = &self.filter {
+            let w = &f.whole_run;
+            let whole = format!(
+                "{}, {} ({} reclaimable), {}, {}",
+                plural(w.manifests, "manifest"),
+                plural(w.blobs, "blob"),
+                human_size(w.reclaimable_bytes),
+                plural(w.files, "file"),
+                plural(w.text_hazards, "hazard")
+            );
+            let line = format!(
+                "Filtered by --repo {}: what concerns {} is shown (a blob when one of them references or \
+                 links it); the run itself is modelled whole: {whole}.",
+                f.scope.repo_globs.join(" --repo "),
+                crate::report::plural(f.scope.repositories.len(), "repository", "repositories"),
+            );
+            for line in wrap(&line, "  ", 80) {
+                writeln!(out, "{DIM_ON}{line}{DIM_OFF}", DIM_ON = DIM.render(), DIM_OFF = DIM.render_reset())?;
+            }
+        }
         if self.incomplete {
             writeln!(
                 out,

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD, GOOD, WARN};
+use super::table::{human_size, yes_no, Cell, Table, BAD, BOLD, DIM, GOOD, WARN};
 use super::writes;
 use super::{plural, plural_s, problems, wrap, Report};
 use crate::model::Target;
@@ -29,6 +29,19 @@ pub struct ScanReport {
     /// `garbage-collect` in its two modes: default, then `--delete-untagged`.
     pub gc: Vec<GcSummary>,
     pub problems: Vec<Problem>,
+    /// Null without `--repo`; see [`ScanFilter`].
+    pub filter: Option<ScanFilter>,
+}
+
+/// `--repo`: `tags`, `verification`, `writes`, `gc` and `problems` concern
+/// the selected repositories (a blob when one of them references or links
+/// it); `inventory` stays that of the whole tree.
+#[derive(Serialize)]
+pub struct ScanFilter {
+    #[serde(flatten)]
+    pub scope: crate::select::FilterNote,
+    /// Problems of the whole tree that are not shown (elsewhere).
+    pub problems_not_shown: usize,
 }
 
 #[derive(Serialize)]
@@ -189,6 +202,18 @@ impl Report for ScanReport {
             ShownText(&self.root),
             self.target
         )?;
+        if let Some(f) = &self.filter {
+            let line = format!(
+                "Filtered by --repo {}: tags, problems, writes and gc concern {} (a blob when one of them \
+                 references or links it); the inventory counts the whole tree; {} elsewhere not shown.",
+                f.scope.repo_globs.join(" --repo "),
+                plural(f.scope.repositories.len(), "repository", "repositories"),
+                plural(f.problems_not_shown, "problem", "problems"),
+            );
+            for line in wrap(&line, "", 80) {
+                writeln!(out, "{}{line}{}", DIM.render(), DIM.render_reset())?;
+            }
+        }
         let (verdict, style) = self.verdict();
         writeln!(
             out,
@@ -210,7 +235,7 @@ impl Report for ScanReport {
                 i.repositories.to_string(),
                 format!("{} in the {} catalog", i.repositories_in_catalog, self.target),
             ),
-            ("tags", i.tags.to_string(), {
+            ("tags", self.tags.total.to_string(), {
                 let t = &self.tags;
                 let unknown =
                     if t.served_unknown > 0 { format!(", {} unknown", t.served_unknown) } else { String::new() };

@@ -27,7 +27,18 @@ pub struct WritesReport {
     pub proxy: Option<ProxyState>,
     /// Symlinks and read faults whose effect is not modelled.
     pub unmodelled: Vec<String>,
+    /// Of the operations shown (with `--repo`, those on the selected repositories).
     pub summary: Summary,
+    /// Null without `--repo`; else what it selects and the whole prediction's summary.
+    pub filter: Option<WritesFilter>,
+}
+
+/// `--repo`: the operations shown are those on the selected repositories.
+#[derive(Serialize)]
+pub struct WritesFilter {
+    #[serde(flatten)]
+    pub scope: crate::select::FilterNote,
+    pub whole_run: Summary,
 }
 
 #[derive(Default, Serialize)]
@@ -44,6 +55,52 @@ pub struct Summary {
     pub creates: usize,
     pub modifies: usize,
     pub deletes: usize,
+}
+
+/// A written path as text shows it: below the operation's repository
+/// directory (`_uploads/…`, `_layers/…`), else below `docker/registry/v2/`,
+/// so that a line fits [`TEXT_WIDTH`] columns.
+fn shown_path<'a>(path: &'a str, repository: &str) -> &'a str {
+    let v2 = path.find("docker/registry/v2/").map_or(path, |i| &path[i + "docker/registry/v2/".len()..]);
+    match v2.strip_prefix("repositories/").and_then(|r| r.strip_prefix(repository)) {
+        Some(rest) if rest.starts_with("/_") => &rest[1..],
+        _ => v2,
+    }
+}
+
+/// `path` after `head`, broken after a `/` onto lines indented under the
+/// path's start when it is wider than `width` (a long repository name).
+fn fit_path(path: &str, head: &str, width: usize) -> Vec<String> {
+    use unicode_width::UnicodeWidthStr;
+    let indent = " ".repeat(head.width());
+    let mut lines = Vec::new();
+    let mut line = head.to_string();
+    let mut empty = true;
+    for part in path.split_inclusive('/') {
+        if !empty && line.width() + part.width() > width {
+            lines.push(std::mem::replace(&mut line, indent.clone()));
+        }
+        line.push_str(part);
+        empty = false;
+    }
+    lines.push(line);
+    lines
+}
+
+/// A reference in the table of every operation: a digest to 12 hex digits,
+/// an upload UUID to 8 (the sections below and JSON have them whole), so
+/// that rows fit [`TEXT_WIDTH`].
+fn short_reference(reference: &str) -> String {
+    let is_uuid = reference.len() == 36
+        && reference.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    if is_uuid {
+        format!("{}…", &reference[..8])
+    } else {
+        short_digests(reference)
+    }
 }
 
 fn status_text(op: &Operation) -> String {
@@ -85,6 +142,22 @@ impl Report for WritesReport {
             self.purge_age
         )?;
         let s = &self.summary;
+        let mut scope = "";
+        if let Some(f) = &self.filter {
+            let w = &f.whole_run;
+            let line = format!(
+                "Filtered by --repo {}: the operations on {} are shown; the whole registry: {} of {} {}.",
+                f.scope.repo_globs.join(" --repo "),
+                plural(f.scope.repositories.len(), "repository", "repositories"),
+                w.writing_operations,
+                plural_s(w.operations, "operation"),
+                if w.writing_operations == 1 { "writes" } else { "write" },
+            );
+            for line in wrap(&line, "", 80) {
+                writeln!(out, "{}{line}{}", DIM.render(), DIM.render_reset())?;
+            }
+            scope = " (the selected repositories)";
+        }
         let (verdict, style) = match (s.serves_read_only, s.writing_operations > 0) {
             (true, _) => ("yes", GOOD),
             (false, true) => ("no", BAD),
@@ -92,7 +165,7 @@ impl Report for WritesReport {
         };
         writeln!(
             out,
-            "{}serves read-only: {}{verdict}{}{}",
+            "{}serves read-only{scope}: {}{verdict}{}{}",
             BOLD.render(),
             style.render(),
             style.render_reset(),
@@ -115,7 +188,8 @@ impl Report for WritesReport {
         writeln!(
             out,
             "\n{}manifest-get-schema1 = GET or HEAD by tag without schema2 in Accept (none at all counts);\n\
-             STATUS = writable (ro = read-only mount){}",
+             STATUS = writable (ro = read-only mount); paths are below docker/registry/v2/, or below\n\
+             the operation's repository directory when they start with _ (JSON: from the storage root){}",
             DIM.render(),
             DIM.render_reset()
         )?;
@@ -127,13 +201,13 @@ impl Report for WritesReport {
             for op in &self.operations {
                 let (writes, style) = match (op.writes.len(), op.condition.is_some()) {
                     (0, _) => ("-".to_string(), GOOD),
-                    (n, true) => (format!("{n} (conditional)"), WARN),
+                    (n, true) => (format!("{n} (cond.)"), WARN),
                     (n, false) => (n.to_string(), BAD),
                 };
                 table.push(vec![
                     Cell::new(op.kind.name()),
                     Cell::name(&op.repository),
-                    Cell::name(&op.reference),
+                    Cell::name(&short_reference(&op.reference)),
                     Cell::new(status_text(op)),
                     Cell::styled(writes, style),
                 ]);
@@ -164,7 +238,11 @@ impl Report for WritesReport {
                         writeln!(out, "{}{line}{}", DIM.render(), DIM.render_reset())?;
                     }
                     for w in &op.writes {
-                        writeln!(out, "      {:<6}  {}", w.action.name(), short_path(&Shown(&w.path).to_string()))?;
+                        let path = short_path(&Shown(shown_path(&w.path, &op.repository)).to_string());
+                        let head = format!("      {:<6}  ", w.action.name());
+                        for line in fit_path(&path, &head, TEXT_WIDTH) {
+                            writeln!(out, "{line}")?;
+                        }
                     }
                 }
                 write_more(out, "    ", ops.len() - n)?;
@@ -209,5 +287,26 @@ impl Report for WritesReport {
             writeln!(out, "{}not modelled{}: {u}", WARN.render(), WARN.render_reset())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_paths_fit_the_text_width() {
+        let upload = "docker/registry/v2/repositories/a/b/_uploads/50db9b6a-a630-46ed-9259-606d846f47f4/startedat";
+        assert_eq!(shown_path(upload, "a/b"), "_uploads/50db9b6a-a630-46ed-9259-606d846f47f4/startedat");
+        assert_eq!(shown_path(upload, "a"), &upload["docker/registry/v2/".len()..]);
+        assert_eq!(shown_path("docker/registry/v2/blobs/sha256/ab/x/data", "a"), "blobs/sha256/ab/x/data");
+        let long = format!("repositories/{}/_layers/sha256/{}/link", "n/".repeat(30), "ab".repeat(32));
+        let lines = fit_path(&long, "      create  ", 100);
+        assert!(lines.len() > 1 && lines.iter().all(|l| l.len() <= 100), "{lines:?}");
+        assert_eq!(lines.concat().replace(' ', ""), format!("create{long}"));
+        assert_eq!(fit_path("a/b", "  x ", 100), ["  x a/b"]);
+        assert_eq!(short_reference("50db9b6a-a630-46ed-9259-606d846f47f4"), "50db9b6a…");
+        assert_eq!(short_reference("v1.0"), "v1.0");
+        assert_eq!(short_reference(&format!("sha256:{}", "ab".repeat(32))), "sha256:abababababab");
     }
 }
