@@ -124,11 +124,11 @@ pub enum Place {
     Blob(String),
 }
 
-/// `…/v2/repositories/NAME/_x/…` is NAME's (a name has no component that
-/// starts with `_`: distribution's reference grammar); `…/v2/blobs/ALG/XX/HEX/…`
+/// `docker/registry/v2/repositories/NAME/_x/…` is NAME's (a name has no component that
+/// starts with `_`: distribution's reference grammar); `…/blobs/ALG/XX/HEX/…`
 /// is blob `ALG:HEX`.
 pub fn place(path: &str) -> Option<Place> {
-    let rest = path.find("v2/").map(|i| &path[i + 3..]).unwrap_or(path);
+    let rest = path.strip_prefix("docker/registry/v2/").unwrap_or(path);
     if let Some(repo) = rest.strip_prefix("repositories/") {
         let parts: Vec<&str> = repo.split('/').take_while(|c| !c.starts_with('_')).collect();
         let name = parts.join("/");
@@ -168,5 +168,6 @@ mod tests {
         );
         assert_eq!(place("docker/registry/v2/blobs/sha256"), None);
         assert_eq!(place("docker/registry/v2/scheduler-state.json"), None);
+        assert_eq!(place("docker/registry/v2/repositories/x/v2/y/_layers"), repo("x/v2/y"));
     }
 }
