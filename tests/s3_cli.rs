@@ -545,6 +545,9 @@ fn bad_input_is_one_line_and_exit_2() {
         refused(&v2, &format!("give the storage root s3://{}/{PREFIX}", bucket.name), &secrets);
         // Objects, but no registry layout.
         refused(&go(&format!("s3://{}/backup", other.name)), "none below docker/registry/v2/", &secrets);
+        // The bucket's top, above the registry's rootdirectory: the root is named.
+        let above = go(&format!("s3://{}", bucket.name));
+        refused(&above, &format!("a registry tree is at s3://{}/{PREFIX}: give that", bucket.name), &secrets);
         // No such bucket.
         let missing = go("s3://no-such-bucket-regaudit/x");
         refused(&missing, "s3://no-such-bucket-regaudit/x: no such bucket", &secrets);

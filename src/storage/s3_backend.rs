@@ -58,7 +58,18 @@ fn not_a_registry(url: &RootUrl, backend: &FlatBackend<ObjectRoot>) -> String {
             let root = RootUrl { prefix: above.to_string(), ..url.clone() };
             format!(" (give the storage root {root}, the registry's rootdirectory, not docker/registry/v2)")
         }
-        _ => " (PREFIX is the registry's storage rootdirectory without its leading slash)".to_string(),
+        _ => {
+            // A registry tree deeper down: name it.
+            let marker = format!("/{}/", layout::V2);
+            let deeper = backend.keys().find_map(|k| k.find(&marker).map(|i| &k[..i]));
+            match deeper {
+                Some(sub) => {
+                    let prefix = if url.prefix.is_empty() { sub.to_string() } else { format!("{}/{sub}", url.prefix) };
+                    format!(" (a registry tree is at {}: give that)", RootUrl { prefix, ..url.clone() })
+                }
+                None => " (PREFIX is the registry's storage rootdirectory without its leading slash)".to_string(),
+            }
+        }
     };
     format!("{url} is not a registry storage tree: {what}{hint}")
 }
