@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use super::flat::{self, FlatBackend};
-use super::s3::{ObjectError, ObjectRoot, RequestStats, RootUrl};
+use super::s3::{ObjectError, ObjectRoot, RequestStats, RootUrl, Scheme};
 use super::{LocateError, ObjectRootUse, ObjectSettings, RootName, Stamp, StorageRoot};
 use crate::layout;
 
@@ -25,7 +25,7 @@ pub fn locate(url: &RootUrl, settings: &ObjectSettings) -> Result<StorageRoot, L
     if !backend.has_dir(layout::V2) {
         return Err(LocateError::Object(not_a_registry(url, &backend)));
     }
-    record(ObjectRootUse {
+    super::record_object_root(ObjectRootUse {
         url: url.to_string(),
         stats,
         listing_started,
@@ -36,10 +36,6 @@ pub fn locate(url: &RootUrl, settings: &ObjectSettings) -> Result<StorageRoot, L
     Ok(StorageRoot::new(RootName::Url(url.to_string()), None, Arc::new(backend)))
 }
 
-fn record(used: ObjectRootUse) {
-    super::record_object_root(used);
-}
-
 /// Why a listed root is not a registry tree, with the prefix to give
 /// where the listing shows it.
 fn not_a_registry(url: &RootUrl, backend: &FlatBackend<ObjectRoot>) -> String {
@@ -48,17 +44,19 @@ fn not_a_registry(url: &RootUrl, backend: &FlatBackend<ObjectRoot>) -> String {
     } else {
         format!("{} objects under it, none below {}/", backend.len(), layout::V2)
     };
-    let hint = match url
-        .prefix
-        .rsplit_once("docker/registry/v2")
-        .or_else(|| (url.prefix == "docker/registry/v2").then_some(("", "")))
-    {
-        Some((above, "")) => {
-            let above = above.trim_end_matches('/');
-            let root = RootUrl { prefix: above.to_string(), ..url.clone() };
-            format!(" (give the storage root {root}, the registry's rootdirectory, not docker/registry/v2)")
-        }
-        _ => " (PREFIX is the registry's storage rootdirectory without its leading slash)".to_string(),
+    let v2_given = url.prefix == layout::V2 || url.prefix.ends_with(&format!("/{}", layout::V2));
+    // A registry tree deeper down, named by the first key that has one.
+    let marker = format!("/{}/", layout::V2);
+    let deeper = backend.keys().find_map(|k| k.find(&marker).map(|i| &k[..i]));
+    let hint = if v2_given {
+        let above = url.prefix[..url.prefix.len() - layout::V2.len()].trim_end_matches('/');
+        let root = RootUrl { prefix: above.to_string(), ..url.clone() };
+        format!(" (give the storage root {root}, the registry's rootdirectory, not docker/registry/v2)")
+    } else if let Some(sub) = deeper {
+        let prefix = if url.prefix.is_empty() { sub.to_string() } else { format!("{}/{sub}", url.prefix) };
+        format!(" (a registry tree is at {}: give that)", RootUrl { prefix, ..url.clone() })
+    } else {
+        " (PREFIX is the registry's storage rootdirectory without its leading slash)".to_string()
     };
     format!("{url} is not a registry storage tree: {what}{hint}")
 }
@@ -68,16 +66,21 @@ fn not_a_registry(url: &RootUrl, backend: &FlatBackend<ObjectRoot>) -> String {
 fn listing_failed(url: &RootUrl, message: &str) -> String {
     let detail = one_line(message);
     let has = |s: &str| detail.contains(s);
-    let why = if has("169.254.169.254") || has("credential") && !has("403") {
-        "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for an identity that may list it"
+    let credentials = match url.scheme {
+        Scheme::S3 => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+        Scheme::Gcs => "GOOGLE_SERVICE_ACCOUNT or GOOGLE_APPLICATION_CREDENTIALS",
+        Scheme::Azure => "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY",
+    };
+    let why = if has("169.254.169.254") || (has("credential") && !has("403")) {
+        format!("no credentials: set {credentials} for an identity that may list it")
     } else if has("403 Forbidden") || has("401 Unauthorized") || has("AccessDenied") || has("SignatureDoesNotMatch") {
-        "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and that they may list the bucket"
+        format!("access denied: check the credentials ({credentials}) and that they may list the bucket")
     } else if has("NoSuchBucket") || has("404 Not Found") {
-        "no such bucket"
+        "no such bucket".to_string()
     } else if has("error sending request") || has("connect") || has("dns error") || has("timed out") {
-        "the endpoint cannot be reached (AWS_ENDPOINT_URL, or the service's own), even after retries"
+        "the endpoint cannot be reached, even after retries".to_string()
     } else {
-        "the listing failed, even after retries"
+        "the listing failed, even after retries".to_string()
     };
     // The store's message starts with the URL already; keep what follows.
     let rest = detail.split_once(": listing failed: ").map_or(detail.as_str(), |(_, r)| r);
