@@ -17,7 +17,6 @@ use crate::report::export::{BlobStatus, ExportReport};
 use crate::report::SCHEMA_VERSION;
 use layout::{CopyOutcome, DestError, Layout};
 
-/// Moved to `crate::report::export`; the lead removes this re-export after the merge.
 pub use layout::reaches_tree;
 
 /// The annotation an OCI layout uses to name a manifest (`oci:DEST:TAG`).

@@ -10,8 +10,6 @@ use super::provenance;
 use crate::analysis::evidence::EvidenceFile;
 use crate::analysis::Stamp;
 
-/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-
 /// Escapes text for XML 1.0. Characters XML 1.0 cannot hold at all (most
 /// control characters) are written as `\xNN`; the second value says so.
 fn escape(s: &str) -> (String, bool) {

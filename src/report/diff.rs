@@ -13,8 +13,6 @@ use crate::digest::Digest;
 use crate::model::Target;
 use crate::names::ShownText;
 
-/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-
 #[derive(Clone, Debug, Serialize)]
 pub struct Changes<T> {
     pub added: Vec<T>,

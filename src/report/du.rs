@@ -17,8 +17,6 @@ use super::{plural, Report};
 use crate::model::Target;
 use crate::select::Selection;
 
-/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum SortKey {

@@ -11,8 +11,6 @@ use crate::model::gc::{Abort, BlobDeletion, Fix, Hazard, HazardCode, LayerLinkDe
 use crate::model::Target;
 use crate::names::{self, Shown, ShownText};
 
-/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-
 #[derive(Serialize)]
 pub struct GcReport {
     pub schema_version: u32,

@@ -13,8 +13,6 @@ use crate::names::{Shown, ShownText};
 use crate::problem::Problem;
 use crate::resolve::{Node, Role};
 
-/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-
 #[derive(Serialize)]
 pub struct InspectReport {
     pub schema_version: u32,

@@ -6,8 +6,6 @@ use super::plural_s;
 use super::table::{Cell, Table, BAD, BOLD, DIM, WARN};
 use crate::problem::{Problem, Severity};
 
-/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-
 fn severity_cell(s: Severity) -> Cell {
     match s {
         Severity::Error => Cell::styled("error", BAD),

@@ -13,8 +13,6 @@ use crate::model::Target;
 use crate::names::ShownText;
 use crate::problem::Problem;
 
-/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-
 #[derive(Serialize)]
 pub struct ScanReport {
     pub schema_version: u32,

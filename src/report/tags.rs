@@ -12,8 +12,6 @@ use crate::names::{Shown, ShownText};
 use crate::problem::Problem;
 use crate::resolve::ResolvedTag;
 
-/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-
 #[derive(Serialize)]
 pub struct TagsReport {
     pub schema_version: u32,

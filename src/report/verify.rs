@@ -12,8 +12,6 @@ use crate::model::Target;
 use crate::names;
 use crate::problem::Problem;
 
-/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-
 #[derive(Serialize)]
 pub struct VerifyReport {
     pub schema_version: u32,

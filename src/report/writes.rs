@@ -11,8 +11,6 @@ use crate::model::writes::{Kind, Operation, ProxyState};
 use crate::model::Target;
 use crate::names::{Shown, ShownText};
 
-/// Moved to `crate::analysis`; the lead removes this re-export after the merge.
-
 #[derive(Serialize)]
 pub struct WritesReport {
     pub schema_version: u32,
