@@ -460,13 +460,9 @@ impl FaultProxy {
                     use std::sync::atomic::Ordering::SeqCst;
                     let now = counters.0.fetch_add(1, SeqCst) + 1;
                     counters.1.fetch_max(now, SeqCst);
-                    struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
-                    impl Drop for Done<'_> {
-                        fn drop(&mut self) {
-                            self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                        }
-                    }
-                    let _done = Done(&counters.0);
+                    // A request stops counting before its answer is written: the
+                    // client may send the next one as soon as it has the headers.
+                    let answered = || counters.0.fetch_sub(1, SeqCst);
                     let head = with_connection_close(&head);
                     let error = |code: &str, status: &str| {
                         let body = format!("<Error><Code>{code}</Code><Message>injected</Message></Error>");
@@ -477,15 +473,19 @@ impl FaultProxy {
                     };
                     match fault {
                         Some(Fault::SlowDown) => {
+                            answered();
                             let _ = client.write_all(error("SlowDown", "503 Slow Down").as_bytes());
                         }
                         Some(Fault::InternalError) => {
+                            answered();
                             let _ = client.write_all(error("InternalError", "500 Internal Server Error").as_bytes());
                         }
                         Some(Fault::Stall) => {
                             std::thread::sleep(Duration::from_secs(8));
+                            answered();
                         }
                         Some(Fault::Reset) => {
+                            answered();
                             let _ = client.shutdown(std::net::Shutdown::Both);
                         }
                         None | Some(Fault::Truncate) => {
@@ -497,6 +497,7 @@ impl FaultProxy {
                                 let body_at = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
                                 response.truncate(body_at + (response.len() - body_at) / 2);
                             }
+                            answered();
                             let _ = client.write_all(&response);
                         }
                     }
