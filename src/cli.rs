@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -52,7 +52,19 @@ struct Common {
     /// (as `sha256sum` does for stdin: `HEX  -`), to seal the report.
     #[arg(long, value_name = "FILE")]
     report_digest: Option<PathBuf>,
+    /// Requests in flight at most, on an object-store root.
+    #[arg(long, value_name = "N", default_value_t = 32, help_heading = OBJECT_STORE)]
+    max_requests: usize,
+    /// Requests started per second at most, on an object-store root (default: no limit).
+    #[arg(long, value_name = "N", help_heading = OBJECT_STORE)]
+    rate_limit: Option<f64>,
+    /// Read every link, inferring none from its listed size and ETag (more GETs).
+    #[arg(long, help_heading = OBJECT_STORE)]
+    read_all: bool,
 }
+
+/// The heading of the options that apply to `s3://`, `gs://` and `az://` roots.
+const OBJECT_STORE: &str = "Object storage (ROOT s3://BUCKET[/PREFIX], gs://, az://)";
 
 /// What a command prints and when it fails. The choices of `--format` and
 /// `--fail-on` differ per command: [`command`] sets them from [`SPECS`].
@@ -96,7 +108,7 @@ enum ColorWhen {
 enum Command {
     /// One row per tag: digest, kind, platforms, created, size, served.
     Tags {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// Only these repositories (exact names; see also --repo).
         repositories: Vec<String>,
@@ -118,7 +130,7 @@ enum Command {
     },
     /// The whole tree of one reference with every node's state.
     Inspect {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// REPOSITORY:TAG or REPOSITORY@DIGEST.
         reference: String,
@@ -132,7 +144,7 @@ enum Command {
     },
     /// Hash every blob (or those of some repositories) and report damage.
     Verify {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// Only the blobs these repositories reach (exact names; see also --repo).
         repositories: Vec<String>,
@@ -145,7 +157,7 @@ enum Command {
     },
     /// Start here: inventory summary, problems, and with --verify, integrity.
     Scan {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// Also hash every blob.
         #[arg(long)]
@@ -159,7 +171,7 @@ enum Command {
     },
     /// Write an image or index as an OCI image layout in DEST, verifying every blob.
     Export {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// REPOSITORY:TAG or REPOSITORY@DIGEST.
         reference: String,
@@ -192,7 +204,7 @@ enum Command {
     },
     /// Disk usage per repository: referenced, unique and shared bytes.
     Du {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         #[command(flatten)]
         filters: Filters,
@@ -212,7 +224,7 @@ enum Command {
     },
     /// What `registry garbage-collect` would delete, or where it would abort (read-only).
     Gc {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// Model `garbage-collect --delete-untagged`.
         #[arg(long, short = 'm')]
@@ -228,7 +240,7 @@ enum Command {
     /// Every write a registry serving this tree would make, and whether it
     /// can be served from a read-only volume.
     Writes {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         #[command(flatten)]
         time: WritesTime,
@@ -240,7 +252,7 @@ enum Command {
     /// Every event the tree's metadata records (tags set, manifests put,
     /// layers linked, blobs written, uploads), oldest first.
     Timeline {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// Only events at or after this time (RFC 3339, or YYYY-MM-DD in UTC).
         #[arg(long)]
@@ -597,6 +609,8 @@ pub struct Config {
     pub verbose: bool,
     /// `--repo` and `--tag` globs.
     pub select: Selection,
+    /// How object-store roots are opened and read.
+    pub objects: crate::storage::ObjectSettings,
 }
 
 impl Config {
@@ -609,6 +623,20 @@ impl Config {
             }
             Some(f) => Selection::parse(&f.repo, &f.tag).map_err(ConfigError::Selection)?,
             None => Selection::default(),
+        };
+        if common.max_requests == 0 {
+            return Err(ConfigError::MaxRequests);
+        }
+        if common.rate_limit.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return Err(ConfigError::RateLimit);
+        }
+        let objects = crate::storage::ObjectSettings {
+            options: crate::storage::s3::ObjectOptions {
+                max_requests: common.max_requests,
+                rate_limit: common.rate_limit,
+                ..Default::default()
+            },
+            read_all: common.read_all,
         };
         Ok(Config {
             color: match common.color {
@@ -623,6 +651,7 @@ impl Config {
             quiet: output.quiet,
             verbose: output.verbose,
             select,
+            objects,
         })
     }
 }
@@ -644,6 +673,10 @@ enum ConfigError {
     /// `--since` or `--until` (the message of `timeline::parse_time`).
     #[error("{0}")]
     Time(String),
+    #[error("--max-requests must be at least 1")]
+    MaxRequests,
+    #[error("--rate-limit must be a number of requests per second above 0")]
+    RateLimit,
 }
 
 /// Why a command stopped early.
@@ -738,8 +771,10 @@ fn main(argv: &[OsString]) -> Outcome {
             quiet: 0,
             verbose: false,
             select: Selection::default(),
+            objects: Default::default(),
         },
     };
+    crate::storage::set_object_settings(config.objects.clone());
     // Every stream of the process (stdout, stderr) follows --color.
     report::set_verbose(config.verbose);
     anstream::ColorChoice::write_global(config.color);
@@ -1071,9 +1106,11 @@ fn digest_file_outside(file: &std::path::Path, roots: &[PathBuf]) -> Result<(), 
         _ => std::path::Path::new("."),
     };
     let name: Vec<&std::ffi::OsStr> = file.file_name().into_iter().collect();
-    for root in roots {
+    // An object-store root: no local file can be inside it.
+    for root in roots.iter().filter(|r| !crate::storage::is_object_url(r)) {
         // The storage root the tree resolves to may lie above the path given.
-        let located = crate::storage::StorageRoot::locate(root).map(|r| r.path().to_path_buf()).ok();
+        let located =
+            crate::storage::StorageRoot::locate(root).ok().and_then(|r| r.path().dir().map(Path::to_path_buf));
         let Some(root) = located.or_else(|| std::fs::canonicalize(root).ok()) else { continue };
         // By device and inode and by mount, as export checks DEST.
         let inside = crate::export::reaches_tree(&root, parent, &name)
