@@ -359,7 +359,27 @@ fn check_writes(label: &str, rel: &str, bucket: &Bucket, failures: &mut Vec<Stri
             let before = keys(bucket);
             proxy.clear();
             let status = reg.get_accepting(&format!("/v2/{repo}/manifests/{tag}"), accept).unwrap_or(0);
+            // The proxy records a request after answering it: let the
+            // record settle before reading it.
+            let mut seen = proxy.requests().len();
+            loop {
+                std::thread::sleep(Duration::from_millis(200));
+                let now = proxy.requests().len();
+                if now == seen {
+                    break;
+                }
+                seen = now;
+            }
+            let after = keys(bucket);
             let mut wrote = BTreeSet::new();
+            // What the listing shows (created, deleted), and every PUT
+            // the proxy saw (a rewrite with the same bytes too).
+            for k in after.keys().filter(|k| !before.contains_key(*k)) {
+                wrote.insert((k.clone(), "create".to_string()));
+            }
+            for k in before.keys().filter(|k| !after.contains_key(*k)) {
+                wrote.insert((k.clone(), "delete".to_string()));
+            }
             for r in proxy.writes() {
                 let Some(key) = key_of_path(bucket, &r.path) else {
                     wrote.insert((r.path.clone(), r.method.clone()));
@@ -657,11 +677,13 @@ fn ctrl_c_during_a_slow_listing_stops_cleanly() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // Wait until the listing is under way (the proxy holds it).
+        // Wait until the listing is under way: a connection to the proxy
+        // (which records a request only once answered, here after the stall).
         let deadline = Instant::now() + Duration::from_secs(20);
-        while proxy.requests().is_empty() && Instant::now() < deadline {
+        while !connected_to(proxy.port) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
+        assert!(connected_to(proxy.port), "{args:?}: regaudit never reached the proxy");
         std::thread::sleep(Duration::from_millis(300));
         let sent = Instant::now();
         Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
@@ -673,7 +695,19 @@ fn ctrl_c_during_a_slow_listing_stops_cleanly() {
         let by_signal = out.status.signal() == Some(2);
         let reported = out.status.code() == Some(2) && stderr.contains("interrupted");
         assert!(by_signal || reported, "{args:?}: {:?}: {stderr}", out.status);
+        eprintln!("{args:?}: stopped {took:?} after SIGINT: {:?}", out.status);
         assert!(!String::from_utf8_lossy(&out.stdout).contains("\"removes\": ["), "{args:?}: a verdict");
         proxy.clear();
     }
+}
+
+/// Whether a TCP connection to 127.0.0.1:`port` is established (from
+/// /proc/net/tcp: local and remote addresses in hex).
+fn connected_to(port: u16) -> bool {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let remote = format!("0100007F:{port:04X}");
+    tcp.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[2] == remote && f[3] == "01"
+    })
 }
