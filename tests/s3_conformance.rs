@@ -257,6 +257,9 @@ fn gc_and_served_match_the_real_registry_on_images_pushed_through_it() {
     let (served, pulled) = check_served("pushed", &bucket, &mut failures);
     assert!(pulled >= 2 && served >= 2, "{pulled} tags pulled, {served} served");
     failures.extend(check_gc("pushed", &bucket, &twin));
+    // --delete-untagged removed v1's first image from the twin.
+    let (kept, untagged_gone) = (keys(&bucket).len(), keys(&twin).len());
+    assert!(untagged_gone < kept, "the real GC with --delete-untagged removed nothing ({untagged_gone} keys, {kept})");
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
