@@ -45,7 +45,7 @@ struct Common {
     /// Colour in text: auto = on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, ignore_case = true)]
     color: ColorWhen,
-    /// Never show progress bars (they only appear when stderr is a terminal).
+    /// Never show progress (it only appears when stderr is a terminal: hashing, and an object-store root's cost).
     #[arg(long)]
     no_progress: bool,
     /// Write the SHA-256 of the exact bytes written to stdout to FILE
@@ -175,7 +175,7 @@ enum Command {
         root: PathBuf,
         /// REPOSITORY:TAG or REPOSITORY@DIGEST.
         reference: String,
-        /// The OCI layout directory to create or add to; never inside ROOT.
+        /// The OCI layout directory to create or add to (local); never inside ROOT.
         dest: PathBuf,
         /// Name in index.json (org.opencontainers.image.ref.name); defaults to the tag.
         #[arg(long)]
@@ -190,9 +190,9 @@ enum Command {
     },
     /// What changed between two trees: tags, manifests, blobs, uploads, content.
     Diff {
-        /// Tree A (e.g. last night's backup).
+        /// Tree A (e.g. last night's backup): a directory or s3://BUCKET[/PREFIX].
         root_a: PathBuf,
-        /// Tree B (e.g. today's).
+        /// Tree B (e.g. today's): a directory or s3://BUCKET[/PREFIX].
         root_b: PathBuf,
         /// Do not hash blobs present in both; compare their sizes only.
         #[arg(long)]
@@ -333,8 +333,6 @@ struct Spec {
     name: &'static str,
     formats: &'static [Format],
     question: &'static Question,
-    /// Whether it can hash with a progress bar (`--no-progress` applies).
-    progress: bool,
     /// Whether it lists tags (`--tag GLOB` applies).
     tag_filter: bool,
     /// Command lines and what each does.
@@ -350,7 +348,6 @@ const SPECS: &[Spec] = &[
         name: "tags",
         formats: LISTING,
         question: &exit_codes::TAGS,
-        progress: true,
         tag_filter: true,
         examples: &[
             ("regaudit tags /srv/registry", "every tag and whether it is served"),
@@ -363,7 +360,6 @@ const SPECS: &[Spec] = &[
         name: "inspect",
         formats: TEXT_JSON,
         question: &exit_codes::INSPECT,
-        progress: true,
         tag_filter: false,
         examples: &[
             ("regaudit inspect /srv/registry base/app:1.4", "the tree of a tag and each node's state"),
@@ -374,7 +370,6 @@ const SPECS: &[Spec] = &[
         name: "verify",
         formats: &[Format::Text, Format::Json, Format::Jsonl, Format::Dfxml, Format::Bodyfile],
         question: &exit_codes::VERIFY,
-        progress: true,
         tag_filter: false,
         examples: &[
             ("regaudit verify /srv/registry", "hash every blob; which tags damage breaks"),
@@ -386,11 +381,11 @@ const SPECS: &[Spec] = &[
         name: "scan",
         formats: TEXT_JSON,
         question: &exit_codes::SCAN,
-        progress: true,
         tag_filter: false,
         examples: &[
             ("regaudit scan /srv/registry", "start here: contents, served tags, problems"),
             ("regaudit scan /srv/registry --verify", "and hash every blob"),
+            ("regaudit scan s3://bucket/registry --max-requests 64", "a bucket, 64 requests in flight at most"),
             ("regaudit scan /srv/registry -q --fail-on problems:error,writes", "health check: errors or writes fail"),
         ],
     },
@@ -398,7 +393,6 @@ const SPECS: &[Spec] = &[
         name: "export",
         formats: TEXT_JSON,
         question: &exit_codes::EXPORT,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit export /srv/registry base/app:1.4 /tmp/app", "write an OCI layout, every blob verified"),
@@ -409,7 +403,6 @@ const SPECS: &[Spec] = &[
         name: "diff",
         formats: TEXT_JSON,
         question: &exit_codes::DIFF,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit diff /backup/registry /srv/registry", "what changed since the backup"),
@@ -420,7 +413,6 @@ const SPECS: &[Spec] = &[
         name: "du",
         formats: LISTING,
         question: &exit_codes::DU,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit du /srv/registry --sort unique --top 10", "what deleting each repository would free"),
@@ -431,19 +423,18 @@ const SPECS: &[Spec] = &[
         name: "gc",
         formats: &[Format::Text, Format::Json, Format::GcLog],
         question: &exit_codes::GC,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit gc /srv/registry", "what garbage-collect would delete"),
             ("regaudit gc /srv/registry -m --target 3", "with --delete-untagged, by the rules of registry 3"),
             ("regaudit gc /srv/registry --format gc-log", "the lines garbage-collect --dry-run prints"),
+            ("regaudit gc s3://bucket/registry", "on a bucket (rootdirectory /registry), credentials from AWS_*"),
         ],
     },
     Spec {
         name: "writes",
         formats: TEXT_JSON,
         question: &exit_codes::WRITES,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit writes /srv/registry", "can it be served from a read-only volume?"),
@@ -454,7 +445,6 @@ const SPECS: &[Spec] = &[
         name: "timeline",
         formats: &[Format::Text, Format::Json, Format::Jsonl, Format::Bodyfile],
         question: &exit_codes::TIMELINE,
-        progress: false,
         tag_filter: true,
         examples: &[
             ("regaudit timeline /srv/registry --utc", "every recorded event, oldest first"),
@@ -587,7 +577,6 @@ fn command() -> clap::Command {
             sub.mut_arg("format", |a| a.value_parser(FormatParser(spec.name, spec.formats)))
                 .mut_arg("fail_on", |a| a.value_parser(FailOnParser(spec.question)).hide(!asks))
                 .mut_arg("quiet", |a| a.hide(!asks))
-                .mut_arg("no_progress", |a| a.hide(!spec.progress))
                 .after_long_help(command_help(spec))
         });
     }
@@ -637,6 +626,7 @@ impl Config {
                 ..Default::default()
             },
             read_all: common.read_all,
+            progress: !common.no_progress,
         };
         Ok(Config {
             color: match common.color {
@@ -798,7 +788,9 @@ fn main(argv: &[OsString]) -> Outcome {
     };
     let mut sink = std::io::sink();
     let out: &mut dyn Write = if config.quiet > 0 { &mut sink } else { &mut *stdout };
+    let out = &mut ProgressCleared(out);
     let result = execute(&config, args.command, out);
+    crate::progress::finish_object_stores();
     let _ = out.flush();
     let outcome = match result {
         Ok(findings) => {
@@ -1000,6 +992,12 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             emit(&report, config.format, out)?
         }
         Command::Export { root, reference, dest, tag, allow_partial, .. } => {
+            if crate::storage::is_object_url(&dest) {
+                return Err(Failed(format!(
+                    "DEST {} is an object-store URL: export writes to a local directory",
+                    dest.display()
+                )));
+            }
             let reference = Reference::parse(&reference)?;
             let audit = Audit::run(&root, config.target)?;
             let report =
@@ -1101,6 +1099,9 @@ fn roots(command: &Command) -> Vec<PathBuf> {
 /// Refuses a `--report-digest` file inside a tree being read: never write
 /// under the evidence.
 fn digest_file_outside(file: &std::path::Path, roots: &[PathBuf]) -> Result<(), String> {
+    if crate::storage::is_object_url(file) {
+        return Err(format!("--report-digest {} is an object-store URL: give a local file", file.display()));
+    }
     let parent = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
@@ -1124,6 +1125,20 @@ fn digest_file_outside(file: &std::path::Path, roots: &[PathBuf]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The report's writer: the progress lines of object-store roots are
+/// cleared before the first byte of the report.
+struct ProgressCleared<'a>(&'a mut dyn Write);
+
+impl Write for ProgressCleared<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::progress::finish_object_stores();
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Writes `HEX  -` (the SHA-256 of what went to stdout) to `file`.

@@ -63,7 +63,11 @@ fn static_binary_scans_a_tree_in_an_empty_chroot() {
 
     // Stripped and small: a file to carry to a rescue shell.
     let size = std::fs::metadata(&bin).unwrap().len();
-    assert!(size < 8 * 1024 * 1024, "the static binary is {size} bytes, over 8 MiB");
+    // 4.5 MB before object storage (issue 15); 12.3 MB with it (measured on
+    // branch r2-s3cli, no crate of its own added): object_store with its S3,
+    // GCS and Azure clients, reqwest, rustls with its crypto, tokio. A
+    // bucket cannot be read without them; the limit keeps 1.7 MB of room.
+    assert!(size < 14 * 1024 * 1024, "the static binary is {size} bytes, over 14 MiB");
     let sections = Command::new("readelf").arg("-S").arg(&bin).output().expect("readelf -S");
     let sections = text(&sections.stdout);
     assert!(!sections.contains(".debug_") && !sections.contains(".symtab"), "not stripped:\n{sections}");

@@ -61,6 +61,11 @@ impl<S: ObjectStore> FlatBackend<S> {
         self.objects.is_empty()
     }
 
+    /// Every listed key, in byte order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.objects.iter().map(|o| o.key.as_str())
+    }
+
     /// Whether any object lies below `dir`.
     pub fn has_dir(&self, dir: &str) -> bool {
         !self.below(dir).is_empty()

@@ -103,6 +103,8 @@ pub struct ObjectSettings {
     pub options: s3::ObjectOptions,
     /// Read every link; never infer one from its listed size and ETag.
     pub read_all: bool,
+    /// Show the running cost on a terminal (stderr).
+    pub progress: bool,
 }
 
 static OBJECT_SETTINGS: OnceLock<ObjectSettings> = OnceLock::new();
@@ -437,6 +439,32 @@ impl StorageRoot {
     /// the timeline); `Unsupported` on a backend that keeps none.
     pub fn file_stat(&self, rel: &str) -> io::Result<FileStat> {
         self.tree.stat(rel)?.file.ok_or_else(no_file_stat)
+    }
+
+    /// The times of `rel` for the timeline: the filesystem's full stat,
+    /// or on an object store what its listing says: the last modification
+    /// (an object is never changed in place, so it is also the change
+    /// time), no birth time, and 0 for what an object store has not (access
+    /// time, inode, owner; 0 is "unknown" in a bodyfile).
+    pub fn event_stat(&self, rel: &str) -> io::Result<FileStat> {
+        let stat = self.tree.stat(rel)?;
+        if let Some(file) = stat.file {
+            return Ok(file);
+        }
+        let modified = stat.modified.ok_or_else(no_file_stat)?;
+        let unknown = Stamp { secs: 0, nanos: 0 };
+        Ok(FileStat {
+            device: 0,
+            inode: 0,
+            mode: 0o100000,
+            uid: 0,
+            gid: 0,
+            size: stat.size,
+            atime: unknown,
+            mtime: modified,
+            ctime: modified,
+            btime: None,
+        })
     }
 
     /// [`StorageRoot::open_with_stat`] with the filesystem's full stat.

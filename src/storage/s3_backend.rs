@@ -16,9 +16,12 @@ use crate::layout;
 pub fn locate(url: &RootUrl, settings: &ObjectSettings) -> Result<StorageRoot, LocateError> {
     let object_error = |e: ObjectError| LocateError::Object(one_line(&e.to_string()));
     let root = ObjectRoot::open(url, settings.options.clone()).map_err(object_error)?;
+    let objects = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    crate::progress::object_store(settings.progress, &url.to_string(), root.request_stats(), objects.clone());
     let listing_started = chrono::Utc::now();
-    let (backend, stats) = flat_backend(root).map_err(|e| LocateError::Object(one_line(&e.to_string())))?;
+    let (backend, stats) = flat_backend(root).map_err(|e| LocateError::Object(listing_failed(url, &e.to_string())))?;
     let listing_ended = chrono::Utc::now();
+    objects.store(backend.len() as u64, std::sync::atomic::Ordering::Relaxed);
     if !backend.has_dir(layout::V2) {
         return Err(LocateError::Object(not_a_registry(url, &backend)));
     }
@@ -55,9 +58,41 @@ fn not_a_registry(url: &RootUrl, backend: &FlatBackend<ObjectRoot>) -> String {
             let root = RootUrl { prefix: above.to_string(), ..url.clone() };
             format!(" (give the storage root {root}, the registry's rootdirectory, not docker/registry/v2)")
         }
-        _ => " (PREFIX is the registry's storage rootdirectory without its leading slash)".to_string(),
+        _ => {
+            // A registry tree deeper down: name it.
+            let marker = format!("/{}/", layout::V2);
+            let deeper = backend.keys().find_map(|k| k.find(&marker).map(|i| &k[..i]));
+            match deeper {
+                Some(sub) => {
+                    let prefix = if url.prefix.is_empty() { sub.to_string() } else { format!("{}/{sub}", url.prefix) };
+                    format!(" (a registry tree is at {}: give that)", RootUrl { prefix, ..url.clone() })
+                }
+                None => " (PREFIX is the registry's storage rootdirectory without its leading slash)".to_string(),
+            }
+        }
     };
     format!("{url} is not a registry storage tree: {what}{hint}")
+}
+
+/// Why the listing of `url` failed, in one line: the cause people can act
+/// on first, then the store's own words (already free of credentials).
+fn listing_failed(url: &RootUrl, message: &str) -> String {
+    let detail = one_line(message);
+    let has = |s: &str| detail.contains(s);
+    let why = if has("169.254.169.254") || has("credential") && !has("403") {
+        "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for an identity that may list it"
+    } else if has("403 Forbidden") || has("401 Unauthorized") || has("AccessDenied") || has("SignatureDoesNotMatch") {
+        "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and that they may list the bucket"
+    } else if has("NoSuchBucket") || has("404 Not Found") {
+        "no such bucket"
+    } else if has("error sending request") || has("connect") || has("dns error") || has("timed out") {
+        "the endpoint cannot be reached (AWS_ENDPOINT_URL, or the service's own), even after retries"
+    } else {
+        "the listing failed, even after retries"
+    };
+    // The store's message starts with the URL already; keep what follows.
+    let rest = detail.split_once(": listing failed: ").map_or(detail.as_str(), |(_, r)| r);
+    format!("{url}: {why} ({})", rest.trim())
 }
 
 /// The first line of a message, so that an error is one line.
