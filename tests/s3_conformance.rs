@@ -497,7 +497,10 @@ fn every_command_only_reads_and_the_auditor_is_enough() {
         proxy.clear();
         let run = regaudit_as(AUDITOR, &proxy.endpoint(), args);
         let reqs = proxy.requests();
-        if ![0, 1].contains(&run.code) {
+        // Exit 2 only for an answer that says what it does not model
+        // (`writes` on a bucket with `_uploads`), never for a refusal.
+        let incomplete = run.code == 2 && run.stderr.contains("regaudit: incomplete");
+        if ![0, 1].contains(&run.code) && !incomplete {
             failures.push(format!("{args:?}: exit {}: {}", run.code, run.stderr.trim()));
         }
         if reqs.is_empty() {
