@@ -14,8 +14,9 @@ status instead of failing, for the read-only identity's 403.
 machine) for a whole test binary: each stdin line is a JSON request
 {"op", "bucket", "prefix", "key", "body" (text), "dir", "access_key",
 "secret_key"}, each answer one JSON line {"ok": result} or {"error": text}.
-Ops: create, delete, list (result: a list of {key, size, etag}), put
-(result: the status), upload (result: upload.py's report).
+Ops: create, delete, list (result: a list of {key, size, etag}),
+put (result: the status), put_file (the same with the bytes of "file"),
+delete_keys (the objects "keys", a list), upload (result: upload.py's report).
 """
 
 import argparse
@@ -44,6 +45,13 @@ def delete_bucket(c, bucket):
         if r.get("Errors"):
             raise RuntimeError(f"delete {bucket}: {r['Errors'][:3]}")
     c.delete_bucket(Bucket=bucket)
+
+
+def delete_keys(c, bucket, keys):
+    for i in range(0, len(keys), 1000):
+        r = c.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True})
+        if r.get("Errors"):
+            raise RuntimeError(f"delete keys in {bucket}: {r['Errors'][:3]}")
 
 
 def put(c, bucket, key, body):
@@ -80,6 +88,11 @@ def serve(endpoint):
                 result = list_objects(c, bucket, req.get("prefix", ""))
             elif op == "put":
                 result = put(c, bucket, req["key"], req.get("body", "").encode())
+            elif op == "delete_keys":
+                result = delete_keys(c, bucket, req["keys"])
+            elif op == "put_file":
+                with open(req["file"], "rb") as f:
+                    result = put(c, bucket, req["key"], f.read())
             elif op == "upload":
                 result = upload.upload_tree(endpoint, bucket, req.get("prefix", ""), req["dir"])
             else:

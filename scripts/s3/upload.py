@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import http.client
 import json
+import multiprocessing
 import os
 import sys
 import threading
@@ -152,7 +153,11 @@ def upload_tree(endpoint, bucket, prefix, root, threads=32, processes=0):
     else:
         chunk = 500
         chunks = [(bucket, items[i : i + chunk]) for i in range(0, len(items), chunk)]
-        with ProcessPoolExecutor(procs, initializer=_init, initargs=(endpoint, threads)) as pool:
+        # Spawned, not forked: a forked worker would inherit this process's
+        # `_pool` (left by an earlier small upload of `bucket.py serve`)
+        # without its threads, reuse it in `_init` and wait forever.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(procs, mp_context=spawn, initializer=_init, initargs=(endpoint, threads)) as pool:
             total = sum(pool.map(_put_chunk, chunks))
     return {
         "objects": len(items),

@@ -588,3 +588,89 @@ impl Drop for Proxy {
         let _ = self.child.wait();
     }
 }
+
+// ---------------------------------------------------------------------------
+// For the tests of `regaudit ... s3://BUCKET/PREFIX` (tests/s3_conformance.rs).
+
+impl Bucket<'_> {
+    /// `s3://BUCKET/PREFIX` (`s3://BUCKET` for ""), the root regaudit reads.
+    pub fn url(&self, prefix: &str) -> String {
+        if prefix.is_empty() {
+            format!("s3://{}", self.name)
+        } else {
+            format!("s3://{}/{prefix}", self.name)
+        }
+    }
+
+    /// Deletes `keys` (full keys) as the admin.
+    pub fn delete_keys(&self, keys: &[String]) {
+        self.s3.call(ADMIN, serde_json::json!({"op": "delete_keys", "bucket": self.name, "keys": keys}));
+    }
+
+    /// PUTs the bytes of `file` at `key` as the admin; panics unless 200.
+    pub fn put_file(&self, key: &str, file: &Path) {
+        let v = self.s3.call(
+            ADMIN,
+            serde_json::json!({"op": "put_file", "bucket": self.name, "key": key, "file": file.to_str().unwrap()}),
+        );
+        assert_eq!(v.as_u64(), Some(200), "PUT {key}");
+    }
+
+    /// Serves `prefix` with the real 2.8.2, its driver sending every
+    /// request to `endpoint` (a proxy recording what it writes).
+    pub fn serve_via(&self, prefix: &str, endpoint: &str) -> S3Registry {
+        S3Registry::start(&self.registry_config(prefix, endpoint, 0))
+    }
+}
+
+/// The environment regaudit gets to read a bucket as `who` through
+/// `endpoint`: the standard AWS variables and nothing else of ours
+/// (any AWS_* of the caller's environment is removed first).
+pub fn regaudit_command(who: Identity, endpoint: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_regaudit"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(who.env()).env("AWS_ENDPOINT_URL", endpoint).env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs regaudit as `who` against the store (or proxy) at `endpoint`.
+pub fn regaudit_as(who: Identity, endpoint: &str, args: &[&str]) -> super::Run {
+    let out = regaudit_command(who, endpoint).args(args).output().expect("run regaudit");
+    super::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The same with `--format json`: exit code and the document (provenance
+/// left out, as `common::json` does). Panics when stdout is no JSON.
+pub fn json_as(who: Identity, endpoint: &str, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let run = regaudit_as(who, endpoint, &all);
+    let mut v: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("regaudit {all:?}: {e}\nexit {}\n{}\n{}", run.code, run.stdout, run.stderr));
+    if let Some(o) = v.as_object_mut() {
+        o.shift_remove("provenance");
+    }
+    (run.code, v)
+}
+
+impl S3Registry {
+    /// The status of a GET with `accept` (none: no Accept header at all),
+    /// or None when nothing answered.
+    pub fn get_accepting(&self, path: &str, accept: Option<&str>) -> Option<u16> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{accept}Connection: close\r\n\r\n").ok()?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).ok()?;
+        String::from_utf8_lossy(&raw).split(' ').nth(1)?.parse().ok()
+    }
+}
