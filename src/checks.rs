@@ -239,7 +239,7 @@ fn check_tree(out: &mut Vec<Problem>, inv: &Inventory, repo: &Repository, node: 
                     ManifestError::UnknownSchemaVersion(_) | ManifestError::UnknownMediaType(_) => {
                         Code::ManifestUnknownType
                     }
-                    ManifestError::Unreadable(_) => Code::Unreadable,
+                    ManifestError::Unreadable(_) | ManifestError::StoreFailed(_) => Code::Unreadable,
                     ManifestError::TooLarge | ManifestError::Malformed(_) | ManifestError::PanicsRegistry(_) => {
                         Code::ManifestUnparseable
                     }

@@ -815,6 +815,7 @@ fn main(argv: &[OsString]) -> Outcome {
     let result = execute(&config, args.command, out);
     crate::progress::finish_object_stores();
     let _ = out.flush();
+    let unread = crate::storage::unread_objects();
     let outcome = match result {
         Ok(findings) => {
             if config.quiet == 1 {
@@ -827,6 +828,22 @@ fn main(argv: &[OsString]) -> Outcome {
             config.fail_on.outcome(&findings)
         }
         Err(failure) => failure.report(),
+    };
+    // What the object store never delivered leaves the answer incomplete.
+    let outcome = match unread.as_slice() {
+        [] => outcome,
+        keys => {
+            let shown: Vec<String> = keys.iter().take(5).map(|k| crate::names::escape(k).into_owned()).collect();
+            let more = if keys.len() > 5 { format!(" and {} more", keys.len() - 5) } else { String::new() };
+            let _ = writeln!(
+                anstream::stderr(),
+                "regaudit: incomplete: {} object{} could not be read from the object store, even after retries: {}{more}",
+                keys.len(),
+                if keys.len() == 1 { "" } else { "s" },
+                shown.join(", ")
+            );
+            outcome.max(Outcome::Incomplete)
+        }
     };
     drop(stdout);
     match &report_digest {
@@ -1059,6 +1076,8 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
                 analysis::gc::filter(&mut report, scope);
             }
             match config.format {
+                // The real run's lines, never predicted from a partial read.
+                Format::GcLog if !crate::storage::unread_objects().is_empty() => {}
                 Format::GcLog => report.write_log(out, &mut anstream::stderr())?,
                 format => report::emit(&report, format, out)?,
             }

@@ -51,6 +51,9 @@ impl Contents {
                 .map(|d| {
                     let parsed = match root.read_blob(&d, MANIFEST_READ_LIMIT) {
                         Ok(bytes) => parse_manifest_for(&bytes, target),
+                        Err(e) if crate::storage::is_store_failure(&e) => {
+                            Err(ManifestError::StoreFailed(e.to_string()))
+                        }
                         Err(e) => Err(ManifestError::Unreadable(e.to_string())),
                     };
                     (d, parsed)

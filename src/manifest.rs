@@ -273,6 +273,10 @@ pub enum ManifestError {
     TooLarge,
     #[error("cannot be read: {0}")]
     Unreadable(String),
+    /// The object store failed to deliver it, even after retries: nothing
+    /// is known about what the registry would read.
+    #[error("could not be read from the object store (what the registry reads is unknown): {0}")]
+    StoreFailed(String),
     #[error("does not decode: {0}")]
     Malformed(String),
     /// With no `mediaType`, Get asserts the failed index decode's nil result

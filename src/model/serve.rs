@@ -197,6 +197,9 @@ impl<'a> Server<'a> {
             Some(Err(e @ ManifestError::PanicsRegistry(_))) => {
                 (Fetch::NoAnswer(manifest_error_reason(&target, e)), None)
             }
+            Some(Err(e @ ManifestError::StoreFailed(_))) => {
+                (Fetch::Unmodelled(manifest_error_reason(&target, e)), None)
+            }
             Some(Err(e)) => (Fetch::ServerError(manifest_error_reason(&target, e)), None),
             None => (Fetch::ServerError(format!("manifest {target} was not loaded")), None),
         }

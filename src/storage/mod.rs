@@ -534,3 +534,37 @@ pub fn join(rel: &str, name: &str) -> String {
         format!("{rel}/{name}")
     }
 }
+
+/// A read an object store still refused after its retries (a 5xx, a reset,
+/// a timeout): a fault of the store, not of the tree, so no model of the
+/// registry applies. Carried inside the `io::Error` a backend returns.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreFailure {
+    pub key: String,
+    pub message: String,
+}
+
+/// Every key an object store failed to deliver in this process, for the
+/// command to say its answer is incomplete (issue 15: never a verdict built
+/// on a partial read).
+static UNREAD_OBJECTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// An `io::Error` for a store failure at `key`, recorded as unread.
+pub fn store_failure(key: &str, message: String) -> io::Error {
+    UNREAD_OBJECTS.lock().unwrap_or_else(|p| p.into_inner()).push(key.to_string());
+    io::Error::other(StoreFailure { key: key.to_string(), message })
+}
+
+/// Whether `e` is a store failure rather than an answer about the tree.
+pub fn is_store_failure(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<StoreFailure>())
+}
+
+/// The keys no retry could read, sorted, each once.
+pub fn unread_objects() -> Vec<String> {
+    let mut keys = UNREAD_OBJECTS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    keys.sort();
+    keys.dedup();
+    keys
+}

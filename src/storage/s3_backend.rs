@@ -117,13 +117,26 @@ pub fn flat_backend(root: ObjectRoot) -> io::Result<(FlatBackend<ObjectRoot>, Ar
 impl flat::ObjectStore for ObjectRoot {
     fn get(&self, key: &str, limit: Option<u64>) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        let reader = self.open_read(key).map_err(|e| io_error(&e))?;
-        reader.take(limit.unwrap_or(u64::MAX)).read_to_end(&mut out)?;
+        let reader = self.open_read(key).map_err(|e| read_error(key, &e))?;
+        // A body cut short after the retries is the store's failure too.
+        reader
+            .take(limit.unwrap_or(u64::MAX))
+            .read_to_end(&mut out)
+            .map_err(|e| crate::storage::store_failure(key, e.to_string()))?;
         Ok(out)
     }
 
     fn stream(&self, key: &str) -> io::Result<Box<dyn Read + Send>> {
-        Ok(Box::new(self.open_read(key).map_err(|e| io_error(&e))?))
+        Ok(Box::new(self.open_read(key).map_err(|e| read_error(key, &e))?))
+    }
+}
+
+/// A failed read of `key`: "not found" is an answer about the tree; any
+/// other error left after the retries is the store's, recorded as unread.
+fn read_error(key: &str, e: &ObjectError) -> io::Error {
+    match e {
+        ObjectError::NotFound { .. } | ObjectError::Unsupported(_) => io_error(e),
+        _ => crate::storage::store_failure(key, e.to_string()),
     }
 }
 
