@@ -3,37 +3,42 @@
 
 use std::io::{self, Read, Write};
 
-use aws_lc_rs::digest;
+use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 use crate::digest::{Algorithm, Digest};
 
-/// A running hash with the digest's own algorithm.
-///
-/// AWS-LC's SHA-2 (its SHA-NI and AVX assembly) rather than the sha2 crate:
-/// on this machine it hashes about 10% faster per core, the margin between
-/// `verify` and `openssl speed` (BENCHMARKS.md, "SHA-256 from AWS-LC").
-/// aws-lc-rs is already linked for object_store's TLS.
-pub struct Hasher {
-    alg: Algorithm,
-    context: digest::Context,
+/// A running hash with the digest's own algorithm. sha2 uses the SHA-NI
+/// instructions; AWS-LC's assembly was measured no faster per core here
+/// (BENCHMARKS.md, "SHA-256 from AWS-LC"), so it is not used.
+pub enum Hasher {
+    Sha256(Sha256),
+    Sha384(Sha384),
+    Sha512(Sha512),
 }
 
 impl Hasher {
     pub fn new(alg: Algorithm) -> Hasher {
-        let algorithm = match alg {
-            Algorithm::Sha256 => &digest::SHA256,
-            Algorithm::Sha384 => &digest::SHA384,
-            Algorithm::Sha512 => &digest::SHA512,
-        };
-        Hasher { alg, context: digest::Context::new(algorithm) }
+        match alg {
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha384 => Hasher::Sha384(Sha384::new()),
+            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
-        self.context.update(bytes);
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha384(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
     }
 
     pub fn finish(self) -> Digest {
-        Digest::from_raw(self.alg, self.context.finish().as_ref())
+        match self {
+            Hasher::Sha256(h) => Digest::from_raw(Algorithm::Sha256, &h.finalize()),
+            Hasher::Sha384(h) => Digest::from_raw(Algorithm::Sha384, &h.finalize()),
+            Hasher::Sha512(h) => Digest::from_raw(Algorithm::Sha512, &h.finalize()),
+        }
     }
 }
 
@@ -73,11 +78,9 @@ mod tests {
         assert!(d.hex().starts_with("cf83e1357eefb8bd"));
     }
 
-    /// Every algorithm, fed in uneven pieces across block boundaries, gives
-    /// the FIPS 180 "abc" vectors and what the sha2 crate computes.
+    /// The FIPS 180 "abc" vectors of the longer algorithms verify accepts.
     #[test]
-    fn every_algorithm_matches_the_reference() {
-        use sha2::Digest as _;
+    fn sha384_and_sha512_match_the_fips_vectors() {
         let abc = [
             (Algorithm::Sha384, "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"),
             (Algorithm::Sha512, "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"),
@@ -86,26 +89,6 @@ mod tests {
             let mut h = Hasher::new(alg);
             h.update(b"abc");
             assert_eq!(h.finish().hex(), hex);
-        }
-        let data: Vec<u8> = (0u32..300_000).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        let expected = [
-            hex::encode(sha2::Sha256::digest(&data)),
-            hex::encode(sha2::Sha384::digest(&data)),
-            hex::encode(sha2::Sha512::digest(&data)),
-        ];
-        for (alg, expected) in Algorithm::ALL.into_iter().zip(expected) {
-            let mut h = Hasher::new(alg);
-            let mut rest = &data[..];
-            for piece in [0, 1, 63, 64, 65, 127, 129, 1000, 65_536].iter().cycle() {
-                if rest.is_empty() {
-                    break;
-                }
-                let (now, later) = rest.split_at((*piece).min(rest.len()));
-                h.update(now);
-                rest = later;
-            }
-            let d = h.finish();
-            assert_eq!((d.algorithm(), d.hex()), (alg, expected));
         }
     }
 }
