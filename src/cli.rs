@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -45,14 +45,26 @@ struct Common {
     /// Colour in text: auto = on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, ignore_case = true)]
     color: ColorWhen,
-    /// Never show progress bars (they only appear when stderr is a terminal).
+    /// Never show progress (it only appears when stderr is a terminal: hashing, and an object-store root's cost).
     #[arg(long)]
     no_progress: bool,
     /// Write the SHA-256 of the exact bytes written to stdout to FILE
     /// (as `sha256sum` does for stdin: `HEX  -`), to seal the report.
     #[arg(long, value_name = "FILE")]
     report_digest: Option<PathBuf>,
+    /// Requests in flight at most, on an object-store root.
+    #[arg(long, value_name = "N", default_value_t = 32, help_heading = OBJECT_STORE)]
+    max_requests: usize,
+    /// Requests started per second at most, on an object-store root (default: no limit).
+    #[arg(long, value_name = "N", help_heading = OBJECT_STORE)]
+    rate_limit: Option<f64>,
+    /// Read every link, inferring none from its listed size and ETag (more GETs).
+    #[arg(long, help_heading = OBJECT_STORE)]
+    read_all: bool,
 }
+
+/// The heading of the options that apply to `s3://`, `gs://` and `az://` roots.
+const OBJECT_STORE: &str = "Object storage (ROOT s3://BUCKET[/PREFIX], gs://, az://)";
 
 /// What a command prints and when it fails. The choices of `--format` and
 /// `--fail-on` differ per command: [`command`] sets them from [`SPECS`].
@@ -96,7 +108,7 @@ enum ColorWhen {
 enum Command {
     /// One row per tag: digest, kind, platforms, created, size, served.
     Tags {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// Only these repositories (exact names; see also --repo).
         repositories: Vec<String>,
@@ -118,7 +130,7 @@ enum Command {
     },
     /// The whole tree of one reference with every node's state.
     Inspect {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// REPOSITORY:TAG or REPOSITORY@DIGEST.
         reference: String,
@@ -132,7 +144,7 @@ enum Command {
     },
     /// Hash every blob (or those of some repositories) and report damage.
     Verify {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// Only the blobs these repositories reach (exact names; see also --repo).
         repositories: Vec<String>,
@@ -145,7 +157,7 @@ enum Command {
     },
     /// Start here: inventory summary, problems, and with --verify, integrity.
     Scan {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// Also hash every blob.
         #[arg(long)]
@@ -159,11 +171,11 @@ enum Command {
     },
     /// Write an image or index as an OCI image layout in DEST, verifying every blob.
     Export {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// REPOSITORY:TAG or REPOSITORY@DIGEST.
         reference: String,
-        /// The OCI layout directory to create or add to; never inside ROOT.
+        /// The OCI layout directory to create or add to (local); never inside ROOT.
         dest: PathBuf,
         /// Name in index.json (org.opencontainers.image.ref.name); defaults to the tag.
         #[arg(long)]
@@ -178,9 +190,9 @@ enum Command {
     },
     /// What changed between two trees: tags, manifests, blobs, uploads, content.
     Diff {
-        /// Tree A (e.g. last night's backup).
+        /// Tree A (e.g. last night's backup): a directory or s3://BUCKET[/PREFIX].
         root_a: PathBuf,
-        /// Tree B (e.g. today's).
+        /// Tree B (e.g. today's): a directory or s3://BUCKET[/PREFIX].
         root_b: PathBuf,
         /// Do not hash blobs present in both; compare their sizes only.
         #[arg(long)]
@@ -192,7 +204,7 @@ enum Command {
     },
     /// Disk usage per repository: referenced, unique and shared bytes.
     Du {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         #[command(flatten)]
         filters: Filters,
@@ -212,7 +224,7 @@ enum Command {
     },
     /// What `registry garbage-collect` would delete, or where it would abort (read-only).
     Gc {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// Model `garbage-collect --delete-untagged`.
         #[arg(long, short = 'm')]
@@ -228,7 +240,7 @@ enum Command {
     /// Every write a registry serving this tree would make, and whether it
     /// can be served from a read-only volume.
     Writes {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         #[command(flatten)]
         time: WritesTime,
@@ -240,7 +252,7 @@ enum Command {
     /// Every event the tree's metadata records (tags set, manifests put,
     /// layers linked, blobs written, uploads), oldest first.
     Timeline {
-        /// Storage root (holding docker/), docker/registry/v2, or a level between.
+        /// Storage root (holding docker/), docker/registry/v2, a level between, or s3://BUCKET[/PREFIX].
         root: PathBuf,
         /// Only events at or after this time (RFC 3339, or YYYY-MM-DD in UTC).
         #[arg(long)]
@@ -321,8 +333,6 @@ struct Spec {
     name: &'static str,
     formats: &'static [Format],
     question: &'static Question,
-    /// Whether it can hash with a progress bar (`--no-progress` applies).
-    progress: bool,
     /// Whether it lists tags (`--tag GLOB` applies).
     tag_filter: bool,
     /// Command lines and what each does.
@@ -338,7 +348,6 @@ const SPECS: &[Spec] = &[
         name: "tags",
         formats: LISTING,
         question: &exit_codes::TAGS,
-        progress: true,
         tag_filter: true,
         examples: &[
             ("regaudit tags /srv/registry", "every tag and whether it is served"),
@@ -351,7 +360,6 @@ const SPECS: &[Spec] = &[
         name: "inspect",
         formats: TEXT_JSON,
         question: &exit_codes::INSPECT,
-        progress: true,
         tag_filter: false,
         examples: &[
             ("regaudit inspect /srv/registry base/app:1.4", "the tree of a tag and each node's state"),
@@ -362,7 +370,6 @@ const SPECS: &[Spec] = &[
         name: "verify",
         formats: &[Format::Text, Format::Json, Format::Jsonl, Format::Dfxml, Format::Bodyfile],
         question: &exit_codes::VERIFY,
-        progress: true,
         tag_filter: false,
         examples: &[
             ("regaudit verify /srv/registry", "hash every blob; which tags damage breaks"),
@@ -374,11 +381,11 @@ const SPECS: &[Spec] = &[
         name: "scan",
         formats: TEXT_JSON,
         question: &exit_codes::SCAN,
-        progress: true,
         tag_filter: false,
         examples: &[
             ("regaudit scan /srv/registry", "start here: contents, served tags, problems"),
             ("regaudit scan /srv/registry --verify", "and hash every blob"),
+            ("regaudit scan s3://bucket/registry --max-requests 64", "a bucket, 64 requests in flight at most"),
             ("regaudit scan /srv/registry -q --fail-on problems:error,writes", "health check: errors or writes fail"),
         ],
     },
@@ -386,7 +393,6 @@ const SPECS: &[Spec] = &[
         name: "export",
         formats: TEXT_JSON,
         question: &exit_codes::EXPORT,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit export /srv/registry base/app:1.4 /tmp/app", "write an OCI layout, every blob verified"),
@@ -397,7 +403,6 @@ const SPECS: &[Spec] = &[
         name: "diff",
         formats: TEXT_JSON,
         question: &exit_codes::DIFF,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit diff /backup/registry /srv/registry", "what changed since the backup"),
@@ -408,7 +413,6 @@ const SPECS: &[Spec] = &[
         name: "du",
         formats: LISTING,
         question: &exit_codes::DU,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit du /srv/registry --sort unique --top 10", "what deleting each repository would free"),
@@ -419,19 +423,18 @@ const SPECS: &[Spec] = &[
         name: "gc",
         formats: &[Format::Text, Format::Json, Format::GcLog],
         question: &exit_codes::GC,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit gc /srv/registry", "what garbage-collect would delete"),
             ("regaudit gc /srv/registry -m --target 3", "with --delete-untagged, by the rules of registry 3"),
             ("regaudit gc /srv/registry --format gc-log", "the lines garbage-collect --dry-run prints"),
+            ("regaudit gc s3://bucket/registry", "on a bucket (rootdirectory /registry), credentials from AWS_*"),
         ],
     },
     Spec {
         name: "writes",
         formats: TEXT_JSON,
         question: &exit_codes::WRITES,
-        progress: false,
         tag_filter: false,
         examples: &[
             ("regaudit writes /srv/registry", "can it be served from a read-only volume?"),
@@ -442,7 +445,6 @@ const SPECS: &[Spec] = &[
         name: "timeline",
         formats: &[Format::Text, Format::Json, Format::Jsonl, Format::Bodyfile],
         question: &exit_codes::TIMELINE,
-        progress: false,
         tag_filter: true,
         examples: &[
             ("regaudit timeline /srv/registry --utc", "every recorded event, oldest first"),
@@ -575,7 +577,6 @@ fn command() -> clap::Command {
             sub.mut_arg("format", |a| a.value_parser(FormatParser(spec.name, spec.formats)))
                 .mut_arg("fail_on", |a| a.value_parser(FailOnParser(spec.question)).hide(!asks))
                 .mut_arg("quiet", |a| a.hide(!asks))
-                .mut_arg("no_progress", |a| a.hide(!spec.progress))
                 .after_long_help(command_help(spec))
         });
     }
@@ -597,6 +598,8 @@ pub struct Config {
     pub verbose: bool,
     /// `--repo` and `--tag` globs.
     pub select: Selection,
+    /// How object-store roots are opened and read.
+    pub objects: crate::storage::ObjectSettings,
 }
 
 impl Config {
@@ -609,6 +612,21 @@ impl Config {
             }
             Some(f) => Selection::parse(&f.repo, &f.tag).map_err(ConfigError::Selection)?,
             None => Selection::default(),
+        };
+        if common.max_requests == 0 {
+            return Err(ConfigError::MaxRequests);
+        }
+        if common.rate_limit.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return Err(ConfigError::RateLimit);
+        }
+        let objects = crate::storage::ObjectSettings {
+            options: crate::storage::s3::ObjectOptions {
+                max_requests: common.max_requests,
+                rate_limit: common.rate_limit,
+                ..Default::default()
+            },
+            read_all: common.read_all,
+            progress: !common.no_progress,
         };
         Ok(Config {
             color: match common.color {
@@ -623,6 +641,7 @@ impl Config {
             quiet: output.quiet,
             verbose: output.verbose,
             select,
+            objects,
         })
     }
 }
@@ -644,6 +663,10 @@ enum ConfigError {
     /// `--since` or `--until` (the message of `timeline::parse_time`).
     #[error("{0}")]
     Time(String),
+    #[error("--max-requests must be at least 1")]
+    MaxRequests,
+    #[error("--rate-limit must be a number of requests per second above 0")]
+    RateLimit,
 }
 
 /// Why a command stopped early.
@@ -738,8 +761,10 @@ fn main(argv: &[OsString]) -> Outcome {
             quiet: 0,
             verbose: false,
             select: Selection::default(),
+            objects: Default::default(),
         },
     };
+    crate::storage::set_object_settings(config.objects.clone());
     // Every stream of the process (stdout, stderr) follows --color.
     report::set_verbose(config.verbose);
     anstream::ColorChoice::write_global(config.color);
@@ -763,7 +788,9 @@ fn main(argv: &[OsString]) -> Outcome {
     };
     let mut sink = std::io::sink();
     let out: &mut dyn Write = if config.quiet > 0 { &mut sink } else { &mut *stdout };
+    let out = &mut ProgressCleared(out);
     let result = execute(&config, args.command, out);
+    crate::progress::finish_object_stores();
     let _ = out.flush();
     let outcome = match result {
         Ok(findings) => {
@@ -965,6 +992,12 @@ fn execute(config: &Config, command: Command, out: &mut dyn Write) -> Result<Fin
             emit(&report, config.format, out)?
         }
         Command::Export { root, reference, dest, tag, allow_partial, .. } => {
+            if crate::storage::is_object_url(&dest) {
+                return Err(Failed(format!(
+                    "DEST {} is an object-store URL: export writes to a local directory",
+                    dest.display()
+                )));
+            }
             let reference = Reference::parse(&reference)?;
             let audit = Audit::run(&root, config.target)?;
             let report =
@@ -1066,14 +1099,19 @@ fn roots(command: &Command) -> Vec<PathBuf> {
 /// Refuses a `--report-digest` file inside a tree being read: never write
 /// under the evidence.
 fn digest_file_outside(file: &std::path::Path, roots: &[PathBuf]) -> Result<(), String> {
+    if crate::storage::is_object_url(file) {
+        return Err(format!("--report-digest {} is an object-store URL: give a local file", file.display()));
+    }
     let parent = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
     };
     let name: Vec<&std::ffi::OsStr> = file.file_name().into_iter().collect();
-    for root in roots {
+    // An object-store root: no local file can be inside it.
+    for root in roots.iter().filter(|r| !crate::storage::is_object_url(r)) {
         // The storage root the tree resolves to may lie above the path given.
-        let located = crate::storage::StorageRoot::locate(root).map(|r| r.path().to_path_buf()).ok();
+        let located =
+            crate::storage::StorageRoot::locate(root).ok().and_then(|r| r.path().dir().map(Path::to_path_buf));
         let Some(root) = located.or_else(|| std::fs::canonicalize(root).ok()) else { continue };
         // By device and inode and by mount, as export checks DEST.
         let inside = crate::export::reaches_tree(&root, parent, &name)
@@ -1087,6 +1125,20 @@ fn digest_file_outside(file: &std::path::Path, roots: &[PathBuf]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The report's writer: the progress lines of object-store roots are
+/// cleared before the first byte of the report.
+struct ProgressCleared<'a>(&'a mut dyn Write);
+
+impl Write for ProgressCleared<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::progress::finish_object_stores();
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Writes `HEX  -` (the SHA-256 of what went to stdout) to `file`.

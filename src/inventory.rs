@@ -109,8 +109,8 @@ impl<'a> IntoIterator for &'a LinkMap {
 
 #[derive(Debug, Default)]
 pub struct Inventory {
-    /// The storage root (the directory holding `docker/`).
-    pub root: PathBuf,
+    /// The storage root (the directory holding `docker/`, or a URL).
+    pub root: crate::storage::RootName,
     /// Blobs whose `data` file exists where the registry looks for it.
     pub blobs: SortedMap<Digest, Blob>,
     /// Sorted by name.

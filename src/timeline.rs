@@ -290,7 +290,7 @@ struct Reader {
 
 impl Reader {
     fn stat(&mut self, rel: &str) -> Option<FileStat> {
-        match self.root.file_stat(rel) {
+        match self.root.event_stat(rel) {
             Ok(st) => Some(st),
             Err(e) => {
                 self.problems.push(Problem::new(Code::Unreadable, rel, format!("times cannot be read: {e}")));

@@ -39,6 +39,17 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
     // Only when Ctrl-C stops --verify: tests/verify.rs checks them.
     ("tags", "interrupted"),
     ("inspect", "interrupted"),
+    // Object-store roots only: tests/s3_cli.rs checks them.
+    ("provenance", "roots[].object_store"),
+    ("provenance", "roots[].object_store.requests"),
+    ("provenance", "roots[].object_store.requests.list"),
+    ("provenance", "roots[].object_store.requests.get"),
+    ("provenance", "roots[].object_store.requests.head"),
+    ("provenance", "roots[].object_store.requests.total"),
+    ("provenance", "roots[].object_store.bytes_read"),
+    ("provenance", "roots[].object_store.objects_listed"),
+    ("provenance", "roots[].object_store.listing_started"),
+    ("provenance", "roots[].object_store.listing_finished"),
 ];
 
 struct Field {

@@ -291,7 +291,9 @@ fn is_regular(st: &rustix::fs::Stat) -> bool {
 impl Layout {
     /// Checks DEST, then creates it (when missing). Nothing is created
     /// before every check has passed.
-    pub fn prepare(root: &Path, dest: &Path) -> Result<Layout, DestError> {
+    /// `root`: the tree's local directory; none for an object-store root,
+    /// which no local DEST can reach.
+    pub fn prepare(root: Option<&Path>, dest: &Path) -> Result<Layout, DestError> {
         let abs = if dest.is_absolute() {
             dest.to_path_buf()
         } else {
@@ -299,7 +301,9 @@ impl Layout {
         };
         let err = |e: io::Error| DestError::io(dest, e);
         let (existing, missing) = split_existing(&abs)?;
-        check_apart(root, dest, &existing, &missing)?;
+        if let Some(root) = root {
+            check_apart(root, dest, &existing, &missing)?;
+        }
         if missing.is_empty() {
             if !fs::metadata(&existing).map_err(err)?.is_dir() {
                 return Err(DestError::NotADirectory(dest.to_path_buf()));

@@ -91,7 +91,7 @@ pub fn export(audit: &Audit, reference: &Reference, dest: &Path, opts: &Options)
         return Err(incomplete(failures, "nothing was written"));
     }
 
-    let layout = Layout::prepare(audit.root.path(), dest)?;
+    let layout = Layout::prepare(audit.root.path().dir(), dest)?;
     let mut copied_bytes = 0;
     for p in &copies {
         match layout.copy_blob(audit.root.open_blob(&p.source), &p.wanted) {

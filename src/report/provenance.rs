@@ -27,6 +27,31 @@ pub struct RootId {
     /// `st_dev` and `st_ino` of the resolved directory, as `stat -c '%d %i'` prints them.
     pub device: Option<u64>,
     pub inode: Option<u64>,
+    /// For an object-store root: what reading it cost (absent for a directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<ObjectStoreUse>,
+}
+
+/// What an object-store root cost: requests by kind, bytes read, and when
+/// its listing ran.
+#[derive(Clone, Debug, Serialize)]
+pub struct ObjectStoreUse {
+    pub requests: Requests,
+    /// Object bytes delivered by GETs (listing pages not included).
+    pub bytes_read: u64,
+    pub objects_listed: u64,
+    /// UTC, RFC 3339.
+    pub listing_started: String,
+    pub listing_finished: String,
+}
+
+/// Requests sent, each retry counted.
+#[derive(Clone, Debug, Serialize)]
+pub struct Requests {
+    pub list: u64,
+    pub get: u64,
+    pub head: u64,
+    pub total: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -83,12 +108,14 @@ pub fn user() -> User {
 /// without the CLI).
 pub fn current() -> Option<Provenance> {
     let run = RUN.get()?;
+    let mut roots = run.roots.clone();
+    crate::analysis::provenance::attach_object_store_use(&mut roots);
     Some(Provenance {
         tool: env!("CARGO_PKG_NAME"),
         version: env!("CARGO_PKG_VERSION"),
         arguments: run.arguments.clone(),
         target: run.target,
-        roots: run.roots.clone(),
+        roots,
         started: time(run.started),
         finished: time(chrono::Utc::now()),
         user: user(),

@@ -35,13 +35,35 @@ pub struct FlatBackend<S> {
     /// Sorted by key bytes.
     objects: Vec<ObjectMeta>,
     store: S,
+    /// Read every link, never inferring one from its size and ETag.
+    read_all: bool,
 }
 
 impl<S: ObjectStore> FlatBackend<S> {
     /// The tree listed as `objects` (in any order), read from `store`.
     pub fn new(mut objects: Vec<ObjectMeta>, store: S) -> FlatBackend<S> {
         objects.sort_by(|a, b| a.key.as_bytes().cmp(b.key.as_bytes()));
-        FlatBackend { objects, store }
+        FlatBackend { objects, store, read_all: false }
+    }
+
+    /// `--read-all`: every link is read, none inferred from its listing.
+    pub fn read_all(mut self, yes: bool) -> FlatBackend<S> {
+        self.read_all = yes;
+        self
+    }
+
+    /// How many objects the listing holds.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Whether any object lies below `dir`.
+    pub fn has_dir(&self, dir: &str) -> bool {
+        !self.below(dir).is_empty()
     }
 
     fn find(&self, key: &str) -> Option<&ObjectMeta> {
@@ -148,7 +170,7 @@ impl<S: ObjectStore> Backend for FlatBackend<S> {
         let key = join(dir, name);
         let meta = self.meta(&key)?;
         // Listed size and ETag prove the content: no GET.
-        if let Some(d) = expect.map(|d| d.to_string()) {
+        if let Some(d) = expect.filter(|_| !self.read_all).map(|d| d.to_string()) {
             if crate::storage::s3::link_from_etag(meta.size, meta.etag.as_deref(), [d.as_str()]).is_some()
                 && d.len() <= buf.len()
             {

@@ -29,7 +29,7 @@ pub mod walks;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::digest::Digest;
 use crate::inventory::{Inventory, WalkFacts};
@@ -40,6 +40,111 @@ pub use scan::Leaves;
 
 /// Largest `scheduler-state.json` we read.
 pub const SCHEDULER_STATE_READ_LIMIT: usize = 64 << 20;
+
+/// A root as reports show it: the canonical directory, or the URL of an
+/// object-store root (`s3://BUCKET/PREFIX`). Every path inside stays
+/// relative to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootName {
+    Dir(PathBuf),
+    Url(String),
+}
+
+impl Default for RootName {
+    fn default() -> RootName {
+        RootName::Dir(PathBuf::new())
+    }
+}
+
+impl From<PathBuf> for RootName {
+    fn from(p: PathBuf) -> RootName {
+        RootName::Dir(p)
+    }
+}
+
+impl std::fmt::Display for RootName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RootName::Dir(p) => write!(f, "{}", p.display()),
+            RootName::Url(u) => f.write_str(u),
+        }
+    }
+}
+
+impl RootName {
+    /// As `Path::display`: something to format.
+    pub fn display(&self) -> &RootName {
+        self
+    }
+
+    /// The local directory, none for an object-store root (which no local
+    /// path can reach).
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            RootName::Dir(p) => Some(p),
+            RootName::Url(_) => None,
+        }
+    }
+
+    /// `rel` (relative to the root) named in full, for messages.
+    pub fn join(&self, rel: &str) -> RootName {
+        match self {
+            RootName::Dir(p) => RootName::Dir(p.join(rel)),
+            RootName::Url(u) if rel.is_empty() => RootName::Url(u.clone()),
+            RootName::Url(u) => RootName::Url(format!("{}/{rel}", u.trim_end_matches('/'))),
+        }
+    }
+}
+
+/// How object-store roots are opened: set once from the command line
+/// before any root is located (see [`set_object_settings`]).
+#[derive(Clone, Debug, Default)]
+pub struct ObjectSettings {
+    pub options: s3::ObjectOptions,
+    /// Read every link; never infer one from its listed size and ETag.
+    pub read_all: bool,
+    /// Show the running cost on a terminal (stderr).
+    pub progress: bool,
+}
+
+static OBJECT_SETTINGS: OnceLock<ObjectSettings> = OnceLock::new();
+
+/// Sets how object-store roots are opened; the first call wins.
+pub fn set_object_settings(settings: ObjectSettings) {
+    let _ = OBJECT_SETTINGS.set(settings);
+}
+
+fn object_settings() -> ObjectSettings {
+    OBJECT_SETTINGS.get().cloned().unwrap_or_default()
+}
+
+/// What was asked of one object-store root during the run: requests by
+/// kind (live counters), and when its listing started and ended.
+#[derive(Clone, Debug)]
+pub struct ObjectRootUse {
+    pub url: String,
+    pub stats: Arc<s3::RequestStats>,
+    pub listing_started: chrono::DateTime<chrono::Utc>,
+    pub listing_ended: chrono::DateTime<chrono::Utc>,
+    pub objects_listed: u64,
+}
+
+static OBJECT_ROOTS: Mutex<Vec<ObjectRootUse>> = Mutex::new(Vec::new());
+
+/// Every object-store root opened so far, in order.
+pub fn object_roots() -> Vec<ObjectRootUse> {
+    OBJECT_ROOTS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn record_object_root(used: ObjectRootUse) {
+    OBJECT_ROOTS.lock().unwrap_or_else(|p| p.into_inner()).push(used);
+}
+
+/// Whether `arg` names an object-store root (`s3://`, `gs://`, `az://`)
+/// rather than a local path.
+pub fn is_object_url(arg: &Path) -> bool {
+    arg.to_str().and_then(s3::RootUrl::parse).is_some()
+}
 
 /// What a backend can tell about its entries. The layout interpretation is
 /// the same for all; these say which of its findings can occur at all.
@@ -219,7 +324,7 @@ pub trait Backend: Send + Sync + 'static {
 pub trait Tree: Send + Sync {
     fn capabilities(&self) -> Capabilities;
     /// One pass over the whole tree.
-    fn scan(&self, root: &Path, leaves: Leaves, symlinked: Option<&str>) -> Inventory;
+    fn scan(&self, root: &RootName, leaves: Leaves, symlinked: Option<&str>) -> Inventory;
     /// See [`StorageRoot::registry_walks`].
     fn registry_walks(&self, inv: &Inventory) -> WalkFacts;
     /// See [`StorageRoot::files_below`].
@@ -235,7 +340,7 @@ pub trait Tree: Send + Sync {
 #[derive(Clone)]
 pub struct StorageRoot {
     /// What reports show as the root: the canonical directory, or a URL.
-    path: PathBuf,
+    path: RootName,
     /// The first of `docker`, `docker/registry`, `docker/registry/v2` that is
     /// a symbolic link (relative to the root): the registry follows it, the
     /// walk does not.
@@ -251,14 +356,21 @@ impl std::fmt::Debug for StorageRoot {
 
 impl StorageRoot {
     /// A located tree on any backend.
-    pub fn new(path: PathBuf, symlinked: Option<String>, tree: Arc<dyn Tree>) -> StorageRoot {
-        StorageRoot { path, symlinked, tree }
+    pub fn new(path: impl Into<RootName>, symlinked: Option<String>, tree: Arc<dyn Tree>) -> StorageRoot {
+        StorageRoot { path: path.into(), symlinked, tree }
     }
 
-    /// Locates a filesystem tree: accepts the storage root,
+    /// Locates a tree: an object-store root URL (`s3://BUCKET[/PREFIX]`,
+    /// listed once, whole), or a directory: the storage root,
     /// `docker/registry/v2`, or anything between.
     pub fn locate(arg: &Path) -> Result<StorageRoot, LocateError> {
-        fs::locate(arg)
+        match arg.to_str().and_then(s3::RootUrl::parse) {
+            Some(url) => {
+                let url = url.map_err(|e| LocateError::Object(e.to_string()))?;
+                s3_backend::locate(&url, &object_settings())
+            }
+            None => fs::locate(arg),
+        }
     }
 
     /// The first symlink among `docker`, `docker/registry` and
@@ -268,7 +380,7 @@ impl StorageRoot {
     }
 
     /// The root as reports show it.
-    pub fn path(&self) -> &Path {
+    pub fn path(&self) -> &RootName {
         &self.path
     }
 
@@ -329,6 +441,32 @@ impl StorageRoot {
         self.tree.stat(rel)?.file.ok_or_else(no_file_stat)
     }
 
+    /// The times of `rel` for the timeline: the filesystem's full stat,
+    /// or on an object store what its listing says: the last modification
+    /// (an object is never changed in place, so it is also the change
+    /// time), no birth time, and 0 for what an object store has not (access
+    /// time, inode, owner; 0 is "unknown" in a bodyfile).
+    pub fn event_stat(&self, rel: &str) -> io::Result<FileStat> {
+        let stat = self.tree.stat(rel)?;
+        if let Some(file) = stat.file {
+            return Ok(file);
+        }
+        let modified = stat.modified.ok_or_else(no_file_stat)?;
+        let unknown = Stamp { secs: 0, nanos: 0 };
+        Ok(FileStat {
+            device: 0,
+            inode: 0,
+            mode: 0o100000,
+            uid: 0,
+            gid: 0,
+            size: stat.size,
+            atime: unknown,
+            mtime: modified,
+            ctime: modified,
+            btime: None,
+        })
+    }
+
     /// [`StorageRoot::open_with_stat`] with the filesystem's full stat.
     pub fn open_with_file_stat(&self, rel: &str) -> io::Result<(BlobReader, FileStat)> {
         let (reader, stat) = self.tree.open_with_stat(rel)?;
@@ -340,7 +478,7 @@ impl<B: Backend> Tree for B {
     fn capabilities(&self) -> Capabilities {
         Backend::capabilities(self)
     }
-    fn scan(&self, root: &Path, leaves: Leaves, symlinked: Option<&str>) -> Inventory {
+    fn scan(&self, root: &RootName, leaves: Leaves, symlinked: Option<&str>) -> Inventory {
         scan::scan(self, root, leaves, symlinked)
     }
     fn registry_walks(&self, inv: &Inventory) -> WalkFacts {

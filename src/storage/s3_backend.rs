@@ -1,16 +1,94 @@
 //! An object-store root (`s3://`, `gs://`, `az://`) as a storage backend:
 //! the flat listing of [`ObjectRoot::list_all`] and its reads behind
 //! h-storage's [`FlatBackend`], which makes directories of key prefixes.
-//!
-//! Not declared in `storage/mod.rs` on branch h-objstore (`flat` lives on
-//! h-storage): after the merge, declare `pub mod s3_backend;` there.
 
 use std::io::{self, Read};
 use std::sync::Arc;
 
 use super::flat::{self, FlatBackend};
-use super::s3::{ObjectError, ObjectRoot, RequestStats};
-use super::Stamp;
+use super::s3::{ObjectError, ObjectRoot, RequestStats, RootUrl};
+use super::{LocateError, ObjectRootUse, ObjectSettings, RootName, Stamp, StorageRoot};
+use crate::layout;
+
+/// Opens `url`, lists it whole and checks that it holds a registry tree:
+/// what [`StorageRoot::locate`] does for an object-store root. Every error
+/// is one line naming the URL, never a credential.
+pub fn locate(url: &RootUrl, settings: &ObjectSettings) -> Result<StorageRoot, LocateError> {
+    let object_error = |e: ObjectError| LocateError::Object(one_line(&e.to_string()));
+    let root = ObjectRoot::open(url, settings.options.clone()).map_err(object_error)?;
+    let objects = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    crate::progress::object_store(settings.progress, &url.to_string(), root.request_stats(), objects.clone());
+    let listing_started = chrono::Utc::now();
+    let (backend, stats) = flat_backend(root).map_err(|e| LocateError::Object(listing_failed(url, &e.to_string())))?;
+    let listing_ended = chrono::Utc::now();
+    objects.store(backend.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    if !backend.has_dir(layout::V2) {
+        return Err(LocateError::Object(not_a_registry(url, &backend)));
+    }
+    record(ObjectRootUse {
+        url: url.to_string(),
+        stats,
+        listing_started,
+        listing_ended,
+        objects_listed: backend.len() as u64,
+    });
+    let backend = backend.read_all(settings.read_all);
+    Ok(StorageRoot::new(RootName::Url(url.to_string()), None, Arc::new(backend)))
+}
+
+fn record(used: ObjectRootUse) {
+    super::record_object_root(used);
+}
+
+/// Why a listed root is not a registry tree, with the prefix to give
+/// where the listing shows it.
+fn not_a_registry(url: &RootUrl, backend: &FlatBackend<ObjectRoot>) -> String {
+    let what = if backend.is_empty() {
+        "no object under it".to_string()
+    } else {
+        format!("{} objects under it, none below {}/", backend.len(), layout::V2)
+    };
+    let hint = match url
+        .prefix
+        .rsplit_once("docker/registry/v2")
+        .or_else(|| (url.prefix == "docker/registry/v2").then_some(("", "")))
+    {
+        Some((above, "")) => {
+            let above = above.trim_end_matches('/');
+            let root = RootUrl { prefix: above.to_string(), ..url.clone() };
+            format!(" (give the storage root {root}, the registry's rootdirectory, not docker/registry/v2)")
+        }
+        _ => " (PREFIX is the registry's storage rootdirectory without its leading slash)".to_string(),
+    };
+    format!("{url} is not a registry storage tree: {what}{hint}")
+}
+
+/// Why the listing of `url` failed, in one line: the cause people can act
+/// on first, then the store's own words (already free of credentials).
+fn listing_failed(url: &RootUrl, message: &str) -> String {
+    let detail = one_line(message);
+    let has = |s: &str| detail.contains(s);
+    let why = if has("169.254.169.254") || has("credential") && !has("403") {
+        "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for an identity that may list it"
+    } else if has("403 Forbidden") || has("401 Unauthorized") || has("AccessDenied") || has("SignatureDoesNotMatch") {
+        "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and that they may list the bucket"
+    } else if has("NoSuchBucket") || has("404 Not Found") {
+        "no such bucket"
+    } else if has("error sending request") || has("connect") || has("dns error") || has("timed out") {
+        "the endpoint cannot be reached (AWS_ENDPOINT_URL, or the service's own), even after retries"
+    } else {
+        "the listing failed, even after retries"
+    };
+    // The store's message starts with the URL already; keep what follows.
+    let rest = detail.split_once(": listing failed: ").map_or(detail.as_str(), |(_, r)| r);
+    format!("{url}: {why} ({})", rest.trim())
+}
+
+/// The first line of a message, so that an error is one line.
+fn one_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or("").trim();
+    line.to_string()
+}
 
 /// Lists the whole root once (concurrently, by key ranges) and serves it as
 /// a [`FlatBackend`]. The returned stats keep counting the reads made later.

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -19,7 +19,7 @@ use crate::inventory::{go_error_text, Blob, FaultOp, Inventory, Link, ReadFault,
 use crate::layout::{self, BlobPath, RepoPath};
 use crate::problem::{normalize, Code, Problem};
 use crate::sorted_map::SortedMap;
-use crate::storage::{join, Backend, Entry, Kind, SCHEDULER_STATE_READ_LIMIT};
+use crate::storage::{join, Backend, Entry, Kind, RootName, SCHEDULER_STATE_READ_LIMIT};
 
 /// Longest `startedat` we read; a valid one is 20 bytes.
 const STARTEDAT_READ_LIMIT: usize = 256;
@@ -45,7 +45,7 @@ pub enum Leaves {
 /// One pass over the whole tree. `symlinked`: the first of `docker`,
 /// `docker/registry`, `docker/registry/v2` that is a symbolic link, below
 /// which nothing is walked.
-pub fn scan<B: Backend>(backend: &B, root: &Path, leaves: Leaves, symlinked: Option<&str>) -> Inventory {
+pub fn scan<B: Backend>(backend: &B, root: &RootName, leaves: Leaves, symlinked: Option<&str>) -> Inventory {
     let walker = Walker::new(backend, leaves);
     let mut blobs_dir = false;
     let mut repos_dir = false;
@@ -166,7 +166,7 @@ impl<'a, B: Backend> Walker<'a, B> {
 
     fn into_inventory(
         self,
-        root: &Path,
+        root: &RootName,
         blobs: SortedMap<Digest, Blob>,
         mut repositories: Vec<Repository>,
         scheduler_state: Option<Vec<u8>>,
@@ -183,7 +183,7 @@ impl<'a, B: Backend> Walker<'a, B> {
         let mut blob_anomalies = self.blob_anomalies.into_inner().unwrap_or_else(|p| p.into_inner());
         blob_anomalies.sort_by(|x, y| x.components().cmp(y.components()));
         Inventory {
-            root: root.to_path_buf(),
+            root: root.clone(),
             blobs,
             repositories,
             scheduler_state,

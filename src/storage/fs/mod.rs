@@ -45,6 +45,10 @@ pub enum LocateError {
          (the directory that holds docker/)"
     )]
     InsideTheTree(PathBuf, PathBuf),
+    /// An object-store root that cannot be listed or is not a registry
+    /// tree (the message names the URL, never a credential).
+    #[error("{0}")]
+    Object(String),
 }
 
 /// A storage tree in a directory. Paths from the root are opened whole
