@@ -1257,10 +1257,10 @@ mod tests {
         assert_eq!(prefixes, ["te", "to"]);
         let inner = group_names(&groups[0].1);
         let prefixes: Vec<&str> = inner.iter().map(|(p, _)| &p[dir.len()..]).collect();
-        assert_eq!(prefixes, ["team1", "team2/"]);
+        assert_eq!(prefixes, ["team1", "team2"]);
         let inner = group_names(&inner[0].1);
         let prefixes: Vec<&str> = inner.iter().map(|(p, _)| &p[dir.len()..]).collect();
-        assert_eq!(prefixes, ["team1/", "team10/", "team11/"]);
+        assert_eq!(prefixes, ["team1/", "team10", "team11"]);
         // Every name is in exactly one group, under its prefix.
         for (prefix, members) in group_names(&names) {
             assert!(members.iter().all(|n| n.starts_with(&prefix)));
