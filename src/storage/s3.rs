@@ -589,10 +589,10 @@ impl ObjectRoot {
     /// Every object whose key (relative to the root) starts with `sub`,
     /// which is empty or ends with `/`.
     pub fn list_under(&self, sub: &str) -> Result<Vec<ObjectEntry>, ObjectError> {
-        let metas = self.runtime.block_on(self.list_concurrently(sub))?;
-        let mut entries: Vec<ObjectEntry> = metas.into_iter().filter_map(|m| self.entry_of(m)).collect();
+        let mut entries = self.runtime.block_on(self.list_concurrently(sub))?;
         entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         entries.dedup_by(|a, b| a.key == b.key);
+        entries.shrink_to_fit();
         Ok(entries)
     }
 
@@ -645,11 +645,13 @@ impl ObjectRoot {
     /// byte order): a root that fits in one page is that page; a larger one
     /// is cut into prefixes, each of which is listed whole by prefix, so
     /// every key is found whatever the order (see [`ListJob`]).
-    async fn list_concurrently(&self, sub: &str) -> Result<Vec<ObjectMeta>, ObjectError> {
+    /// Each page's objects become entries as its job ends: the crate's
+    /// `ObjectMeta` of every key are never all held at once.
+    async fn list_concurrently(&self, sub: &str) -> Result<Vec<ObjectEntry>, ObjectError> {
         let base = self.url.full_key(sub);
         let (objects, _, next) = self.list_pages(&base, false, None, self.options.split_ranges).await?;
         if next.is_none() {
-            return Ok(objects);
+            return Ok(objects.into_iter().filter_map(|m| self.entry_of(m)).collect());
         }
         drop(objects);
         let mut found = Vec::new();
@@ -665,7 +667,7 @@ impl ObjectRoot {
             }
             let Some(done) = running.next().await else { break };
             let (objects, next) = done?;
-            found.extend(objects);
+            found.extend(objects.into_iter().filter_map(|m| self.entry_of(m)));
             queue.extend(next);
         }
         Ok(found)
