@@ -9,7 +9,6 @@
 //! requests by kind. Errors name the key and never carry a credential
 //! ([`Scrubber`]).
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
+use futures_util::stream::{BoxStream, StreamExt};
 use md5::{Digest, Md5};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer};
 use object_store::azure::MicrosoftAzureBuilder;
@@ -581,7 +580,7 @@ impl ObjectRoot {
     }
 
     /// Every object under the root, flat, in key order. Listed by key ranges
-    /// fetched concurrently (see [`plan_ranges`]); never relies on the
+    /// fetched concurrently (see `list_concurrently`); never relies on the
     /// store's listing order.
     pub fn list_all(&self) -> Result<Vec<ObjectEntry>, ObjectError> {
         self.list_under("")
@@ -590,23 +589,26 @@ impl ObjectRoot {
     /// Every object whose key (relative to the root) starts with `sub`,
     /// which is empty or ends with `/`.
     pub fn list_under(&self, sub: &str) -> Result<Vec<ObjectEntry>, ObjectError> {
-        let metas = self.runtime.block_on(self.list_concurrently(sub))?;
-        let mut entries: Vec<ObjectEntry> = metas.into_iter().filter_map(|m| self.entry_of(m)).collect();
+        let mut entries = self.runtime.block_on(self.list_concurrently(sub))?;
         entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         entries.dedup_by(|a, b| a.key == b.key);
+        entries.shrink_to_fit();
         Ok(entries)
     }
 
-    /// All pages of one listing of the full-key prefix `prefix`.
+    /// Pages of one listing of the full-key prefix `prefix`, from
+    /// `page_token` on: all of them, or only the next one when
+    /// `first_page_only`. Returns the objects, the common prefixes (each
+    /// ending with `/`) and the token of the page after the last one read.
     async fn list_pages(
         &self,
         prefix: &str,
         delimited: bool,
+        mut page_token: Option<String>,
         first_page_only: bool,
-    ) -> Result<(Vec<ObjectMeta>, Vec<String>, bool), ObjectError> {
+    ) -> Result<(Vec<ObjectMeta>, Vec<String>, Option<String>), ObjectError> {
         let mut objects = Vec::new();
         let mut prefixes = Vec::new();
-        let mut page_token = None;
         loop {
             let opts = PaginatedListOptions {
                 delimiter: delimited.then_some("/".into()),
@@ -626,8 +628,7 @@ impl ObjectRoot {
             }));
             match page.page_token {
                 Some(token) if !first_page_only => page_token = Some(token),
-                Some(_) => return Ok((objects, prefixes, true)),
-                None => return Ok((objects, prefixes, false)),
+                next => return Ok((objects, prefixes, next)),
             }
         }
     }
@@ -637,45 +638,76 @@ impl ObjectRoot {
         ObjectError::Request { url, message: format!("listing failed: {}", self.scrubber.scrub(&e.to_string())) }
     }
 
-    async fn list_concurrently(&self, sub: &str) -> Result<Vec<ObjectMeta>, ObjectError> {
+    /// Every object under `sub`, near the floor of one flat listing
+    /// (`ceil(objects / page size)` requests) yet with many listings in
+    /// flight. The plan is sized from what is there, never from the order
+    /// the store lists in (SeaweedFS lists in directory-walk order, AWS in
+    /// byte order): a root that fits in one page is that page; a larger one
+    /// is cut into prefixes, each of which is listed whole by prefix, so
+    /// every key is found whatever the order (see [`ListJob`]).
+    /// Each page's objects become entries as its job ends: the crate's
+    /// `ObjectMeta` of every key are never all held at once.
+    async fn list_concurrently(&self, sub: &str) -> Result<Vec<ObjectEntry>, ObjectError> {
         let base = self.url.full_key(sub);
-        // A small root fits in one page: no plan needed.
-        let (objects, _, truncated) = self.list_pages(&base, false, self.options.split_ranges).await?;
-        if !truncated {
-            return Ok(objects);
+        let (objects, _, next) = self.list_pages(&base, false, None, self.options.split_ranges).await?;
+        if next.is_none() {
+            return Ok(objects.into_iter().filter_map(|m| self.entry_of(m)).collect());
         }
+        drop(objects);
         let mut found = Vec::new();
-        let mut flat = Vec::new();
-        // Delimited listings down the known levels (a few requests), then
-        // the wide directories split by the first character after them.
-        let root_base = self.url.full_key("");
-        let mut descend = vec![base.clone()];
-        while let Some(dir) = descend.pop() {
-            let (objects, prefixes, _) = self.list_pages(&dir, true, false).await?;
-            found.extend(objects);
-            for p in prefixes {
-                match range_role(&p[root_base.len()..]) {
-                    RangeRole::Descend => descend.push(p),
-                    RangeRole::SplitByFirstChar => {
-                        let (objects, names, _) = self.list_pages(&p, true, false).await?;
-                        let plan = split_by_first_char(&p, &names);
-                        found.extend(objects.into_iter().filter(|o| {
-                            let rest = &o.location.as_ref()[p.len().min(o.location.as_ref().len())..];
-                            !plan.covers(rest)
-                        }));
-                        flat.extend(plan.prefixes);
+        let mut queue = std::collections::VecDeque::from([ListJob::Descend(base)]);
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        // Each job makes one request at a time; GuardedService bounds them
+        // all the same.
+        let width = self.options.max_requests.max(1);
+        loop {
+            while running.len() < width {
+                let Some(job) = queue.pop_front() else { break };
+                running.push(self.run_list_job(job));
+            }
+            let Some(done) = running.next().await else { break };
+            let (objects, next) = done?;
+            found.extend(objects.into_iter().filter_map(|m| self.entry_of(m)));
+            queue.extend(next);
+        }
+        Ok(found)
+    }
+
+    /// One step of the listing plan: the objects it listed and the jobs it
+    /// leaves.
+    async fn run_list_job(&self, job: ListJob) -> Result<(Vec<ObjectMeta>, Vec<ListJob>), ObjectError> {
+        match job {
+            ListJob::Descend(dir) => {
+                let (objects, names, _) = self.list_pages(&dir, true, None, false).await?;
+                // One name and nothing beside it: everything that made the
+                // level large is below that name.
+                if names.len() == 1 && objects.is_empty() {
+                    return Ok((objects, vec![ListJob::Descend(names.into_iter().next().unwrap_or_default())]));
+                }
+                let next = group_names(&names).into_iter().map(|(prefix, names)| ListJob::Probe { prefix, names });
+                Ok((objects, next.collect()))
+            }
+            ListJob::Probe { prefix, mut names } => {
+                let (objects, _, next) = self.list_pages(&prefix, false, None, true).await?;
+                let Some(token) = next else { return Ok((objects, Vec::new())) };
+                if names.len() == 1 {
+                    return Ok((Vec::new(), vec![ListJob::Descend(names.pop().unwrap_or_default())]));
+                }
+                match estimated_pages(&objects, &names) {
+                    Some(pages) if pages <= SEQUENTIAL_PAGES => {
+                        let (rest, _, _) = self.list_pages(&prefix, false, Some(token), false).await?;
+                        let mut objects = objects;
+                        objects.extend(rest);
+                        Ok((objects, Vec::new()))
                     }
-                    RangeRole::Flat => flat.push(p),
+                    _ => {
+                        let next =
+                            group_names(&names).into_iter().map(|(prefix, names)| ListJob::Probe { prefix, names });
+                        Ok((Vec::new(), next.collect()))
+                    }
                 }
             }
         }
-        let lists: Vec<Vec<ObjectMeta>> = futures_util::stream::iter(flat)
-            .map(|p| async move { self.list_pages(&p, false, false).await.map(|r| r.0) })
-            .buffer_unordered(self.options.max_requests.max(1))
-            .try_collect()
-            .await?;
-        found.extend(lists.into_iter().flatten());
-        Ok(found)
     }
 
     /// GET of a small object, at most `cap` bytes; [`ObjectError::TooLarge`]
@@ -1026,53 +1058,81 @@ impl Read for ObjectReader {
     }
 }
 
-/// Where a common prefix (relative to the listed root) stands in the plan.
+/// A step of the listing plan of [`ObjectRoot::list_concurrently`].
 #[derive(Debug, PartialEq, Eq)]
-enum RangeRole {
-    /// A level with few entries: list it delimited and go on below.
-    Descend,
-    /// A wide directory (the blob shards, the repositories): list its names
-    /// delimited, then flat ranges by their first character.
-    SplitByFirstChar,
-    /// List flat in one go.
-    Flat,
+enum ListJob {
+    /// A large level: list it delimited (its own objects and the names
+    /// below it), then probe the names in groups.
+    Descend(String),
+    /// `prefix` covers `names` (common prefixes, each ending with `/`):
+    /// list its first page flat. Complete: done. Otherwise, by the size the
+    /// page suggests, read on page after page (one stream, no waste), or
+    /// split the names into smaller groups, or descend into a single name.
+    Probe { prefix: String, names: Vec<String> },
 }
 
-/// The known shape of `docker/registry/v2`
-/// (registry/storage/paths.go: blobs/<alg>/<2 hex>/<hex>/data, repositories/<name>/...).
-fn range_role(rel: &str) -> RangeRole {
-    match rel {
-        "docker/" | "docker/registry/" | "docker/registry/v2/" | "docker/registry/v2/blobs/" => RangeRole::Descend,
-        "docker/registry/v2/repositories/" => RangeRole::SplitByFirstChar,
-        _ if rel.starts_with("docker/registry/v2/blobs/") && rel.matches('/').count() == 5 => {
-            RangeRole::SplitByFirstChar
+/// A group whose listing is estimated at this many pages or fewer is read
+/// on sequentially: splitting it would cost more in part-filled pages than
+/// it gains in concurrency.
+const SEQUENTIAL_PAGES: usize = 8;
+
+/// Keys in a listing page (the store's default and maximum).
+const PAGE_KEYS: usize = 1000;
+
+/// The names split by their first character past their longest common
+/// prefix: each group's prefix is a prefix of every name in it, so listing
+/// it by prefix lists every key below those names (plus, at most, objects
+/// beside them that the delimited listing has already returned).
+fn group_names(names: &[String]) -> Vec<(String, Vec<String>)> {
+    let Some(first) = names.first() else { return Vec::new() };
+    if names.len() == 1 {
+        return vec![(first.clone(), names.to_vec())];
+    }
+    let mut common = first.len();
+    for name in &names[1..] {
+        common = first.bytes().zip(name.bytes()).take(common).take_while(|(a, b)| a == b).count();
+    }
+    while !first.is_char_boundary(common) {
+        common -= 1;
+    }
+    let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for name in names {
+        // Distinct names at one level all end with their only `/`: none is
+        // a prefix of another, so each has a character past `common`.
+        let next = name[common..].chars().next().map_or(0, char::len_utf8);
+        groups.entry(name[..common + next].to_string()).or_default().push(name.clone());
+    }
+    groups.into_iter().collect()
+}
+
+/// How many pages listing all of `names` would take, judged from a first
+/// page: the names it shows whole (all but the one its last key is under)
+/// give the keys per name. `None` when it shows no name whole. An
+/// estimate only: whatever it says, every key is listed.
+fn estimated_pages(page: &[ObjectMeta], names: &[String]) -> Option<usize> {
+    let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let name_of = |key: &str| {
+        let i = sorted.partition_point(|n| *n <= key);
+        (i > 0 && key.starts_with(sorted[i - 1])).then(|| i - 1)
+    };
+    let mut keys_per_name: std::collections::HashMap<usize, usize> = Default::default();
+    let mut last = None;
+    for object in page {
+        if let Some(i) = name_of(object.location.as_ref()) {
+            *keys_per_name.entry(i).or_default() += 1;
+            last = Some(i);
         }
-        _ => RangeRole::Flat,
     }
-}
-
-/// Flat-listing prefixes `dir + c`, one per first character `c` of the
-/// names under `dir`: together they cover every key below a name, whatever
-/// order the store lists in.
-#[derive(Debug, PartialEq, Eq)]
-struct FirstCharPlan {
-    chars: BTreeSet<char>,
-    prefixes: Vec<String>,
-}
-
-impl FirstCharPlan {
-    /// Whether a key directly in `dir` (its `rest` after `dir`) is also
-    /// listed by one of the prefixes.
-    fn covers(&self, rest: &str) -> bool {
-        rest.chars().next().is_some_and(|c| self.chars.contains(&c))
+    if let Some(last) = last {
+        keys_per_name.remove(&last);
     }
-}
-
-fn split_by_first_char(dir: &str, names: &[String]) -> FirstCharPlan {
-    let chars: BTreeSet<char> =
-        names.iter().filter_map(|n| n.get(dir.len()..).and_then(|r| r.chars().next())).collect();
-    let prefixes = chars.iter().map(|c| format!("{dir}{c}")).collect();
-    FirstCharPlan { chars, prefixes }
+    let whole = keys_per_name.len();
+    if whole == 0 {
+        return None;
+    }
+    let keys = keys_per_name.values().sum::<usize>() * names.len() / whole;
+    Some(keys.div_ceil(PAGE_KEYS))
 }
 
 /// The size of a link: `sha256:` and 64 hex digits, no newline.
@@ -1190,13 +1250,45 @@ mod tests {
     }
 
     #[test]
-    fn first_char_plan_covers_names_and_keeps_other_files() {
+    fn names_are_grouped_past_their_common_prefix() {
         let dir = "p/docker/registry/v2/repositories/";
-        let names = vec![format!("{dir}alpine/"), format!("{dir}apps/"), format!("{dir}zz/")];
-        let plan = split_by_first_char(dir, &names);
-        assert_eq!(plan.prefixes, vec![format!("{dir}a"), format!("{dir}z")]);
-        assert!(plan.covers("a-file"));
-        assert!(!plan.covers("b-file"));
+        let names: Vec<String> =
+            ["team1/", "team10/", "team11/", "team2/", "tools/"].iter().map(|n| format!("{dir}{n}")).collect();
+        let groups = group_names(&names);
+        let prefixes: Vec<&str> = groups.iter().map(|(p, _)| &p[dir.len()..]).collect();
+        assert_eq!(prefixes, ["te", "to"]);
+        let inner = group_names(&groups[0].1);
+        let prefixes: Vec<&str> = inner.iter().map(|(p, _)| &p[dir.len()..]).collect();
+        assert_eq!(prefixes, ["team1", "team2"]);
+        let inner = group_names(&inner[0].1);
+        let prefixes: Vec<&str> = inner.iter().map(|(p, _)| &p[dir.len()..]).collect();
+        assert_eq!(prefixes, ["team1/", "team10", "team11"]);
+        // Every name is in exactly one group, under its prefix.
+        for (prefix, members) in group_names(&names) {
+            assert!(members.iter().all(|n| n.starts_with(&prefix)));
+        }
+        assert_eq!(group_names(&names).iter().map(|(_, m)| m.len()).sum::<usize>(), names.len());
+        assert_eq!(group_names(&["é1/".into(), "é2/".into()]).len(), 2);
+    }
+
+    #[test]
+    fn pages_are_estimated_from_the_names_a_page_shows_whole() {
+        let meta = |key: String| ObjectMeta {
+            location: Path::from(key),
+            last_modified: Utc::now(),
+            size: 71,
+            e_tag: None,
+            version: None,
+        };
+        let names: Vec<String> = (0..20).map(|i| format!("r/n{i:02}/")).collect();
+        // 300 keys under each of n00..n02 and 100 of n03: 300 a name, 20 names.
+        let page: Vec<ObjectMeta> = (0..4)
+            .flat_map(|n| (0..if n < 3 { 300 } else { 100 }).map(move |k| meta(format!("r/n{n:02}/k{k}"))))
+            .collect();
+        assert_eq!(estimated_pages(&page, &names), Some(6));
+        // One name only, not shown whole: no estimate.
+        let page: Vec<ObjectMeta> = (0..1000).map(|k| meta(format!("r/n00/k{k}"))).collect();
+        assert_eq!(estimated_pages(&page, &names), None);
     }
 
     #[test]
@@ -1266,14 +1358,5 @@ mod tests {
         let waits: Vec<Duration> = (0..3).map(|_| rate.reserve()).collect();
         assert!(waits[0] < Duration::from_millis(10));
         assert!(waits[1] > Duration::from_millis(80) && waits[2] > Duration::from_millis(180), "{waits:?}");
-    }
-
-    #[test]
-    fn ranges_follow_the_layout() {
-        assert_eq!(range_role("docker/registry/v2/"), RangeRole::Descend);
-        assert_eq!(range_role("docker/registry/v2/blobs/sha256/"), RangeRole::SplitByFirstChar);
-        assert_eq!(range_role("docker/registry/v2/repositories/"), RangeRole::SplitByFirstChar);
-        assert_eq!(range_role("docker/registry/v2/blobs/sha256/ab/"), RangeRole::Flat);
-        assert_eq!(range_role("elsewhere/"), RangeRole::Flat);
     }
 }
