@@ -42,7 +42,7 @@ pub fn predict(audit: &Audit, delete_untagged: bool, log: bool) -> GcReport {
 
 /// With `log`, the report keeps the dry run's stdout for `--format gc-log`.
 pub fn build(audit: &Audit, walk: &WalkFacts, delete_untagged: bool, log: bool) -> GcReport {
-    let opts = GcOptions { target: audit.target, delete_untagged, log };
+    let opts = GcOptions { target: audit.target, delete_untagged, log, driver: audit.root.capabilities().driver };
     let (mut o, fixed) = gc::predict(&audit.inventory, &audit.contents, walk, opts);
     let would_delete_when_fixed = fixed.map(|mut f| WhenFixed {
         deletes: Deletions::of(audit, &mut f),

@@ -12,7 +12,7 @@ use crate::model::Target;
 use crate::testkit::{with_newline, Built, TreeBuilder, OCI_INDEX, OCI_MANIFEST, SCHEMA2};
 
 fn gc(b: &Built, target: Target, delete_untagged: bool) -> GcOutcome {
-    predict(&b.inv, &b.contents, &b.walk, GcOptions { target, delete_untagged, log: true }).0
+    predict(&b.inv, &b.contents, &b.walk, GcOptions { target, delete_untagged, log: true, driver: "filesystem" }).0
 }
 
 fn deleted_blobs(out: &GcOutcome) -> BTreeSet<String> {

@@ -28,6 +28,8 @@ pub trait ObjectStore: Send + Sync + 'static {
     fn get(&self, key: &str, limit: Option<u64>) -> io::Result<Vec<u8>>;
     /// The whole object, streamed.
     fn stream(&self, key: &str) -> io::Result<Box<dyn io::Read + Send>>;
+    /// The real registry's driver for this store, as its errors name it.
+    fn driver_name(&self) -> &'static str;
 }
 
 /// A storage tree in a flat key space.
@@ -94,6 +96,25 @@ impl<S: ObjectStore> FlatBackend<S> {
         }
     }
 
+    /// For `<tag>/current/link`, the digests the tag's index lists
+    /// (`<tag>/index/<alg>/<hex>/link`); nothing for any other file.
+    fn tag_index_digests(&self, dir: &str, name: &str) -> Vec<String> {
+        let Some(tag_dir) = dir.strip_suffix("/current").filter(|_| name == "link") else {
+            return Vec::new();
+        };
+        let index = format!("{tag_dir}/index");
+        self.below(&index)
+            .iter()
+            .filter_map(|o| {
+                let parts: Vec<&str> = o.key[index.len() + 1..].split('/').collect();
+                match parts.as_slice() {
+                    [alg, hex, "link"] => Some(format!("{alg}:{hex}")),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
     fn object_stat(m: &ObjectMeta) -> ObjectStat {
         ObjectStat {
             kind: Kind::File,
@@ -129,7 +150,14 @@ impl<S: ObjectStore> Backend for FlatBackend<S> {
     type Dir = String;
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { directories: false, mtimes: true, symlinks: false, birth_times: false, etags: true }
+        Capabilities {
+            directories: false,
+            mtimes: true,
+            symlinks: false,
+            birth_times: false,
+            etags: true,
+            driver: self.store.driver_name(),
+        }
     }
 
     fn open_dir(&self, rel: &str) -> io::Result<String> {
@@ -174,11 +202,20 @@ impl<S: ObjectStore> Backend for FlatBackend<S> {
     ) -> io::Result<&'b [u8]> {
         let key = join(dir, name);
         let meta = self.meta(&key)?;
-        // Listed size and ETag prove the content: no GET.
-        if let Some(d) = expect.filter(|_| !self.read_all).map(|d| d.to_string()) {
-            if crate::storage::s3::link_from_etag(meta.size, meta.etag.as_deref(), [d.as_str()]).is_some()
-                && d.len() <= buf.len()
-            {
+        // Listed size and ETag prove the content: no GET. A link names the
+        // digest its path implies; a tag's `current/link` one of the tag's
+        // index entries (issue 15 §3).
+        if !self.read_all {
+            let candidates = match expect {
+                Some(d) => vec![d.to_string()],
+                None => self.tag_index_digests(dir, name),
+            };
+            let proven = crate::storage::s3::link_from_etag(
+                meta.size,
+                meta.etag.as_deref(),
+                candidates.iter().map(String::as_str),
+            );
+            if let Some(d) = proven.filter(|d| d.len() <= buf.len()) {
                 buf[..d.len()].copy_from_slice(d.as_bytes());
                 return Ok(&buf[..d.len()]);
             }
@@ -263,6 +300,9 @@ mod tests {
             let data = self.0.get(key).ok_or(io::ErrorKind::NotFound)?;
             let n = limit.map_or(data.len(), |l| data.len().min(l as usize));
             Ok(data[..n].to_vec())
+        }
+        fn driver_name(&self) -> &'static str {
+            "inmemory"
         }
         fn stream(&self, key: &str) -> io::Result<Box<dyn io::Read + Send>> {
             Ok(Box::new(io::Cursor::new(self.get(key, None)?)))

@@ -161,6 +161,9 @@ pub struct Capabilities {
     pub birth_times: bool,
     /// Objects carry an ETag.
     pub etags: bool,
+    /// The name the real registry's storage driver puts in its errors
+    /// (`driverName` in registry/storage/driver/*/): "filesystem", "s3aws"...
+    pub driver: &'static str,
 }
 
 /// What a listing says an entry is.

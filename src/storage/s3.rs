@@ -26,7 +26,7 @@ use object_store::client::{
     ReqwestConnector,
 };
 use object_store::gcp::GoogleCloudStorageBuilder;
-use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::list::{PaginatedListOptions, PaginatedListResult, PaginatedListStore};
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientOptions, ObjectMeta, ObjectStore, ObjectStoreExt, RetryConfig};
 
@@ -39,6 +39,16 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// `driverName` of the registry's storage driver for this service
+    /// (registry/storage/driver/{s3-aws,gcs,azure}/, same in 2.8.2 and 3.1.1).
+    pub fn driver_name(self) -> &'static str {
+        match self {
+            Scheme::S3 => "s3aws",
+            Scheme::Gcs => "gcs",
+            Scheme::Azure => "azure",
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Scheme::S3 => "s3",
@@ -181,6 +191,9 @@ pub struct ObjectEntry {
     /// As the store sent it, quotes included.
     pub etag: Option<String>,
 }
+
+/// Times a listing page whose body was cut short is asked for again.
+const LIST_BODY_RETRIES: u32 = 4;
 
 /// Requests made, counted in [`GuardedService`] (each retry is a request).
 #[derive(Debug, Default)]
@@ -615,11 +628,7 @@ impl ObjectRoot {
                 page_token: page_token.take(),
                 ..Default::default()
             };
-            let page = self
-                .lister
-                .list_paginated(Some(prefix).filter(|p| !p.is_empty()), opts)
-                .await
-                .map_err(|e| self.listing_error(prefix, e))?;
+            let page = self.list_page(prefix, opts).await?;
             objects.extend(page.result.objects);
             prefixes.extend(page.result.common_prefixes.into_iter().map(|p| {
                 let mut p = p.as_ref().to_string();
@@ -629,6 +638,23 @@ impl ObjectRoot {
             match page.page_token {
                 Some(token) if !first_page_only => page_token = Some(token),
                 next => return Ok((objects, prefixes, next)),
+            }
+        }
+    }
+
+    /// One page of a listing. The crate retries a request that fails, but
+    /// not a response body cut short, so that page is asked for again here.
+    async fn list_page(&self, prefix: &str, opts: PaginatedListOptions) -> Result<PaginatedListResult, ObjectError> {
+        let mut cut_short = 0;
+        loop {
+            match self.lister.list_paginated(Some(prefix).filter(|p| !p.is_empty()), opts.clone()).await {
+                Ok(page) => return Ok(page),
+                // object_store's text for a body that ended early (its error type is private).
+                Err(e) if cut_short < LIST_BODY_RETRIES && e.to_string().contains("response body") => {
+                    cut_short += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << cut_short)).await;
+                }
+                Err(e) => return Err(self.listing_error(prefix, e)),
             }
         }
     }

@@ -126,6 +126,10 @@ impl flat::ObjectStore for ObjectRoot {
         Ok(out)
     }
 
+    fn driver_name(&self) -> &'static str {
+        self.url().scheme.driver_name()
+    }
+
     fn stream(&self, key: &str) -> io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(self.open_read(key).map_err(|e| read_error(key, &e))?))
     }

@@ -35,6 +35,8 @@ pub struct GcOptions {
     /// Keep the dry run's stdout lines in [`GcOutcome::log`]; only
     /// `--format gc-log` shows them, and formatting a line per blob costs.
     pub log: bool,
+    /// The storage driver's name, which prefixes Go's storage errors.
+    pub driver: &'static str,
 }
 
 /// Appends a line to the dry-run log, formatted only when the log is kept.
@@ -191,6 +193,20 @@ pub struct GcOutcome {
 }
 
 impl GcOutcome {
+    /// The abort messages are written as the filesystem driver words them;
+    /// another driver wraps the same errors in its own name
+    /// (base.Base's `driverName: err`, and the PathNotFound/InvalidPath errors).
+    fn name_driver(&mut self, driver: &str) {
+        if driver == "filesystem" {
+            return;
+        }
+        let ours = format!("{driver}: ");
+        let aborts = self.abort.iter_mut().chain(self.dry_run_abort.iter_mut());
+        for a in aborts.chain(self.fixes.iter_mut().map(|f| &mut f.cause)) {
+            a.message = a.message.replace("filesystem: ", &ours);
+        }
+    }
+
     pub fn reclaimable_bytes(&self) -> u64 {
         self.blobs.iter().map(|b| b.size).sum()
     }
@@ -237,6 +253,7 @@ fn simulate(inv: &Inventory, contents: &Contents, walk: &WalkFacts, opts: GcOpti
         }
     }
     sim.hazards();
+    sim.out.name_driver(opts.driver);
     sim.out.unmodelled.sort();
     sim.out.unmodelled.dedup();
     // The tag lookup runs per manifest: a cause assumed fixed is listed once.

@@ -219,7 +219,14 @@ impl Backend for FsBackend {
     type Dir = FsDir;
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { directories: true, mtimes: true, symlinks: true, birth_times: true, etags: false }
+        Capabilities {
+            directories: true,
+            mtimes: true,
+            symlinks: true,
+            birth_times: true,
+            etags: false,
+            driver: "filesystem",
+        }
     }
 
     fn open_dir(&self, rel: &str) -> io::Result<FsDir> {
