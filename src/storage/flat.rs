@@ -375,4 +375,40 @@ mod tests {
         }
         assert!(compared >= 20, "only {compared} trees compared");
     }
+
+    /// Counts the GETs a store is asked for.
+    struct Counting(Memory, std::sync::atomic::AtomicUsize);
+
+    impl ObjectStore for Counting {
+        fn get(&self, key: &str, limit: Option<u64>) -> io::Result<Vec<u8>> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.get(key, limit)
+        }
+        fn driver_name(&self) -> &'static str {
+            "inmemory"
+        }
+        fn stream(&self, key: &str) -> io::Result<Box<dyn io::Read + Send>> {
+            self.0.stream(key)
+        }
+    }
+
+    #[test]
+    fn a_tag_current_link_proven_by_its_etag_is_not_read() {
+        use md5::Digest as _;
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let tag = "docker/registry/v2/repositories/r/_manifests/tags/t";
+        let keys = [format!("{tag}/current/link"), format!("{tag}/index/sha256/{}/link", "ab".repeat(32))];
+        let etag = format!("\"{}\"", hex::encode(md5::Md5::digest(d.as_bytes())));
+        let objects = keys
+            .iter()
+            .map(|k| ObjectMeta { key: k.clone(), size: 71, modified: None, etag: Some(etag.clone()) })
+            .collect();
+        let store = Memory(keys.iter().map(|k| (k.clone(), d.clone().into_bytes())).collect());
+        let backend = FlatBackend::new(objects, Counting(store, Default::default()));
+        let mut buf = [0u8; 1024];
+        let dir = format!("{tag}/current");
+        let read = backend.read_small(&dir, "link", true, None, &mut buf).unwrap();
+        assert_eq!(read, d.as_bytes());
+        assert_eq!(backend.store.1.load(std::sync::atomic::Ordering::SeqCst), 0, "the link was read");
+    }
 }
