@@ -833,14 +833,14 @@ fn main(argv: &[OsString]) -> Outcome {
     let outcome = match unread.as_slice() {
         [] => outcome,
         keys => {
-            let shown: Vec<String> = keys.iter().take(5).map(|k| crate::names::escape(k).into_owned()).collect();
-            let more = if keys.len() > 5 { format!(" and {} more", keys.len() - 5) } else { String::new() };
+            let named = report::shown(keys.len(), 5);
+            let list: Vec<_> = keys[..named].iter().map(|k| crate::names::escape(k)).collect();
+            let more = if named < keys.len() { format!(" and {} more", keys.len() - named) } else { String::new() };
             let _ = writeln!(
                 anstream::stderr(),
-                "regaudit: incomplete: {} object{} could not be read from the object store, even after retries: {}{more}",
-                keys.len(),
-                if keys.len() == 1 { "" } else { "s" },
-                shown.join(", ")
+                "regaudit: incomplete: {} could not be read from the object store, even after retries: {}{more}",
+                report::plural_s(keys.len(), "object"),
+                list.join(", ")
             );
             outcome.max(Outcome::Incomplete)
         }

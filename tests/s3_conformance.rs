@@ -332,15 +332,6 @@ fn check_served(label: &str, bucket: &Bucket, failures: &mut Vec<String>) -> (us
     (served, pulled)
 }
 
-fn predicted_writes(op: &serde_json::Value) -> BTreeSet<(String, String)> {
-    op["writes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| (w["path"].as_str().unwrap().to_string(), w["action"].as_str().unwrap().to_string()))
-        .collect()
-}
-
 /// Sends GET with a schema1 Accept and with none for every tag `writes`
 /// names, to the real registry serving the bucket through a recording
 /// proxy: what it PUTs and DELETEs must be what was predicted, and the

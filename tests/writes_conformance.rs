@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::registry::{self, snapshot, Entry, Registry};
-use common::{copy_tree, testdata};
+use common::{copy_tree, predicted_writes, testdata};
 use sha2::{Digest as _, Sha256};
 
 const NOW: &str = "2026-11-29T12:00:00Z";
@@ -64,15 +64,6 @@ fn diff(before: &BTreeMap<String, Entry>, after: &BTreeMap<String, Entry>) -> BT
         }
     }
     out
-}
-
-fn predicted_writes(op: &serde_json::Value) -> BTreeSet<(String, String)> {
-    op["writes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| (w["path"].as_str().unwrap().to_string(), w["action"].as_str().unwrap().to_string()))
-        .collect()
 }
 
 /// Puts the copy back as the testdata tree is.

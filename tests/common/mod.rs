@@ -113,3 +113,13 @@ pub fn start_hashing(args: &[&str], file: &std::path::Path) -> std::process::Chi
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
+
+/// The (path, action) pairs a `writes` operation predicts, from its JSON.
+pub fn predicted_writes(op: &serde_json::Value) -> std::collections::BTreeSet<(String, String)> {
+    op["writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["path"].as_str().unwrap().to_string(), w["action"].as_str().unwrap().to_string()))
+        .collect()
+}

@@ -225,18 +225,23 @@ pub fn garbage_collect(storage_root: &Path, dry_run: bool, delete_untagged: bool
 
 /// Runs `garbage-collect` of the registry of version `real` on `storage_root`.
 pub fn garbage_collect_real(real: Real, storage_root: &Path, dry_run: bool, delete_untagged: bool) -> Output {
+    run_garbage_collect(real.command(), &config(storage_root, free_port(), ""), dry_run, delete_untagged)
+}
+
+/// Runs `registry garbage-collect` through `registry` (the binary, set up
+/// with its environment) on a registry configured by `config_yml`.
+pub fn run_garbage_collect(mut registry: Command, config_yml: &str, dry_run: bool, delete_untagged: bool) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yml");
-    std::fs::write(&cfg, config(storage_root, free_port(), "")).unwrap();
-    let mut cmd = real.command();
-    cmd.arg("garbage-collect");
+    std::fs::write(&cfg, config_yml).unwrap();
+    registry.arg("garbage-collect");
     if dry_run {
-        cmd.arg("--dry-run");
+        registry.arg("--dry-run");
     }
     if delete_untagged {
-        cmd.arg("--delete-untagged");
+        registry.arg("--delete-untagged");
     }
-    cmd.arg(&cfg).output().expect("run docker-registry garbage-collect")
+    registry.arg(&cfg).output().expect("run docker-registry garbage-collect")
 }
 
 /// What a file or directory is, for before/after comparisons.

@@ -365,18 +365,8 @@ impl Bucket<'_> {
 
     /// The same through `endpoint` (a proxy in front of the store).
     pub fn garbage_collect_via(&self, prefix: &str, endpoint: &str, dry_run: bool, delete_untagged: bool) -> Output {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("config.yml");
-        std::fs::write(&cfg, self.registry_config(prefix, endpoint, free_port())).unwrap();
-        let mut cmd = registry_command();
-        cmd.arg("garbage-collect");
-        if dry_run {
-            cmd.arg("--dry-run");
-        }
-        if delete_untagged {
-            cmd.arg("--delete-untagged");
-        }
-        cmd.arg(&cfg).output().expect("run docker-registry garbage-collect")
+        let config = self.registry_config(prefix, endpoint, free_port());
+        super::registry::run_garbage_collect(registry_command(), &config, dry_run, delete_untagged)
     }
 
     /// Serves `prefix` of this bucket with the real 2.8.2 registry.
